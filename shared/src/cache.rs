@@ -1,0 +1,210 @@
+//! A warm-function cache with a bounded time to live and a bounded staleness.
+//!
+//! Requests never wait on the key store while the cached value is fresh. When the time to live
+//! runs out, one request refreshes (others keep being served or wait for that one refresh). If
+//! the store is unreachable, the last good value is served until it is `stale_for` past its
+//! time to live, then the cache fails closed: a token is never signed with a key it cannot vouch
+//! for. A refresh that finds the same version keeps the already-parsed value.
+
+use crate::{Error, Result};
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// What a refresh found.
+pub enum Fetched<T> {
+    /// The stored version equals the cached one: keep the parsed value.
+    Unchanged,
+    /// A new version, parsed.
+    New(u64, T),
+}
+
+struct Entry<T> {
+    value: Arc<T>,
+    version: u64,
+    next_check: Instant,
+    usable_until: Instant,
+}
+
+impl<T> Clone for Entry<T> {
+    fn clone(&self) -> Self {
+        Entry {
+            value: self.value.clone(),
+            version: self.version,
+            next_check: self.next_check,
+            usable_until: self.usable_until,
+        }
+    }
+}
+
+/// The cache; see the module documentation.
+pub struct Cached<T> {
+    ttl: Duration,
+    stale_for: Duration,
+    entry: RwLock<Option<Entry<T>>>,
+    refresh: tokio::sync::Mutex<()>,
+}
+
+/// After a failed refresh with a usable stale value, wait this long before trying again so an
+/// outage does not turn every request into a store call.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
+
+impl<T: Send + Sync> Cached<T> {
+    /// A cache that refreshes every `ttl` and may serve a value `stale_for` beyond it.
+    pub fn new(ttl: Duration, stale_for: Duration) -> Self {
+        Cached {
+            ttl,
+            stale_for,
+            entry: RwLock::new(None),
+            refresh: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn current(&self) -> Option<Entry<T>> {
+        self.entry.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn fresh(&self, now: Instant) -> Option<Arc<T>> {
+        let guard = self.entry.read().unwrap_or_else(|e| e.into_inner());
+        guard
+            .as_ref()
+            .filter(|e| now < e.next_check)
+            .map(|e| e.value.clone())
+    }
+
+    fn set(&self, entry: Entry<T>) {
+        *self.entry.write().unwrap_or_else(|e| e.into_inner()) = Some(entry);
+    }
+
+    /// Forgets the cached value (operators' "reload now").
+    pub fn invalidate(&self) {
+        *self.entry.write().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// The cached value, refreshed through `fetch` (given the cached version) when due.
+    pub async fn get<F, Fut>(&self, fetch: F) -> Result<Arc<T>>
+    where
+        F: FnOnce(Option<u64>) -> Fut,
+        Fut: Future<Output = Result<Fetched<T>>>,
+    {
+        if let Some(value) = self.fresh(Instant::now()) {
+            return Ok(value);
+        }
+        let _refreshing = self.refresh.lock().await;
+        let now = Instant::now();
+        if let Some(value) = self.fresh(now) {
+            return Ok(value);
+        }
+        let cached = self.current();
+        match fetch(cached.as_ref().map(|e| e.version)).await {
+            Ok(Fetched::New(version, value)) => {
+                let value = Arc::new(value);
+                self.set(Entry {
+                    value: value.clone(),
+                    version,
+                    next_check: now + self.ttl,
+                    usable_until: now + self.ttl + self.stale_for,
+                });
+                Ok(value)
+            }
+            Ok(Fetched::Unchanged) => match cached {
+                Some(entry) => {
+                    let value = entry.value.clone();
+                    self.set(Entry {
+                        next_check: now + self.ttl,
+                        usable_until: now + self.ttl + self.stale_for,
+                        ..entry
+                    });
+                    Ok(value)
+                }
+                None => Err(Error::NotProvisioned("cached keys")),
+            },
+            Err(error) => match cached {
+                Some(entry) if now < entry.usable_until && is_transient(&error) => {
+                    tracing::warn!(error = %error, "key store refresh failed; serving the cached keys");
+                    let value = entry.value.clone();
+                    self.set(Entry {
+                        next_check: (now + RETRY_AFTER_FAILURE).min(entry.usable_until),
+                        ..entry
+                    });
+                    Ok(value)
+                }
+                _ => Err(error),
+            },
+        }
+    }
+}
+
+/// Only an unreachable store justifies serving stale keys; a store that answers with a
+/// corrupt or missing document is a real state change and is reported at once.
+fn is_transient(error: &Error) -> bool {
+    matches!(error, Error::StoreUnavailable(_) | Error::Io { .. })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn unavailable() -> Error {
+        Error::StoreUnavailable("down".into())
+    }
+
+    #[tokio::test]
+    async fn fresh_values_do_not_touch_the_store() {
+        let cache = Cached::new(Duration::from_secs(60), Duration::ZERO);
+        let calls = AtomicUsize::new(0);
+        for _ in 0..100 {
+            let v = cache
+                .get(|_| async {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    Ok(Fetched::New(1, 7))
+                })
+                .await
+                .unwrap();
+            assert_eq!(*v, 7);
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn an_outage_is_bridged_up_to_the_stale_bound_then_fails_closed() {
+        let cache = Cached::new(Duration::ZERO, Duration::from_millis(200));
+        cache.get(|_| async { Ok(Fetched::New(1, 1)) }).await.unwrap();
+        assert_eq!(*cache.get(|_| async { Err(unavailable()) }).await.unwrap(), 1);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let err = cache.get(|_| async { Err(unavailable()) }).await.unwrap_err();
+        assert_eq!(err.code(), "key_store_unavailable");
+    }
+
+    #[tokio::test]
+    async fn cold_start_without_a_store_fails_closed() {
+        let cache: Cached<u8> = Cached::new(Duration::from_secs(60), Duration::from_secs(60));
+        assert!(cache.get(|_| async { Err(unavailable()) }).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn corrupt_documents_are_not_bridged() {
+        let cache = Cached::new(Duration::ZERO, Duration::from_secs(60));
+        cache.get(|_| async { Ok(Fetched::New(1, 1)) }).await.unwrap();
+        let err = cache
+            .get(|_| async { Err(Error::corrupt("key ring", "bad")) })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "key_store_corrupt");
+    }
+
+    #[tokio::test]
+    async fn unchanged_versions_keep_the_parsed_value() {
+        let cache = Cached::new(Duration::ZERO, Duration::ZERO);
+        let first = cache.get(|_| async { Ok(Fetched::New(3, vec![1])) }).await.unwrap();
+        let again = cache
+            .get(|v| async move {
+                assert_eq!(v, Some(3));
+                Ok(Fetched::Unchanged)
+            })
+            .await
+            .unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+    }
+}

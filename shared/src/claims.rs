@@ -1,0 +1,176 @@
+//! The claims Omnichannel requires (`sub`, `iss`, `iat`, `exp`), plus `nbf`, `jti` and the
+//! optional `lwicontexts`, and the policy that fills them in.
+
+use crate::context::CustomContext;
+use crate::keys::SigningKey;
+use crate::{Error, Problem, Result};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+
+/// The longest token lifetime the service accepts: the widget refetches at `exp`, and Power
+/// Pages, Microsoft's own issuer, caps it at one hour.
+pub const MAX_TTL: i64 = 3600;
+/// Longest accepted `sub`.
+pub const MAX_SUBJECT_CHARS: usize = 256;
+
+/// The payload of a minted token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The Dataverse contact or account the chat is linked to.
+    pub sub: String,
+    /// This service's issuer name.
+    pub iss: String,
+    /// Issued at (backdated by the clock-skew allowance).
+    pub iat: i64,
+    /// Not before (same as `iat`).
+    pub nbf: i64,
+    /// Expires at.
+    pub exp: i64,
+    /// Unique token id, for audit trails.
+    pub jti: String,
+    /// The custom context, serialized: a JSON *string*, as Omnichannel requires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lwicontexts: Option<String>,
+}
+
+/// How tokens are issued: issuer, lifetime and clock-skew allowance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenPolicy {
+    /// The `iss` claim.
+    pub issuer: String,
+    /// Lifetime in seconds (at most [`MAX_TTL`]).
+    pub ttl: i64,
+    /// Seconds by which `iat`/`nbf` are backdated so that a verifier whose clock runs a little
+    /// behind does not see a token from the future.
+    pub skew: i64,
+}
+
+impl TokenPolicy {
+    /// The claims for `sub` with `context`, issued at `now`.
+    pub fn claims(&self, sub: &str, context: &CustomContext, now: i64) -> Result<Claims> {
+        check_subject(sub)?;
+        let issued = now - self.skew;
+        Ok(Claims {
+            sub: sub.to_owned(),
+            iss: self.issuer.clone(),
+            iat: issued,
+            nbf: issued,
+            exp: now + self.ttl,
+            jti: random_id()?,
+            lwicontexts: (!context.is_empty()).then(|| context.to_lwicontexts()),
+        })
+    }
+}
+
+/// A signed token with what clients need to cache it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MintedToken {
+    /// The compact JWT.
+    pub token: String,
+    /// Its `exp`.
+    pub expires_at: i64,
+    /// The key that signed it.
+    pub kid: String,
+}
+
+/// Signs `claims` with `key`: `base64url(header).base64url(payload).base64url(RS256 signature)`.
+pub fn mint(key: &SigningKey, claims: &Claims) -> Result<MintedToken> {
+    let payload = serde_json::to_vec(claims).map_err(|_| Error::Crypto("encode claims"))?;
+    let mut token = String::with_capacity(key.header_b64.len() + payload.len() * 4 / 3 + 350);
+    token.push_str(&key.header_b64);
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
+    let signature = key.sign(token.as_bytes())?;
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(&signature, &mut token);
+    Ok(MintedToken {
+        token,
+        expires_at: claims.exp,
+        kid: key.kid.clone(),
+    })
+}
+
+/// A subject must be a non-empty, printable identifier of bounded length.
+pub fn check_subject(sub: &str) -> Result<(), Problem> {
+    let chars = sub.chars().count();
+    if chars == 0 || chars > MAX_SUBJECT_CHARS || sub.chars().any(char::is_control) {
+        return Err(Problem::new(
+            "invalid_subject",
+            format!(
+                "the subject must be 1 to {MAX_SUBJECT_CHARS} printable characters (ideally the contact's GUID)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn random_id() -> Result<String> {
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| Error::Crypto("random"))?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::RingState;
+    use serde_json::{Value, json};
+
+    fn policy() -> TokenPolicy {
+        TokenPolicy {
+            issuer: "contosohelp.com".into(),
+            ttl: 900,
+            skew: 30,
+        }
+    }
+
+    #[test]
+    fn claims_are_backdated_and_carry_context_as_a_string() {
+        let mut ctx = CustomContext::new();
+        ctx.insert_json("msdyn_cartvalue", &json!("10000")).unwrap();
+        let c = policy().claims("87b4d06c", &ctx, 1_000_000).unwrap();
+        assert_eq!((c.iat, c.nbf, c.exp), (999_970, 999_970, 1_000_900));
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(v["lwicontexts"], json!(r#"{"msdyn_cartvalue":"10000"}"#));
+        assert_eq!(c.jti.len(), 22);
+        let empty = policy().claims("x", &CustomContext::new(), 0).unwrap();
+        assert!(serde_json::to_value(&empty).unwrap().get("lwicontexts").is_none());
+    }
+
+    #[test]
+    fn jti_is_unique() {
+        let a = policy().claims("x", &CustomContext::new(), 0).unwrap();
+        let b = policy().claims("x", &CustomContext::new(), 0).unwrap();
+        assert_ne!(a.jti, b.jti);
+    }
+
+    #[test]
+    fn bad_subjects_are_refused() {
+        for sub in ["", "a\nb", &"x".repeat(257)] {
+            assert_eq!(
+                policy()
+                    .claims(sub, &CustomContext::new(), 0)
+                    .unwrap_err()
+                    .code(),
+                "invalid_subject"
+            );
+        }
+    }
+
+    #[test]
+    fn minted_header_is_rs256_with_the_thumbprint_kid() {
+        let ring = RingState::generate(0, 86_400).unwrap();
+        let loaded = ring.load().unwrap();
+        let c = policy().claims("s", &CustomContext::new(), 0).unwrap();
+        let t = mint(&loaded.signer, &c).unwrap();
+        let header = t.token.split('.').next().unwrap();
+        let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+        assert_eq!(
+            header,
+            json!({"alg": "RS256", "typ": "JWT", "kid": ring.current.kid})
+        );
+        assert_eq!(t.kid, ring.current.kid);
+        assert_eq!(t.expires_at, 900);
+    }
+}

@@ -1,0 +1,316 @@
+//! Configuration from environment variables, read once at start. The same names apply on
+//! Lambda and locally; a bad value stops the process with a message naming the variable.
+
+use crate::claims::{MAX_TTL, TokenPolicy};
+use crate::keys::MIN_ROTATION_PERIOD;
+use crate::{Error, Result};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// How the provider script proves who the page's user is to the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityMode {
+    /// A bearer token from a getter the page configures.
+    Bearer,
+    /// The page's cookies (`credentials: "include"`).
+    Cookie,
+    /// Bearer when the page configured a getter, cookies otherwise.
+    Auto,
+}
+
+impl IdentityMode {
+    /// The name the provider script understands.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentityMode::Bearer => "bearer",
+            IdentityMode::Cookie => "cookie",
+            IdentityMode::Auto => "auto",
+        }
+    }
+}
+
+/// Everything the functions need, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Issuer, lifetime, clock skew (`CHAT_AUTH_ISSUER`, `CHAT_AUTH_TOKEN_TTL_SECONDS`,
+    /// `CHAT_AUTH_CLOCK_SKEW_SECONDS`).
+    pub policy: TokenPolicy,
+    /// The verified claim that becomes `sub` (`CHAT_AUTH_SUBJECT_CLAIM`).
+    pub subject_claim: String,
+    /// Context variable ← verified claim (`CHAT_AUTH_CONTEXT_CLAIMS`, `var=claim,...`).
+    pub context_claims: Vec<(String, String)>,
+    /// Context keys a browser may add (`CHAT_AUTH_CLIENT_CONTEXT_KEYS`).
+    pub client_context_keys: BTreeSet<String>,
+    /// Browser origins allowed to call the token endpoint (`CHAT_AUTH_ALLOWED_ORIGINS`).
+    pub allowed_origins: Vec<String>,
+    /// The admin-configured JavaScript client function (`CHAT_AUTH_CLIENT_FUNCTION`).
+    pub client_function: String,
+    /// Where the provider script fetches tokens (`CHAT_AUTH_TOKEN_URL`).
+    pub token_url: String,
+    /// How the provider script identifies the user (`CHAT_AUTH_IDENTITY_MODE`).
+    pub identity_mode: IdentityMode,
+    /// Key cache time to live (`CHAT_AUTH_KEY_CACHE_TTL_SECONDS`).
+    pub key_cache_ttl: Duration,
+    /// How long past its time to live a cached key may serve while the store is unreachable
+    /// (`CHAT_AUTH_KEY_STALE_SECONDS`).
+    pub key_stale_for: Duration,
+    /// Seconds between scheduled rotations (`CHAT_AUTH_ROTATION_PERIOD_DAYS`).
+    pub rotation_period: i64,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads variables through `lookup` (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let issuer = get("CHAT_AUTH_ISSUER").unwrap_or_else(|| "chat-auth".to_owned());
+        let ttl = number(&get, "CHAT_AUTH_TOKEN_TTL_SECONDS", 900)?;
+        if !(60..=MAX_TTL).contains(&ttl) {
+            return Err(config(
+                "CHAT_AUTH_TOKEN_TTL_SECONDS",
+                format!("must be between 60 and {MAX_TTL} seconds"),
+            ));
+        }
+        let skew = number(&get, "CHAT_AUTH_CLOCK_SKEW_SECONDS", 30)?;
+        if !(0..=300).contains(&skew) {
+            return Err(config("CHAT_AUTH_CLOCK_SKEW_SECONDS", "must be between 0 and 300"));
+        }
+        let subject_claim = get("CHAT_AUTH_SUBJECT_CLAIM").unwrap_or_else(|| "sub".to_owned());
+        let context_claims = match get("CHAT_AUTH_CONTEXT_CLAIMS") {
+            None => Vec::new(),
+            Some(raw) => parse_pairs(&raw)?,
+        };
+        let client_context_keys: BTreeSet<String> = list(get("CHAT_AUTH_CLIENT_CONTEXT_KEYS"));
+        if let Some((var, _)) = context_claims
+            .iter()
+            .find(|(var, _)| client_context_keys.contains(var))
+        {
+            return Err(config(
+                "CHAT_AUTH_CLIENT_CONTEXT_KEYS",
+                format!("{var:?} is already filled from a verified claim; a browser must not override it"),
+            ));
+        }
+        let allowed_origins = list(get("CHAT_AUTH_ALLOWED_ORIGINS"))
+            .into_iter()
+            .map(|o| check_origin(&o))
+            .collect::<Result<Vec<_>>>()?;
+        let client_function = get("CHAT_AUTH_CLIENT_FUNCTION")
+            .unwrap_or_else(|| "auth.getAuthenticationToken".to_owned());
+        check_function_name(&client_function)?;
+        let token_url = get("CHAT_AUTH_TOKEN_URL").unwrap_or_else(|| "/token".to_owned());
+        if !(token_url.starts_with('/') || token_url.starts_with("https://") || token_url.starts_with("http://"))
+            || token_url.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(config("CHAT_AUTH_TOKEN_URL", "must be an absolute URL or a path starting with /"));
+        }
+        let identity_mode = match get("CHAT_AUTH_IDENTITY_MODE").as_deref() {
+            None | Some("auto") => IdentityMode::Auto,
+            Some("bearer") => IdentityMode::Bearer,
+            Some("cookie") => IdentityMode::Cookie,
+            Some(_) => return Err(config("CHAT_AUTH_IDENTITY_MODE", "must be auto, bearer or cookie")),
+        };
+        let key_cache_ttl = number(&get, "CHAT_AUTH_KEY_CACHE_TTL_SECONDS", 300)?;
+        if !(0..=3600).contains(&key_cache_ttl) {
+            return Err(config("CHAT_AUTH_KEY_CACHE_TTL_SECONDS", "must be between 0 and 3600"));
+        }
+        let key_stale = number(&get, "CHAT_AUTH_KEY_STALE_SECONDS", 900)?;
+        if !(0..=3600).contains(&key_stale) {
+            return Err(config("CHAT_AUTH_KEY_STALE_SECONDS", "must be between 0 and 3600"));
+        }
+        let rotation_days = number(&get, "CHAT_AUTH_ROTATION_PERIOD_DAYS", 30)?;
+        let rotation_period = rotation_days.saturating_mul(86_400);
+        if !(1..=365).contains(&rotation_days) || rotation_period < MIN_ROTATION_PERIOD {
+            return Err(config("CHAT_AUTH_ROTATION_PERIOD_DAYS", "must be between 1 and 365"));
+        }
+        Ok(Config {
+            policy: TokenPolicy { issuer, ttl, skew },
+            subject_claim,
+            context_claims,
+            client_context_keys,
+            allowed_origins,
+            client_function,
+            token_url,
+            identity_mode,
+            key_cache_ttl: Duration::from_secs(key_cache_ttl as u64),
+            key_stale_for: Duration::from_secs(key_stale as u64),
+            rotation_period,
+        })
+    }
+
+    /// The validator for this service's own tokens, with Omnichannel's rules.
+    pub fn validator(&self) -> crate::jwt::Validator {
+        crate::jwt::Validator {
+            issuer: Some(self.policy.issuer.clone()),
+            audience: None,
+            leeway: self.policy.skew,
+            omnichannel: true,
+        }
+    }
+}
+
+/// Names the variable in a configuration error.
+pub fn config(var: &'static str, reason: impl Into<String>) -> Error {
+    Error::Config {
+        var,
+        reason: reason.into(),
+    }
+}
+
+fn number(get: &impl Fn(&str) -> Option<String>, var: &'static str, default: i64) -> Result<i64> {
+    match get(var) {
+        None => Ok(default),
+        Some(raw) => raw
+            .parse()
+            .map_err(|_| config(var, format!("{raw:?} is not a whole number"))),
+    }
+}
+
+fn list(raw: Option<String>) -> BTreeSet<String> {
+    raw.unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn parse_pairs(raw: &str) -> Result<Vec<(String, String)>> {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (var, claim) = item
+            .split_once('=')
+            .map(|(v, c)| (v.trim(), c.trim()))
+            .filter(|(v, c)| !v.is_empty() && !c.is_empty())
+            .ok_or_else(|| config("CHAT_AUTH_CONTEXT_CLAIMS", format!("{item:?} is not var=claim")))?;
+        if pairs.iter().any(|(v, _)| v == var) {
+            return Err(config("CHAT_AUTH_CONTEXT_CLAIMS", format!("{var:?} appears twice")));
+        }
+        if var.chars().count() > crate::context::MAX_NAME_CHARS {
+            return Err(config("CHAT_AUTH_CONTEXT_CLAIMS", format!("{var:?} is longer than 100 characters")));
+        }
+        pairs.push((var.to_owned(), claim.to_owned()));
+    }
+    if pairs.len() > crate::context::MAX_VARIABLES {
+        return Err(config("CHAT_AUTH_CONTEXT_CLAIMS", "more than 100 variables"));
+    }
+    Ok(pairs)
+}
+
+/// An origin is `scheme://host[:port]`, exactly as browsers send it.
+fn check_origin(origin: &str) -> Result<String> {
+    let origin = origin.trim_end_matches('/');
+    let rest = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"));
+    let valid = rest.is_some_and(|host| {
+        !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+    });
+    if !valid {
+        return Err(config(
+            "CHAT_AUTH_ALLOWED_ORIGINS",
+            format!("{origin:?} is not an origin like https://www.contoso.com (no wildcards, no paths)"),
+        ));
+    }
+    Ok(origin.to_ascii_lowercase())
+}
+
+/// A dotted JavaScript path of plain identifiers that cannot reach prototypes.
+fn check_function_name(name: &str) -> Result<()> {
+    let ok = name.len() <= 200
+        && name.split('.').all(|part| {
+            let mut chars = part.chars();
+            chars
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+                && !matches!(part, "__proto__" | "prototype" | "constructor")
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(config(
+            "CHAT_AUTH_CLIENT_FUNCTION",
+            format!("{name:?} is not a dotted JavaScript name like auth.getAuthenticationToken"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn with(vars: &[(&str, &str)]) -> Result<Config> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    fn var_of(r: Result<Config>) -> &'static str {
+        match r.unwrap_err() {
+            Error::Config { var, .. } => var,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let c = with(&[]).unwrap();
+        assert_eq!(c.policy.ttl, 900);
+        assert_eq!(c.policy.skew, 30);
+        assert_eq!(c.subject_claim, "sub");
+        assert_eq!(c.client_function, "auth.getAuthenticationToken");
+        assert_eq!(c.token_url, "/token");
+        assert_eq!(c.key_cache_ttl, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn parses_lists_and_pairs() {
+        let c = with(&[
+            ("CHAT_AUTH_CONTEXT_CLAIMS", "msdyn_region=region, Tier=tier"),
+            ("CHAT_AUTH_CLIENT_CONTEXT_KEYS", "page,cart"),
+            ("CHAT_AUTH_ALLOWED_ORIGINS", "https://www.Contoso.com/, http://localhost:3000"),
+        ])
+        .unwrap();
+        assert_eq!(c.context_claims[1], ("Tier".into(), "tier".into()));
+        assert!(c.client_context_keys.contains("cart"));
+        assert_eq!(c.allowed_origins, vec!["http://localhost:3000", "https://www.contoso.com"]);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        assert_eq!(var_of(with(&[("CHAT_AUTH_TOKEN_TTL_SECONDS", "3601")])), "CHAT_AUTH_TOKEN_TTL_SECONDS");
+        assert_eq!(var_of(with(&[("CHAT_AUTH_TOKEN_TTL_SECONDS", "ten")])), "CHAT_AUTH_TOKEN_TTL_SECONDS");
+        assert_eq!(var_of(with(&[("CHAT_AUTH_ALLOWED_ORIGINS", "*")])), "CHAT_AUTH_ALLOWED_ORIGINS");
+        assert_eq!(
+            var_of(with(&[("CHAT_AUTH_ALLOWED_ORIGINS", "https://a.com/path")])),
+            "CHAT_AUTH_ALLOWED_ORIGINS"
+        );
+        assert_eq!(var_of(with(&[("CHAT_AUTH_CONTEXT_CLAIMS", "novalue")])), "CHAT_AUTH_CONTEXT_CLAIMS");
+        assert_eq!(
+            var_of(with(&[("CHAT_AUTH_CLIENT_FUNCTION", "a.__proto__.x")])),
+            "CHAT_AUTH_CLIENT_FUNCTION"
+        );
+        assert_eq!(
+            var_of(with(&[("CHAT_AUTH_CLIENT_FUNCTION", "alert(1)")])),
+            "CHAT_AUTH_CLIENT_FUNCTION"
+        );
+        assert_eq!(
+            var_of(with(&[
+                ("CHAT_AUTH_CONTEXT_CLAIMS", "tier=tier"),
+                ("CHAT_AUTH_CLIENT_CONTEXT_KEYS", "tier")
+            ])),
+            "CHAT_AUTH_CLIENT_CONTEXT_KEYS"
+        );
+        assert_eq!(var_of(with(&[("CHAT_AUTH_IDENTITY_MODE", "magic")])), "CHAT_AUTH_IDENTITY_MODE");
+    }
+}

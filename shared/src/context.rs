@@ -1,0 +1,369 @@
+//! The custom context that travels in the `lwicontexts` claim.
+//!
+//! Omnichannel ignores `setContextProvider` for authenticated chat: context reaches the
+//! conversation only inside the token, as a *string* holding serialized JSON. Each value must be a
+//! primitive (string, number, boolean) or `{"value": primitive, "isDisplayable": bool}`, and the
+//! keys must match the workstream's context variables exactly, so case is kept as given.
+
+use crate::{Error, Problem};
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+use serde_json::{Map, Number, Value};
+use std::collections::BTreeMap;
+
+/// At most this many context variables per chat.
+pub const MAX_VARIABLES: usize = 100;
+/// A variable name has at most this many characters.
+pub const MAX_NAME_CHARS: usize = 100;
+/// A value has at most this many characters.
+pub const MAX_VALUE_CHARS: usize = 4_000;
+
+/// A primitive context value.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Primitive {
+    /// A JSON boolean.
+    Bool(bool),
+    /// A JSON number, kept exactly as given.
+    Number(Number),
+    /// A JSON string.
+    String(String),
+}
+
+impl Primitive {
+    fn char_len(&self) -> usize {
+        match self {
+            Primitive::Bool(true) => 4,
+            Primitive::Bool(false) => 5,
+            Primitive::Number(n) => n.to_string().len(),
+            Primitive::String(s) => s.chars().count(),
+        }
+    }
+}
+
+/// One context value: plain, or with the agent-display flag.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ContextValue {
+    /// `"key": primitive`.
+    Plain(Primitive),
+    /// `"key": {"value": primitive, "isDisplayable": bool}`.
+    Detailed {
+        /// The value.
+        value: Primitive,
+        /// Whether agents see it.
+        is_displayable: bool,
+    },
+}
+
+impl ContextValue {
+    fn primitive(&self) -> &Primitive {
+        match self {
+            ContextValue::Plain(p) | ContextValue::Detailed { value: p, .. } => p,
+        }
+    }
+}
+
+impl Serialize for ContextValue {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ContextValue::Plain(p) => p.serialize(serializer),
+            ContextValue::Detailed {
+                value,
+                is_displayable,
+            } => {
+                let mut map = serializer.serialize_map(Some(2))?;
+                map.serialize_entry("value", value)?;
+                map.serialize_entry("isDisplayable", is_displayable)?;
+                map.end()
+            }
+        }
+    }
+}
+
+/// A checked custom context: every entry within Omnichannel's limits.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct CustomContext(BTreeMap<String, ContextValue>);
+
+impl CustomContext {
+    /// An empty context.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// True when there are no variables (the token then carries no `lwicontexts`).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Number of variables.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Looks up a variable.
+    pub fn get(&self, name: &str) -> Option<&ContextValue> {
+        self.0.get(name)
+    }
+
+    /// True if `name` is set.
+    pub fn contains(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+
+    /// Adds or replaces a variable from a JSON value, enforcing every limit.
+    pub fn insert_json(&mut self, name: &str, value: &Value) -> Result<(), Error> {
+        let value = check_entry(name, value)?;
+        if !self.0.contains_key(name) && self.0.len() >= MAX_VARIABLES {
+            return Err(too_many(self.0.len() + 1).into());
+        }
+        self.0.insert(name.to_owned(), value);
+        Ok(())
+    }
+
+    /// The `lwicontexts` claim: the context serialized as a JSON string.
+    pub fn to_lwicontexts(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".to_owned())
+    }
+
+    /// Checks a decoded JSON object against every rule, collecting *all* problems (validation
+    /// reports every reason at once). Returns the entries that passed and the problems found.
+    pub fn check_object(map: &Map<String, Value>) -> (CustomContext, Vec<Problem>) {
+        let mut context = CustomContext::new();
+        let mut problems = Vec::new();
+        if map.len() > MAX_VARIABLES {
+            problems.push(too_many(map.len()));
+        }
+        for (name, value) in map {
+            match check_entry(name, value) {
+                Ok(v) => {
+                    context.0.insert(name.clone(), v);
+                }
+                Err(p) => problems.push(p),
+            }
+        }
+        (context, problems)
+    }
+
+    /// Parses an `lwicontexts` string as a consumer would, collecting every problem.
+    pub fn check_lwicontexts(raw: &str) -> (CustomContext, Vec<Problem>) {
+        match crate::jwt::parse_unique_object(raw.as_bytes()) {
+            Ok(map) => Self::check_object(&map),
+            Err(crate::jwt::ObjectError::Duplicate(key)) => (
+                CustomContext::new(),
+                vec![Problem::new(
+                    "context_duplicate_key",
+                    format!("lwicontexts repeats the key {key:?}"),
+                )],
+            ),
+            Err(crate::jwt::ObjectError::NotAnObject) => (
+                CustomContext::new(),
+                vec![Problem::new(
+                    "context_not_object",
+                    "lwicontexts must serialize a JSON object",
+                )],
+            ),
+            Err(crate::jwt::ObjectError::Syntax(e)) => (
+                CustomContext::new(),
+                vec![Problem::new(
+                    "context_invalid_json",
+                    format!("lwicontexts is not valid JSON: {e}"),
+                )],
+            ),
+        }
+    }
+}
+
+fn too_many(count: usize) -> Problem {
+    Problem::new(
+        "context_too_many_variables",
+        format!("custom context has {count} variables; at most {MAX_VARIABLES} are allowed"),
+    )
+}
+
+fn check_name(name: &str) -> Result<(), Problem> {
+    let chars = name.chars().count();
+    if chars == 0 {
+        return Err(Problem::new(
+            "context_name_empty",
+            "a context variable name must not be empty",
+        ));
+    }
+    if chars > MAX_NAME_CHARS {
+        let shown: String = name.chars().take(40).collect();
+        return Err(Problem::new(
+            "context_name_too_long",
+            format!(
+                "context variable name {shown:?}... has {chars} characters; at most {MAX_NAME_CHARS} are allowed"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn primitive(name: &str, value: &Value) -> Result<Primitive, Problem> {
+    match value {
+        Value::Bool(b) => Ok(Primitive::Bool(*b)),
+        Value::Number(n) => Ok(Primitive::Number(n.clone())),
+        Value::String(s) => Ok(Primitive::String(s.clone())),
+        Value::Null | Value::Array(_) | Value::Object(_) => Err(Problem::new(
+            "context_value_not_primitive",
+            format!(
+                "context variable {name:?} must be a string, number or boolean (or {{\"value\", \"isDisplayable\"}})"
+            ),
+        )),
+    }
+}
+
+fn check_entry(name: &str, value: &Value) -> Result<ContextValue, Problem> {
+    check_name(name)?;
+    let value = match value {
+        Value::Object(obj) => {
+            let inner = obj.get("value");
+            let flag = obj.get("isDisplayable");
+            match (inner, flag, obj.len()) {
+                (Some(inner), Some(Value::Bool(flag)), 2) => ContextValue::Detailed {
+                    value: primitive(name, inner)?,
+                    is_displayable: *flag,
+                },
+                (Some(inner), None, 1) => ContextValue::Detailed {
+                    value: primitive(name, inner)?,
+                    is_displayable: false,
+                },
+                _ => {
+                    return Err(Problem::new(
+                        "context_value_not_primitive",
+                        format!(
+                            "context variable {name:?}: an object value must be exactly {{\"value\": primitive, \"isDisplayable\": boolean}}"
+                        ),
+                    ));
+                }
+            }
+        }
+        other => ContextValue::Plain(primitive(name, other)?),
+    };
+    let chars = value.primitive().char_len();
+    if chars > MAX_VALUE_CHARS {
+        return Err(Problem::new(
+            "context_value_too_long",
+            format!(
+                "context variable {name:?} has a value of {chars} characters; at most {MAX_VALUE_CHARS} are allowed"
+            ),
+        ));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn code(r: Result<(), Error>) -> &'static str {
+        r.unwrap_err().code()
+    }
+
+    #[test]
+    fn serializes_as_a_string_of_json_keeping_case_and_shape() {
+        let mut c = CustomContext::new();
+        c.insert_json("msdyn_CartValue", &json!("10000")).unwrap();
+        c.insert_json("vip", &json!(true)).unwrap();
+        c.insert_json("score", &json!(4.5)).unwrap();
+        c.insert_json("region", &json!({"value": "EU", "isDisplayable": true}))
+            .unwrap();
+        let s = c.to_lwicontexts();
+        let back: Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(
+            back,
+            json!({"msdyn_CartValue": "10000", "vip": true, "score": 4.5,
+                   "region": {"value": "EU", "isDisplayable": true}})
+        );
+    }
+
+    #[test]
+    fn name_limits_at_and_over() {
+        let mut c = CustomContext::new();
+        assert!(c.insert_json(&"n".repeat(100), &json!(1)).is_ok());
+        assert_eq!(
+            code(c.insert_json(&"n".repeat(101), &json!(1))),
+            "context_name_too_long"
+        );
+        assert_eq!(code(c.insert_json("", &json!(1))), "context_name_empty");
+        // Characters, not bytes: 100 two-byte characters are allowed.
+        assert!(c.insert_json(&"é".repeat(100), &json!(1)).is_ok());
+    }
+
+    #[test]
+    fn value_limits_at_and_over_name_the_key() {
+        let mut c = CustomContext::new();
+        assert!(c.insert_json("a", &json!("x".repeat(4000))).is_ok());
+        let err = c.insert_json("long_one", &json!("x".repeat(4001))).unwrap_err();
+        assert_eq!(err.code(), "context_value_too_long");
+        assert!(err.to_string().contains("\"long_one\""));
+        assert!(
+            c.insert_json("d", &json!({"value": "x".repeat(4001), "isDisplayable": false}))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn variable_count_at_and_over() {
+        let mut c = CustomContext::new();
+        for i in 0..100 {
+            c.insert_json(&format!("v{i}"), &json!(i)).unwrap();
+        }
+        // Replacing an existing key is not a new variable.
+        assert!(c.insert_json("v5", &json!("again")).is_ok());
+        assert_eq!(
+            code(c.insert_json("v100", &json!(1))),
+            "context_too_many_variables"
+        );
+    }
+
+    #[test]
+    fn non_primitives_are_refused() {
+        let mut c = CustomContext::new();
+        for bad in [
+            json!(null),
+            json!([1]),
+            json!({"a": 1}),
+            json!({"value": {"x": 1}, "isDisplayable": true}),
+            json!({"value": 1, "isDisplayable": "yes"}),
+            json!({"value": 1, "isDisplayable": true, "extra": 1}),
+        ] {
+            assert_eq!(
+                code(c.insert_json("k", &bad)),
+                "context_value_not_primitive",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn check_lwicontexts_reports_every_problem() {
+        let raw = format!(
+            r#"{{"ok": 1, "bad": [1], "{}": 1, "long": "{}"}}"#,
+            "k".repeat(101),
+            "v".repeat(4001)
+        );
+        let (ctx, problems) = CustomContext::check_lwicontexts(&raw);
+        let codes: Vec<_> = problems.iter().map(|p| p.code).collect();
+        assert_eq!(ctx.len(), 1);
+        assert_eq!(codes.len(), 3);
+        assert!(codes.contains(&"context_value_not_primitive"));
+        assert!(codes.contains(&"context_name_too_long"));
+        assert!(codes.contains(&"context_value_too_long"));
+        assert_eq!(
+            CustomContext::check_lwicontexts(r#"{"a":1,"a":2}"#).1[0].code,
+            "context_duplicate_key"
+        );
+        assert_eq!(
+            CustomContext::check_lwicontexts("[1]").1[0].code,
+            "context_not_object"
+        );
+        assert_eq!(
+            CustomContext::check_lwicontexts("{").1[0].code,
+            "context_invalid_json"
+        );
+    }
+}

@@ -1,0 +1,630 @@
+//! Token validation that reports *every* reason a token would be refused, not just the first.
+//!
+//! Hand-rolled rather than delegated to a JWT library because the service's job is to explain
+//! refusals precisely (Omnichannel itself says nothing useful), and because it must be strict
+//! where general-purpose libraries are lenient: duplicate JSON keys, non-integer times, the
+//! `lwicontexts` string rules. Only RS256 is ever accepted.
+
+use crate::context::CustomContext;
+use crate::keys::{KeySet, VerifyingKey};
+use crate::Problem;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// Tokens travel in an HTTP header; anything larger is refused before it is parsed.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// Largest NumericDate accepted (9999-12-31T23:59:59Z).
+pub const MAX_NUMERIC_DATE: i64 = 253_402_300_799;
+
+/// What is checked beyond the signature.
+#[derive(Debug, Clone)]
+pub struct Validator {
+    /// Required `iss`, when set.
+    pub issuer: Option<String>,
+    /// Required `aud` member, when set (upstream identity tokens).
+    pub audience: Option<String>,
+    /// Allowed clock difference in seconds for `exp`, `nbf` and `iat`.
+    pub leeway: i64,
+    /// Apply Omnichannel's rules: `typ` JWT, required `iss`/`sub`/`iat`, `lwicontexts`.
+    pub omnichannel: bool,
+}
+
+/// The outcome of validating one token.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// The decoded payload, when it was a JSON object.
+    pub claims: Option<Map<String, Value>>,
+    /// The header's kid.
+    pub kid: Option<String>,
+    /// The parsed custom context (valid entries), when `lwicontexts` was present.
+    pub context: Option<CustomContext>,
+    /// Every reason the token is refused; empty means valid.
+    pub problems: Vec<Problem>,
+}
+
+impl Report {
+    /// True when no problem was found.
+    pub fn is_active(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    fn push(&mut self, code: &'static str, message: impl Into<String>) {
+        self.problems.push(Problem::new(code, message));
+    }
+
+    /// The RFC 7662-style answer: `{"active":true, ...claims, "kid", "context"}` or
+    /// `{"active":false,"problems":[...]}`.
+    pub fn to_json(&self) -> Value {
+        let mut out = Map::new();
+        out.insert("active".into(), Value::Bool(self.is_active()));
+        if self.is_active() {
+            if let Some(claims) = &self.claims {
+                out.extend(claims.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+            if let Some(kid) = &self.kid {
+                out.insert("kid".into(), Value::String(kid.clone()));
+            }
+            let context = self.context.clone().unwrap_or_default();
+            out.insert(
+                "context".into(),
+                serde_json::to_value(context).unwrap_or_default(),
+            );
+        } else {
+            out.insert(
+                "problems".into(),
+                serde_json::to_value(&self.problems).unwrap_or_default(),
+            );
+        }
+        Value::Object(out)
+    }
+}
+
+impl Validator {
+    /// Validates a compact JWS against `keys` at time `now`.
+    pub fn validate(&self, token: &str, keys: &KeySet, now: i64) -> Report {
+        let mut report = Report::default();
+        if token.len() > MAX_TOKEN_BYTES {
+            report.push(
+                "token_too_large",
+                format!("the token is {} bytes; at most {MAX_TOKEN_BYTES} are accepted", token.len()),
+            );
+            return report;
+        }
+        let mut parts = token.split('.');
+        let (Some(h64), Some(p64), Some(s64), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            report.push(
+                "malformed",
+                "a JWT has exactly three dot-separated segments",
+            );
+            return report;
+        };
+        let header = decode_object(&mut report, "header", h64);
+        let payload = decode_object(&mut report, "payload", p64);
+        let signature = match URL_SAFE_NO_PAD.decode(s64) {
+            Ok(sig) => Some(sig),
+            Err(_) => {
+                report.push("bad_encoding", "the signature is not base64url");
+                None
+            }
+        };
+        if let Some(header) = &header {
+            let key = self.check_header(&mut report, header, keys);
+            if let (Some(key), Some(signature)) = (key, signature) {
+                let signing_input = &token.as_bytes()[..h64.len() + 1 + p64.len()];
+                if !key.verify(signing_input, &signature) {
+                    report.push(
+                        "bad_signature",
+                        format!("the signature does not verify with key {}", key.kid),
+                    );
+                }
+            }
+        }
+        if let Some(payload) = payload {
+            self.check_claims(&mut report, &payload, now);
+            report.claims = Some(payload);
+        }
+        report
+    }
+
+    fn check_header<'k>(
+        &self,
+        report: &mut Report,
+        header: &Map<String, Value>,
+        keys: &'k KeySet,
+    ) -> Option<&'k VerifyingKey> {
+        let alg_ok = match header.get("alg") {
+            Some(Value::String(alg)) if alg == "RS256" => true,
+            Some(Value::String(alg)) => {
+                report.push(
+                    "alg_not_allowed",
+                    format!("alg {:?} is not allowed; only RS256 is", truncate(alg)),
+                );
+                false
+            }
+            _ => {
+                report.push("alg_not_allowed", "the header has no alg; only RS256 is allowed");
+                false
+            }
+        };
+        if self.omnichannel {
+            match header.get("typ") {
+                None => {}
+                Some(Value::String(t)) if t.eq_ignore_ascii_case("JWT") => {}
+                Some(_) => report.push("unsupported_typ", "typ must be \"JWT\""),
+            }
+        }
+        if header.contains_key("crit") {
+            report.push(
+                "crit_unsupported",
+                "the header lists critical extensions, which are not supported",
+            );
+        }
+        let key = match header.get("kid") {
+            Some(Value::String(kid)) => match keys.find(kid) {
+                Some(key) => {
+                    report.kid = Some(kid.clone());
+                    Some(key)
+                }
+                None => {
+                    report.push(
+                        "unknown_kid",
+                        format!("kid {:?} is not published", truncate(kid)),
+                    );
+                    None
+                }
+            },
+            Some(_) => {
+                report.push("unknown_kid", "kid must be a string");
+                None
+            }
+            None => match keys.single() {
+                Some(key) => {
+                    report.kid = Some(key.kid.clone());
+                    Some(key)
+                }
+                None => {
+                    report.push(
+                        "missing_kid",
+                        "the header has no kid, and several keys are published",
+                    );
+                    None
+                }
+            },
+        };
+        key.filter(|_| alg_ok)
+    }
+
+    fn check_claims(&self, report: &mut Report, claims: &Map<String, Value>, now: i64) {
+        let leeway = self.leeway;
+        match (claims.get("iss"), &self.issuer) {
+            (None, _) if self.omnichannel || self.issuer.is_some() => {
+                report.push("missing_iss", "the iss claim is required")
+            }
+            (Some(Value::String(iss)), Some(expected)) if iss != expected => report.push(
+                "wrong_iss",
+                format!("iss {:?} is not the expected issuer {expected:?}", truncate(iss)),
+            ),
+            (Some(Value::String(_)), _) | (None, _) => {}
+            (Some(_), _) => report.push("wrong_iss", "iss must be a string"),
+        }
+        if self.omnichannel {
+            match claims.get("sub") {
+                None => report.push("missing_sub", "the sub claim is required"),
+                Some(Value::String(sub)) => {
+                    if let Err(p) = crate::claims::check_subject(sub) {
+                        report.problems.push(p);
+                    }
+                }
+                Some(_) => report.push("invalid_subject", "sub must be a string"),
+            }
+        }
+        let iat = time_claim(report, claims, "iat", self.omnichannel);
+        let exp = time_claim(report, claims, "exp", true);
+        let nbf = time_claim(report, claims, "nbf", false);
+        if let Some(exp) = exp
+            && exp <= now - leeway
+        {
+            report.push("expired", format!("the token expired at {exp} (now {now})"));
+        }
+        if let Some(nbf) = nbf
+            && nbf > now + leeway
+        {
+            report.push("not_yet_valid", format!("the token is not valid before {nbf} (now {now})"));
+        }
+        if let Some(iat) = iat
+            && iat > now + leeway
+        {
+            report.push("issued_in_future", format!("iat {iat} is in the future (now {now})"));
+        }
+        if let (Some(iat), Some(exp)) = (iat, exp)
+            && exp <= iat
+        {
+            report.push("exp_before_iat", "exp must be later than iat");
+        }
+        if let Some(audience) = &self.audience {
+            let ok = match claims.get("aud") {
+                Some(Value::String(aud)) => aud == audience,
+                Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(audience)),
+                _ => false,
+            };
+            if !ok {
+                report.push("wrong_audience", format!("aud does not include {audience:?}"));
+            }
+        }
+        if self.omnichannel {
+            match claims.get("lwicontexts") {
+                None => {}
+                Some(Value::String(raw)) => {
+                    let (context, problems) = CustomContext::check_lwicontexts(raw);
+                    report.problems.extend(problems);
+                    report.context = Some(context);
+                }
+                Some(_) => report.push(
+                    "lwicontexts_not_string",
+                    "lwicontexts must be a string holding serialized JSON, not an object",
+                ),
+            }
+        }
+    }
+}
+
+fn time_claim(
+    report: &mut Report,
+    claims: &Map<String, Value>,
+    name: &'static str,
+    required: bool,
+) -> Option<i64> {
+    match claims.get(name) {
+        None => {
+            if required {
+                report.push(missing_code(name), format!("the {name} claim is required"));
+            }
+            None
+        }
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(t) if (0..=MAX_NUMERIC_DATE).contains(&t) => Some(t),
+            _ => {
+                report.push(
+                    "invalid_time",
+                    format!("{name} must be whole unix seconds between 0 and {MAX_NUMERIC_DATE}"),
+                );
+                None
+            }
+        },
+        Some(_) => {
+            report.push("invalid_time", format!("{name} must be a number of unix seconds"));
+            None
+        }
+    }
+}
+
+fn missing_code(name: &str) -> &'static str {
+    match name {
+        "iat" => "missing_iat",
+        "exp" => "missing_exp",
+        _ => "missing_claim",
+    }
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+fn decode_object(
+    report: &mut Report,
+    part: &'static str,
+    segment: &str,
+) -> Option<Map<String, Value>> {
+    let Ok(bytes) = URL_SAFE_NO_PAD.decode(segment) else {
+        report.push("bad_encoding", format!("the {part} is not base64url"));
+        return None;
+    };
+    match parse_unique_object(&bytes) {
+        Ok(map) => Some(map),
+        Err(ObjectError::Duplicate(key)) => {
+            report.push(
+                "duplicate_claim",
+                format!("the {part} repeats the member {:?}", truncate(&key)),
+            );
+            None
+        }
+        Err(_) => {
+            let code = if part == "header" { "header_not_json" } else { "payload_not_json" };
+            report.push(code, format!("the {part} is not a UTF-8 JSON object"));
+            None
+        }
+    }
+}
+
+/// Why a document is not a JSON object with unique member names.
+#[derive(Debug)]
+pub enum ObjectError {
+    /// A member name repeats (JSON parsers disagree on which wins, so refuse).
+    Duplicate(String),
+    /// Valid JSON, but not an object.
+    NotAnObject,
+    /// Not valid JSON.
+    Syntax(serde_json::Error),
+}
+
+/// Parses a JSON object, refusing duplicate member names at the top level.
+pub fn parse_unique_object(bytes: &[u8]) -> Result<Map<String, Value>, ObjectError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let result = de.deserialize_any(UniqueVisitor).and_then(|v| de.end().map(|()| v));
+    match result {
+        Ok(Ok(map)) => Ok(map),
+        Ok(Err(e)) => Err(e),
+        Err(e) => Err(ObjectError::Syntax(e)),
+    }
+}
+
+struct UniqueVisitor;
+
+impl<'de> Visitor<'de> for UniqueVisitor {
+    type Value = Result<Map<String, Value>, ObjectError>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
+        let mut map = Map::new();
+        while let Some(key) = access.next_key::<String>()? {
+            let value: Value = access.next_value()?;
+            if map.contains_key(&key) {
+                // Drain the rest so the syntax of the whole document is still checked.
+                while access.next_entry::<de::IgnoredAny, de::IgnoredAny>()?.is_some() {}
+                return Ok(Err(ObjectError::Duplicate(key)));
+            }
+            map.insert(key, value);
+        }
+        Ok(Ok(map))
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+        Ok(Err(ObjectError::NotAnObject))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Err(ObjectError::NotAnObject))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Err(ObjectError::NotAnObject))
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Err(ObjectError::NotAnObject))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Err(ObjectError::NotAnObject))
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Err(ObjectError::NotAnObject))
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Err(ObjectError::NotAnObject))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::claims::{TokenPolicy, mint};
+    use crate::keys::RingState;
+    use serde_json::json;
+
+    const NOW: i64 = 1_800_000_000;
+
+    struct Fixture {
+        ring: RingState,
+        keys: KeySet,
+        validator: Validator,
+    }
+
+    fn fixture() -> Fixture {
+        let ring = RingState::generate(NOW - 100, 86_400).unwrap();
+        let keys = ring.public_set().unwrap().render().unwrap().keys;
+        Fixture {
+            ring,
+            keys,
+            validator: Validator {
+                issuer: Some("iss.example".into()),
+                audience: None,
+                leeway: 60,
+                omnichannel: true,
+            },
+        }
+    }
+
+    fn policy() -> TokenPolicy {
+        TokenPolicy {
+            issuer: "iss.example".into(),
+            ttl: 900,
+            skew: 30,
+        }
+    }
+
+    fn forge(f: &Fixture, header: Value, payload: Value) -> String {
+        let signer = f.ring.load().unwrap().signer;
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(payload.to_string())
+        );
+        let sig = signer.sign(input.as_bytes()).unwrap();
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+    }
+
+    fn codes(r: &Report) -> Vec<&'static str> {
+        r.problems.iter().map(|p| p.code).collect()
+    }
+
+    #[test]
+    fn a_minted_token_is_active_and_reports_its_context() {
+        let f = fixture();
+        let mut ctx = CustomContext::new();
+        ctx.insert_json("Tier", &json!({"value": "gold", "isDisplayable": true}))
+            .unwrap();
+        let claims = policy().claims("contact-1", &ctx, NOW).unwrap();
+        let t = mint(&f.ring.load().unwrap().signer, &claims).unwrap();
+        let r = f.validator.validate(&t.token, &f.keys, NOW);
+        assert!(r.is_active(), "{:?}", r.problems);
+        let v = r.to_json();
+        assert_eq!(v["sub"], "contact-1");
+        assert_eq!(v["kid"], f.ring.current.kid);
+        assert_eq!(v["context"]["Tier"]["value"], "gold");
+    }
+
+    #[test]
+    fn every_problem_is_listed_not_just_the_first() {
+        let f = fixture();
+        let kid = f.ring.current.kid.clone();
+        let t = forge(
+            &f,
+            json!({"alg": "RS256", "typ": "JWT", "kid": kid}),
+            json!({"iss": "other", "exp": NOW - 1000, "nbf": NOW + 1000, "lwicontexts": {"a": 1}}),
+        );
+        let r = f.validator.validate(&t, &f.keys, NOW);
+        let c = codes(&r);
+        for expected in [
+            "wrong_iss",
+            "missing_sub",
+            "missing_iat",
+            "expired",
+            "not_yet_valid",
+            "lwicontexts_not_string",
+        ] {
+            assert!(c.contains(&expected), "{expected} missing from {c:?}");
+        }
+        assert!(!c.contains(&"bad_signature"));
+    }
+
+    #[test]
+    fn header_attacks_are_refused_with_their_code() {
+        let f = fixture();
+        let kid = f.ring.current.kid.clone();
+        let claims = json!({"iss": "iss.example", "sub": "s", "iat": NOW, "exp": NOW + 60});
+        let cases = [
+            (json!({"alg": "none", "kid": kid}), "alg_not_allowed"),
+            (json!({"alg": "HS256", "kid": kid}), "alg_not_allowed"),
+            (json!({"kid": kid}), "alg_not_allowed"),
+            (json!({"alg": "RS256", "kid": "../../etc/passwd"}), "unknown_kid"),
+            (json!({"alg": "RS256"}), "missing_kid"),
+            (json!({"alg": "RS256", "kid": 7}), "unknown_kid"),
+            (json!({"alg": "RS256", "kid": kid, "crit": ["b64"]}), "crit_unsupported"),
+            (json!({"alg": "RS256", "kid": kid, "typ": "at+jwt"}), "unsupported_typ"),
+        ];
+        for (header, code) in cases {
+            let r = f.validator.validate(&forge(&f, header.clone(), claims.clone()), &f.keys, NOW);
+            assert!(codes(&r).contains(&code), "{header}: {:?}", r.problems);
+        }
+    }
+
+    #[test]
+    fn shape_attacks_are_refused() {
+        let f = fixture();
+        let good = mint(
+            &f.ring.load().unwrap().signer,
+            &policy().claims("s", &CustomContext::new(), NOW).unwrap(),
+        )
+        .unwrap()
+        .token;
+        let (hp, sig) = good.rsplit_once('.').unwrap();
+        let mut tampered_sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+        tampered_sig[10] ^= 1;
+        let cases = [
+            ("a.b".to_owned(), "malformed"),
+            (format!("{good}.x"), "malformed"),
+            (format!("{good} "), "bad_encoding"),
+            (format!("{hp}.{}", URL_SAFE_NO_PAD.encode(&tampered_sig)), "bad_signature"),
+            ("x".repeat(MAX_TOKEN_BYTES + 1), "token_too_large"),
+            (format!("{}.e30.", URL_SAFE_NO_PAD.encode([0xff, 0xfe])), "header_not_json"),
+        ];
+        for (token, code) in cases {
+            let r = f.validator.validate(&token, &f.keys, NOW);
+            assert!(codes(&r).contains(&code), "{code}: {:?}", r.problems);
+        }
+    }
+
+    #[test]
+    fn times_must_be_whole_bounded_numbers() {
+        let f = fixture();
+        let kid = f.ring.current.kid.clone();
+        for bad in [json!(1.5), json!("1800000000"), json!(1e300), json!(-1), json!(u64::MAX)] {
+            let t = forge(
+                &f,
+                json!({"alg": "RS256", "kid": kid}),
+                json!({"iss": "iss.example", "sub": "s", "iat": NOW, "exp": bad}),
+            );
+            let r = f.validator.validate(&t, &f.keys, NOW);
+            assert!(codes(&r).contains(&"invalid_time"), "{bad}: {:?}", r.problems);
+        }
+    }
+
+    #[test]
+    fn leeway_bounds_expiry_and_future_times() {
+        let f = fixture();
+        let kid = f.ring.current.kid.clone();
+        let at = |exp: i64, iat: i64| {
+            let t = forge(
+                &f,
+                json!({"alg": "RS256", "kid": kid}),
+                json!({"iss": "iss.example", "sub": "s", "iat": iat, "exp": exp}),
+            );
+            codes(&f.validator.validate(&t, &f.keys, NOW))
+        };
+        assert!(at(NOW - 59, NOW - 900).is_empty());
+        assert_eq!(at(NOW - 60, NOW - 900), vec!["expired"]);
+        assert!(at(NOW + 900, NOW + 60).is_empty());
+        assert_eq!(at(NOW + 900, NOW + 61), vec!["issued_in_future"]);
+    }
+
+    #[test]
+    fn duplicate_members_are_refused() {
+        let f = fixture();
+        let kid = f.ring.current.kid.clone();
+        let payload = format!(
+            r#"{{"iss":"iss.example","sub":"a","sub":"b","iat":{NOW},"exp":{}}}"#,
+            NOW + 60
+        );
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(json!({"alg": "RS256", "kid": kid}).to_string()),
+            URL_SAFE_NO_PAD.encode(payload)
+        );
+        let sig = f.ring.load().unwrap().signer.sign(input.as_bytes()).unwrap();
+        let t = format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig));
+        assert_eq!(
+            codes(&f.validator.validate(&t, &f.keys, NOW)),
+            vec!["duplicate_claim"]
+        );
+    }
+
+    #[test]
+    fn audience_is_checked_for_upstream_tokens() {
+        let f = fixture();
+        let v = Validator {
+            audience: Some("app".into()),
+            omnichannel: false,
+            ..f.validator.clone()
+        };
+        let kid = f.ring.current.kid.clone();
+        let ok = forge(
+            &f,
+            json!({"alg": "RS256", "kid": kid}),
+            json!({"iss": "iss.example", "aud": ["x", "app"], "exp": NOW + 60}),
+        );
+        assert!(v.validate(&ok, &f.keys, NOW).is_active());
+        let bad = forge(
+            &f,
+            json!({"alg": "RS256", "kid": kid}),
+            json!({"iss": "iss.example", "aud": "other", "exp": NOW + 60}),
+        );
+        assert_eq!(codes(&v.validate(&bad, &f.keys, NOW)), vec!["wrong_audience"]);
+    }
+}

@@ -1,0 +1,271 @@
+//! The published public key set and its three renderings: Omnichannel's multi-key array, a
+//! single PEM block, and a standard JWKS.
+//!
+//! The set is rendered once per version into ready-to-serve bytes ([`PublishedDocs`]); serving
+//! a request is a pointer copy.
+
+use crate::keys::{KeySet, VerifyingKey, pem};
+use crate::{Error, Result};
+use aws_lc_rs::rsa::PublicKey;
+use axum::body::Bytes;
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// The public half of a ring key, as stored in the public key set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedKey {
+    /// RFC 7638 thumbprint.
+    pub kid: String,
+    /// SubjectPublicKeyInfo DER.
+    #[serde(with = "spki_b64")]
+    pub spki: Vec<u8>,
+    /// Signs from (planned for `next`).
+    pub activates: i64,
+    /// Stops signing at (planned for `current` and `next`).
+    pub retires: i64,
+    /// When the key leaves the published set; tokens it signed have expired by then.
+    pub expiry: i64,
+}
+
+mod spki_b64 {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        STANDARD
+            .decode(String::deserialize(d)?)
+            .map_err(D::Error::custom)
+    }
+}
+
+/// The public key set: what validate-token and public-keys read, and what rotation publishes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicKeySet {
+    /// The ring version this set was published from.
+    pub version: u64,
+    /// The key that signs now (the single-PEM format shows only this one).
+    pub current_kid: String,
+    /// Every published key.
+    pub keys: Vec<PublishedKey>,
+}
+
+impl PublicKeySet {
+    /// The union of two sets (rotation's setSecret step publishes old and new ring together);
+    /// `self`'s current key stays current because it still signs until the rotation finishes.
+    pub fn union(&self, other: &PublicKeySet) -> PublicKeySet {
+        let mut keys = self.keys.clone();
+        for key in &other.keys {
+            if !keys.iter().any(|k| k.kid == key.kid) {
+                keys.push(key.clone());
+            }
+        }
+        PublicKeySet {
+            version: self.version.max(other.version),
+            current_kid: self.current_kid.clone(),
+            keys,
+        }
+    }
+
+    /// True when every key of `other` is published here.
+    pub fn contains_all(&self, other: &PublicKeySet) -> bool {
+        other
+            .keys
+            .iter()
+            .all(|k| self.keys.iter().any(|mine| mine.kid == k.kid))
+    }
+
+    /// Parses a stored set.
+    pub fn from_json(bytes: &[u8]) -> Result<Self> {
+        let set: PublicKeySet = serde_json::from_slice(bytes)
+            .map_err(|e| Error::corrupt("public key set", e.to_string()))?;
+        if !set.keys.iter().any(|k| k.kid == set.current_kid) {
+            return Err(Error::corrupt(
+                "public key set",
+                "current_kid is not among the keys",
+            ));
+        }
+        Ok(set)
+    }
+
+    /// The stored form.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).unwrap_or_default()
+    }
+
+    /// Parses every key and renders the three documents.
+    pub fn render(&self) -> Result<PublishedDocs> {
+        let mut verifiers = Vec::with_capacity(self.keys.len());
+        let mut multi = Vec::with_capacity(self.keys.len());
+        let mut jwks = Vec::with_capacity(self.keys.len());
+        let mut current_pem = None;
+        for key in &self.keys {
+            let public = PublicKey::from_der(&key.spki)
+                .map_err(|e| Error::corrupt("public key set", format!("key {}: {e}", key.kid)))?;
+            let n = public.modulus().big_endian_without_leading_zero().to_vec();
+            let e = public.exponent().big_endian_without_leading_zero().to_vec();
+            if crate::keys::thumbprint_of(&n, &e) != key.kid {
+                return Err(Error::corrupt(
+                    "public key set",
+                    format!("kid {} does not match its key's thumbprint", key.kid),
+                ));
+            }
+            let pem_text = pem("PUBLIC KEY", &key.spki);
+            multi.push(json!({
+                "kid": key.kid,
+                "publicKey": STANDARD.encode(pem_text.as_bytes()),
+                "expiry": key.expiry,
+            }));
+            jwks.push(json!({
+                "kty": "RSA",
+                "use": "sig",
+                "alg": "RS256",
+                "kid": key.kid,
+                "n": URL_SAFE_NO_PAD.encode(&n),
+                "e": URL_SAFE_NO_PAD.encode(&e),
+            }));
+            if key.kid == self.current_kid {
+                current_pem = Some(pem_text);
+            }
+            verifiers.push(VerifyingKey::from_der(key.kid.clone(), &key.spki)?);
+        }
+        let current_pem = current_pem.ok_or_else(|| {
+            Error::corrupt("public key set", "current_kid is not among the keys")
+        })?;
+        Ok(PublishedDocs {
+            version: self.version,
+            multi_key: serde_json::to_vec(&multi).unwrap_or_default().into(),
+            pem: current_pem.into_bytes().into(),
+            jwks: serde_json::to_vec(&json!({ "keys": jwks }))
+                .unwrap_or_default()
+                .into(),
+            keys: KeySet::new(verifiers),
+        })
+    }
+}
+
+/// A rendered key set: the three documents as bytes plus the parsed verifying keys.
+#[derive(Debug)]
+pub struct PublishedDocs {
+    /// The set's version.
+    pub version: u64,
+    /// `[{"kid","publicKey":<base64 of PEM>,"expiry"}]`.
+    pub multi_key: Bytes,
+    /// The current key as one PEM block.
+    pub pem: Bytes,
+    /// `{"keys":[JWK...]}`.
+    pub jwks: Bytes,
+    /// Verifiers for every published key.
+    pub keys: KeySet,
+}
+
+/// A consumer's reading of a Public key URL document (either format), as Omnichannel would
+/// read it: used by the outside checks and the fuzzers.
+pub fn parse_public_key_document(body: &[u8]) -> Result<KeySet> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| Error::corrupt("public key document", "not UTF-8"))?;
+    let trimmed = text.trim_start();
+    if trimmed.starts_with("-----BEGIN PUBLIC KEY-----") {
+        let der = pem_body(trimmed)?;
+        let public = PublicKey::from_der(&der)
+            .map_err(|e| Error::corrupt("public key document", e.to_string()))?;
+        let kid = crate::keys::thumbprint(&public);
+        return Ok(KeySet::new(vec![VerifyingKey::from_der(kid, &der)?]));
+    }
+    #[derive(Deserialize)]
+    struct Entry {
+        kid: String,
+        #[serde(rename = "publicKey")]
+        public_key: String,
+        #[allow(dead_code)]
+        expiry: i64,
+    }
+    let entries: Vec<Entry> = serde_json::from_slice(body)
+        .map_err(|e| Error::corrupt("public key document", e.to_string()))?;
+    let mut keys: Vec<VerifyingKey> = Vec::with_capacity(entries.len());
+    for entry in entries {
+        if keys.iter().any(|k| k.kid == entry.kid) {
+            return Err(Error::corrupt(
+                "public key document",
+                format!("kid {} appears twice", entry.kid),
+            ));
+        }
+        let pem_text = STANDARD
+            .decode(entry.public_key.as_bytes())
+            .map_err(|e| Error::corrupt("public key document", e.to_string()))?;
+        let pem_text = String::from_utf8(pem_text)
+            .map_err(|_| Error::corrupt("public key document", "publicKey is not a PEM"))?;
+        keys.push(VerifyingKey::from_der(entry.kid, &pem_body(&pem_text)?)?);
+    }
+    Ok(KeySet::new(keys))
+}
+
+fn pem_body(text: &str) -> Result<Vec<u8>> {
+    let body = text
+        .trim()
+        .strip_prefix("-----BEGIN PUBLIC KEY-----")
+        .and_then(|rest| rest.strip_suffix("-----END PUBLIC KEY-----"))
+        .ok_or_else(|| Error::corrupt("public key document", "not a PUBLIC KEY PEM block"))?;
+    let joined: String = body.split_whitespace().collect();
+    STANDARD
+        .decode(joined)
+        .map_err(|e| Error::corrupt("public key document", e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::RingState;
+
+    #[test]
+    fn renders_three_formats_that_a_consumer_can_read_back() {
+        let ring = RingState::generate(100, 86_400).unwrap();
+        let docs = ring.public_set().unwrap().render().unwrap();
+        let multi: serde_json::Value = serde_json::from_slice(&docs.multi_key).unwrap();
+        assert_eq!(multi.as_array().unwrap().len(), 2);
+        assert_eq!(multi[0]["kid"], ring.current.kid);
+        assert_eq!(multi[0]["expiry"], 100 + 2 * 86_400);
+        let pem_text =
+            String::from_utf8(STANDARD.decode(multi[0]["publicKey"].as_str().unwrap()).unwrap())
+                .unwrap();
+        assert!(pem_text.starts_with("-----BEGIN PUBLIC KEY-----\n"));
+        assert_eq!(pem_text.as_bytes(), &docs.pem[..]);
+
+        let read = parse_public_key_document(&docs.multi_key).unwrap();
+        assert_eq!(read.len(), 2);
+        assert!(read.find(&ring.next.kid).is_some());
+        let single = parse_public_key_document(&docs.pem).unwrap();
+        assert_eq!(single.single().unwrap().kid, ring.current.kid);
+
+        let jwks: serde_json::Value = serde_json::from_slice(&docs.jwks).unwrap();
+        assert_eq!(jwks["keys"][1]["kid"], ring.next.kid);
+        assert_eq!(jwks["keys"][1]["use"], "sig");
+        assert_eq!(jwks["keys"][1]["alg"], "RS256");
+        assert_eq!(jwks["keys"][1]["e"], "AQAB");
+    }
+
+    #[test]
+    fn union_keeps_the_signing_key_current() {
+        let a = RingState::generate(0, 86_400).unwrap();
+        let b = a.rotate(10, 86_400).unwrap();
+        let u = a.public_set().unwrap().union(&b.public_set().unwrap());
+        assert_eq!(u.current_kid, a.current.kid);
+        assert_eq!(u.keys.len(), 3);
+        assert!(u.contains_all(&b.public_set().unwrap()));
+        assert!(u.contains_all(&a.public_set().unwrap()));
+    }
+
+    #[test]
+    fn a_set_whose_kid_lies_is_refused() {
+        let ring = RingState::generate(0, 86_400).unwrap();
+        let mut set = ring.public_set().unwrap();
+        set.keys[1].kid = "forged".into();
+        assert_eq!(set.render().unwrap_err().code(), "key_store_corrupt");
+    }
+}
