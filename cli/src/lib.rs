@@ -1,1 +1,11 @@
+//! The `chat-auth` binary's library: the local server (every route on one port, a file-backed
+//! key ring, the authorizer's part played locally) and the operator commands.
 
+pub mod dev;
+pub mod error;
+pub mod identity;
+pub mod local;
+pub mod server;
+
+pub use error::CliError;
+pub use local::LocalConfig;

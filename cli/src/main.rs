@@ -1,1 +1,178 @@
-fn main() {}
+//! `chat-auth`: the local token service and operator commands.
+
+use chat_auth::store::{FileStore, PublicKeySource, RingSource, Rotation, rotate};
+use chat_auth_cli::{CliError, LocalConfig, server};
+use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Authenticated chat for Omnichannel's live chat widget: tokens, public keys, rotation.
+#[derive(Parser)]
+#[command(name = "chat-auth", version, about)]
+struct Cli {
+    /// Key ring directory (default: CHAT_AUTH_DATA_DIR, else ./.chat-auth).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every route on one port with the file key ring (development mode without an upstream).
+    Serve {
+        /// Address to listen on (default: CHAT_AUTH_LISTEN, else 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Print a token for SUB signed by the local ring.
+    Mint {
+        /// The subject (the Dataverse contact's GUID).
+        #[arg(long)]
+        sub: String,
+        /// Context variable as name=value (string values); repeatable.
+        #[arg(long = "context", value_name = "NAME=VALUE")]
+        context: Vec<String>,
+    },
+    /// Validate a token (argument, or "-" for stdin) and print the report; exit 0 only if active.
+    Verify {
+        /// The token, or "-" to read it from stdin (keeps it out of the process list).
+        token: String,
+    },
+    /// Rotate the local ring (next → current → previous), or drop a compromised key at once.
+    Rotate {
+        /// Drop this kid immediately instead of a scheduled rotation.
+        #[arg(long, value_name = "KID")]
+        emergency: Option<String>,
+    },
+    /// Print the published key set with each key's role and schedule.
+    Keys,
+    /// Print what to paste into the page and the Omnichannel admin app.
+    Snippet {
+        /// Public base URL of the service (e.g. https://chat-auth.contoso.com).
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        base_url: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    chat_auth::telemetry::init();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("chat-auth: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    let listen = match &cli.command {
+        Command::Serve { listen } => listen.clone(),
+        _ => None,
+    };
+    let config = LocalConfig::from_env(listen, cli.data_dir)?;
+    let shared = &config.shared;
+    let store = || FileStore::open(&config.data_dir);
+    let now = chat_auth::time::now();
+    match cli.command {
+        Command::Serve { .. } => {
+            let app = server::app(&config).await?;
+            let listener = server::bind(&config).await?;
+            tracing::info!(
+                address = %config.listen,
+                development = config.development(),
+                issuer = %shared.policy.issuer,
+                "chat-auth listening"
+            );
+            if config.development() {
+                eprintln!("Demo: http://{}/  (development mode: built-in sign-in, loopback only)", config.listen);
+            }
+            server::serve(listener, app).await?;
+        }
+        Command::Mint { sub, context } => {
+            let store = store()?;
+            let ring = chat_auth::store::ensure_ring(&store, now, shared.rotation_period).await?;
+            let mut ctx = chat_auth::CustomContext::new();
+            for pair in &context {
+                let (name, value) = pair
+                    .split_once('=')
+                    .ok_or_else(|| CliError::Usage(format!("--context {pair:?} is not NAME=VALUE")))?;
+                ctx.insert_json(name, &Value::String(value.to_owned()))?;
+            }
+            let claims = shared.policy.claims(&sub, &ctx, now)?;
+            let minted = chat_auth::claims::mint(&ring.load()?.signer, &claims)?;
+            println!("{}", minted.token);
+        }
+        Command::Verify { token } => {
+            let token = if token == "-" {
+                let mut buf = String::new();
+                std::io::stdin()
+                    .take(64 * 1024)
+                    .read_to_string(&mut buf)
+                    .map_err(|source| CliError::Io { context: "reading stdin".into(), source })?;
+                buf.trim().to_owned()
+            } else {
+                token
+            };
+            let set = store()?
+                .load_public()
+                .await?
+                .ok_or(chat_auth::Error::NotProvisioned("public key set"))?;
+            let report = shared.validator().validate(&token, &set.render()?.keys, now);
+            println!("{}", serde_json::to_string_pretty(&report.to_json()).unwrap_or_default());
+            if !report.is_active() {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Rotate { emergency } => {
+            let store = store()?;
+            chat_auth::store::ensure_ring(&store, now, shared.rotation_period).await?;
+            let rotation = emergency.map_or(Rotation::Scheduled, Rotation::Emergency);
+            let ring = rotate(&store, &rotation, now, shared.rotation_period).await?;
+            println!(
+                "{}",
+                json!({"version": ring.version, "previous": ring.previous.map(|k| k.kid),
+                       "current": ring.current.kid, "next": ring.next.kid})
+            );
+        }
+        Command::Keys => {
+            let store = store()?;
+            let set = store
+                .load_public()
+                .await?
+                .ok_or(chat_auth::Error::NotProvisioned("public key set"))?;
+            let ring = store.load_ring().await?;
+            let role = |kid: &str| match &ring {
+                Some(r) if r.current.kid == kid => "current",
+                Some(r) if r.next.kid == kid => "next",
+                Some(r) if r.previous.as_ref().is_some_and(|p| p.kid == kid) => "previous",
+                _ => "published",
+            };
+            let keys: Vec<Value> = set
+                .keys
+                .iter()
+                .map(|k| json!({"kid": k.kid, "role": role(&k.kid), "activates": k.activates,
+                                "retires": k.retires, "expiry": k.expiry}))
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&json!({"version": set.version, "keys": keys})).unwrap_or_default());
+        }
+        Command::Snippet { base_url } => {
+            let base = base_url.trim_end_matches('/');
+            let script = chat_auth::provider::ProviderScript::render(shared);
+            println!("Paste into the page, before the widget's script:");
+            println!(
+                "  <script src=\"{base}/provider.js\" integrity=\"{}\" crossorigin=\"anonymous\"></script>",
+                script.integrity
+            );
+            println!("Omnichannel admin > chat authentication settings:");
+            println!("  Public key URL:             {base}/public-key");
+            println!("  JavaScript client function: {}", shared.client_function);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -6,6 +6,9 @@
 //! time to live, then the cache fails closed: a token is never signed with a key it cannot vouch
 //! for. A refresh that finds the same version keeps the already-parsed value.
 
+use crate::keys::LoadedRing;
+use crate::publish::PublishedDocs;
+use crate::store::{PublicKeySource, RingSource};
 use crate::{Error, Result};
 use std::future::Future;
 use std::sync::{Arc, RwLock};
@@ -139,6 +142,79 @@ impl<T: Send + Sync> Cached<T> {
 /// corrupt or missing document is a real state change and is reported at once.
 fn is_transient(error: &Error) -> bool {
     matches!(error, Error::StoreUnavailable(_) | Error::Io { .. })
+}
+
+/// The signing ring, cached in the warm function.
+pub struct SigningKeys<R> {
+    store: R,
+    cache: Cached<LoadedRing>,
+}
+
+impl<R: RingSource> SigningKeys<R> {
+    /// Caches `store`'s ring for `ttl`, bridging outages for `stale_for`.
+    pub fn new(store: R, ttl: Duration, stale_for: Duration) -> Self {
+        SigningKeys {
+            store,
+            cache: Cached::new(ttl, stale_for),
+        }
+    }
+
+    /// The store behind the cache.
+    pub fn store(&self) -> &R {
+        &self.store
+    }
+
+    /// The current ring, parsed.
+    pub async fn get(&self) -> Result<Arc<LoadedRing>> {
+        self.cache
+            .get(|cached| async move {
+                let ring = self
+                    .store
+                    .load_ring()
+                    .await?
+                    .ok_or(Error::NotProvisioned("key ring"))?;
+                if cached == Some(ring.version) {
+                    Ok(Fetched::Unchanged)
+                } else {
+                    Ok(Fetched::New(ring.version, ring.load()?))
+                }
+            })
+            .await
+    }
+}
+
+/// The published key set, cached and pre-rendered.
+pub struct PublicKeys<P> {
+    store: P,
+    cache: Cached<PublishedDocs>,
+}
+
+impl<P: PublicKeySource> PublicKeys<P> {
+    /// Caches `store`'s set for `ttl`, bridging outages for `stale_for`.
+    pub fn new(store: P, ttl: Duration, stale_for: Duration) -> Self {
+        PublicKeys {
+            store,
+            cache: Cached::new(ttl, stale_for),
+        }
+    }
+
+    /// The published set, rendered.
+    pub async fn get(&self) -> Result<Arc<PublishedDocs>> {
+        self.cache
+            .get(|cached| async move {
+                let set = self
+                    .store
+                    .load_public()
+                    .await?
+                    .ok_or(Error::NotProvisioned("public key set"))?;
+                if cached == Some(set.version) {
+                    Ok(Fetched::Unchanged)
+                } else {
+                    Ok(Fetched::New(set.version, set.render()?))
+                }
+            })
+            .await
+    }
 }
 
 #[cfg(test)]

@@ -74,9 +74,18 @@ pub struct MintedToken {
     pub kid: String,
 }
 
-/// Signs `claims` with `key`: `base64url(header).base64url(payload).base64url(RS256 signature)`.
+/// Signs `claims` with `key`.
 pub fn mint(key: &SigningKey, claims: &Claims) -> Result<MintedToken> {
-    let payload = serde_json::to_vec(claims).map_err(|_| Error::Crypto("encode claims"))?;
+    Ok(MintedToken {
+        token: encode(key, claims)?,
+        expires_at: claims.exp,
+        kid: key.kid.clone(),
+    })
+}
+
+/// `base64url(header).base64url(payload).base64url(RS256 signature)` for any JSON payload.
+pub fn encode<T: Serialize>(key: &SigningKey, payload: &T) -> Result<String> {
+    let payload = serde_json::to_vec(payload).map_err(|_| Error::Crypto("encode claims"))?;
     let mut token = String::with_capacity(key.header_b64.len() + payload.len() * 4 / 3 + 350);
     token.push_str(&key.header_b64);
     token.push('.');
@@ -84,11 +93,7 @@ pub fn mint(key: &SigningKey, claims: &Claims) -> Result<MintedToken> {
     let signature = key.sign(token.as_bytes())?;
     token.push('.');
     URL_SAFE_NO_PAD.encode_string(&signature, &mut token);
-    Ok(MintedToken {
-        token,
-        expires_at: claims.exp,
-        kid: key.kid.clone(),
-    })
+    Ok(token)
 }
 
 /// A subject must be a non-empty, printable identifier of bounded length.

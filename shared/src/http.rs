@@ -200,3 +200,32 @@ pub async fn cors(State(cors): State<Cors>, req: Request, next: Next) -> Respons
     h.append(header::VARY, HeaderValue::from_static("Origin"));
     response
 }
+
+/// The caller's verified claims, or 401. Placed before the body extractor so that an
+/// unauthenticated caller learns nothing about body validation.
+pub struct Identity(pub Map<String, Value>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Identity {
+    type Rejection = Error;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Error> {
+        parts
+            .extensions
+            .get::<VerifiedClaims>()
+            .map(|claims| Identity(claims.0.clone()))
+            .ok_or(Error::Unauthenticated(std::borrow::Cow::Borrowed(
+                "sign in first: no verified identity came with the request",
+            )))
+    }
+}
+
+/// True when the client asked for JSON rather than the raw token.
+pub fn wants_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("application/json"))
+}

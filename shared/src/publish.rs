@@ -206,6 +206,50 @@ pub fn parse_public_key_document(body: &[u8]) -> Result<KeySet> {
     Ok(KeySet::new(keys))
 }
 
+/// Reads a JWKS (an identity provider's, or ours), keeping the RSA signing keys usable with
+/// RS256. A key without `kid` is named by its thumbprint.
+pub fn parse_jwks(body: &[u8]) -> Result<KeySet> {
+    #[derive(Deserialize)]
+    struct Jwk {
+        kty: String,
+        kid: Option<String>,
+        n: Option<String>,
+        e: Option<String>,
+        alg: Option<String>,
+        #[serde(rename = "use")]
+        usage: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct Jwks {
+        keys: Vec<Jwk>,
+    }
+    let jwks: Jwks =
+        serde_json::from_slice(body).map_err(|e| Error::corrupt("JWKS", e.to_string()))?;
+    let mut keys = Vec::new();
+    for jwk in jwks.keys {
+        let usable = jwk.kty == "RSA"
+            && jwk.alg.as_deref().is_none_or(|a| a == "RS256")
+            && jwk.usage.as_deref().is_none_or(|u| u == "sig");
+        let (Some(n), Some(e)) = (jwk.n.as_deref(), jwk.e.as_deref()) else {
+            continue;
+        };
+        if !usable {
+            continue;
+        }
+        let decode = |v: &str| {
+            URL_SAFE_NO_PAD
+                .decode(v)
+                .map_err(|e| Error::corrupt("JWKS", e.to_string()))
+        };
+        let (n, e) = (decode(n)?, decode(e)?);
+        let kid = jwk
+            .kid
+            .unwrap_or_else(|| crate::keys::thumbprint_of(&n, &e));
+        keys.push(VerifyingKey::from_components(kid, &n, &e)?);
+    }
+    Ok(KeySet::new(keys))
+}
+
 fn pem_body(text: &str) -> Result<Vec<u8>> {
     let body = text
         .trim()
@@ -241,6 +285,8 @@ mod tests {
         assert_eq!(read.len(), 2);
         assert!(read.find(&ring.next.kid).is_some());
         let single = parse_public_key_document(&docs.pem).unwrap();
+        let from_jwks = parse_jwks(&docs.jwks).unwrap();
+        assert!(from_jwks.find(&ring.current.kid).is_some());
         assert_eq!(single.single().unwrap().kid, ring.current.kid);
 
         let jwks: serde_json::Value = serde_json::from_slice(&docs.jwks).unwrap();

@@ -1,1 +1,141 @@
+//! mint-token: `GET`/`POST /token`, an RS256 JWT for the caller the gateway authenticated.
 
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use chat_auth::cache::SigningKeys;
+use chat_auth::claims::{MintedToken, mint};
+use chat_auth::http::{Body, Cors, Identity, VerifiedClaims, no_store, wants_json};
+use chat_auth::identity::IdentityMapping;
+use chat_auth::store::RingSource;
+use chat_auth::{Config, TokenPolicy};
+use lambda_http::request::RequestContext;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// What the mint handlers share: the cached ring and the issuing rules.
+pub struct MintState<R> {
+    /// The signing ring (cached).
+    pub keys: SigningKeys<R>,
+    /// Issuer, lifetime, skew.
+    pub policy: TokenPolicy,
+    /// Claims → sub and context.
+    pub identity: IdentityMapping,
+}
+
+impl<R: RingSource> MintState<R> {
+    /// From configuration and a ring store.
+    pub fn new(config: &Config, store: R) -> Self {
+        MintState {
+            keys: SigningKeys::new(store, config.key_cache_ttl, config.key_stale_for),
+            policy: config.policy.clone(),
+            identity: IdentityMapping::from_config(config),
+        }
+    }
+
+    /// Mints a token for `sub` with `context` (claims already mapped and checked).
+    pub async fn mint(
+        &self,
+        sub: &str,
+        context: &chat_auth::CustomContext,
+    ) -> chat_auth::Result<MintedToken> {
+        let ring = self.keys.get().await?;
+        let claims = self.policy.claims(sub, context, chat_auth::time::now())?;
+        let minted = mint(&ring.signer, &claims)?;
+        tracing::info!(kid = %minted.kid, jti = %claims.jti, "token minted");
+        Ok(minted)
+    }
+}
+
+/// `POST /token` body: optional client context (allow-listed keys only).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// Extra context variables.
+    #[serde(default)]
+    pub context: Option<Map<String, Value>>,
+}
+
+/// The `/token` routes, CORS-guarded by `origins`. Hosts add [`chat_auth::http::finish`] once
+/// around the whole app (a router can carry only one fallback).
+pub fn router<R: RingSource>(state: Arc<MintState<R>>, origins: &[String]) -> Router {
+    let routes = Router::new()
+        .route("/token", get(get_token::<R>).post(post_token::<R>))
+        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(
+            Cors::new(origins),
+            chat_auth::http::cors,
+        ));
+    routes
+}
+
+async fn get_token<R: RingSource>(
+    State(state): State<Arc<MintState<R>>>,
+    headers: HeaderMap,
+    Identity(claims): Identity,
+) -> chat_auth::Result<Response> {
+    issue(&state, &headers, &claims, None).await
+}
+
+async fn post_token<R: RingSource>(
+    State(state): State<Arc<MintState<R>>>,
+    headers: HeaderMap,
+    Identity(claims): Identity,
+    Body(request): Body<TokenRequest>,
+) -> chat_auth::Result<Response> {
+    issue(&state, &headers, &claims, request.context.as_ref()).await
+}
+
+async fn issue<R: RingSource>(
+    state: &MintState<R>,
+    headers: &HeaderMap,
+    claims: &Map<String, Value>,
+    client_context: Option<&Map<String, Value>>,
+) -> chat_auth::Result<Response> {
+    let sub = state.identity.subject(claims)?;
+    let context = state.identity.context(claims, client_context)?;
+    let minted = state.mint(&sub, &context).await?;
+    Ok(token_response(headers, minted))
+}
+
+/// The raw JWT (`application/jwt`, what Microsoft's sample client function reads), or JSON
+/// when asked; never cacheable.
+pub fn token_response(headers: &HeaderMap, minted: MintedToken) -> Response {
+    if wants_json(headers) {
+        (no_store(), Json(minted)).into_response()
+    } else {
+        (
+            no_store(),
+            [(header::CONTENT_TYPE, HeaderValue::from_static("application/jwt"))],
+            minted.token,
+        )
+            .into_response()
+    }
+}
+
+/// On Lambda: turns the HTTP API JWT authorizer's claims (already verified by API Gateway)
+/// into [`VerifiedClaims`]. Without an authorizer context the request stays anonymous.
+pub async fn lambda_identity(mut req: Request, next: Next) -> Response {
+    let claims = match req.extensions().get::<RequestContext>() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx
+            .authorizer
+            .as_ref()
+            .and_then(|a| a.jwt.as_ref())
+            .filter(|jwt| !jwt.claims.is_empty())
+            .map(|jwt| {
+                jwt.claims
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect::<Map<_, _>>()
+            }),
+        _ => None,
+    };
+    if let Some(claims) = claims {
+        req.extensions_mut().insert(VerifiedClaims(claims));
+    }
+    next.run(req).await
+}

@@ -1,1 +1,84 @@
+//! public-keys: the Public key URL in Omnichannel's formats, and a JWKS.
 
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use chat_auth::cache::PublicKeys;
+use chat_auth::http::public_cache;
+use chat_auth::store::PublicKeySource;
+use chat_auth::{Config, Error};
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// The published set, cached and pre-rendered.
+pub struct PublicKeysState<P> {
+    /// The published set (never the private ring).
+    pub keys: PublicKeys<P>,
+}
+
+impl<P: PublicKeySource> PublicKeysState<P> {
+    /// From configuration and a public key store.
+    pub fn new(config: &Config, store: P) -> Self {
+        PublicKeysState {
+            keys: PublicKeys::new(store, config.key_cache_ttl, config.key_stale_for),
+        }
+    }
+}
+
+/// `?format=pem` selects the single-PEM form.
+#[derive(Debug, Deserialize)]
+pub struct FormatQuery {
+    /// `pem` or `multi` (default).
+    pub format: Option<String>,
+}
+
+/// `/public-key` and `/.well-known/jwks.json`; open to every origin (public material).
+pub fn router<P: PublicKeySource>(state: Arc<PublicKeysState<P>>) -> Router {
+    Router::new()
+        .route("/public-key", get(public_key::<P>))
+        .route("/.well-known/jwks.json", get(jwks::<P>))
+        .with_state(state)
+}
+
+async fn public_key<P: PublicKeySource>(
+    State(state): State<Arc<PublicKeysState<P>>>,
+    query: Result<Query<FormatQuery>, axum::extract::rejection::QueryRejection>,
+) -> chat_auth::Result<Response> {
+    let format = query
+        .map_err(|_| Error::BadRequest {
+            code: "bad_query",
+            message: "the query string is malformed".into(),
+        })?
+        .0
+        .format;
+    let docs = state.keys.get().await?;
+    match format.as_deref() {
+        None | Some("multi") | Some("json") => Ok(document(docs.multi_key.clone(), "application/json")),
+        Some("pem") => Ok(document(docs.pem.clone(), "application/x-pem-file")),
+        Some(_) => Err(Error::BadRequest {
+            code: "bad_format",
+            message: "format must be pem or multi".into(),
+        }),
+    }
+}
+
+async fn jwks<P: PublicKeySource>(
+    State(state): State<Arc<PublicKeysState<P>>>,
+) -> chat_auth::Result<Response> {
+    let docs = state.keys.get().await?;
+    Ok(document(docs.jwks.clone(), "application/jwk-set+json"))
+}
+
+fn document(body: axum::body::Bytes, content_type: &'static str) -> Response {
+    (
+        public_cache(),
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*")),
+        ],
+        body,
+    )
+        .into_response()
+}

@@ -1,1 +1,61 @@
+//! validate-token: `POST /validate`, every reason Omnichannel would refuse a token.
 
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use chat_auth::Config;
+use chat_auth::cache::PublicKeys;
+use chat_auth::http::{Body, no_store};
+use chat_auth::jwt::Validator;
+use chat_auth::store::PublicKeySource;
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// What the handler shares: the published keys (cached) and the rules.
+pub struct ValidateState<P> {
+    /// The published set (never the private ring).
+    pub keys: PublicKeys<P>,
+    /// Omnichannel's rules plus this service's issuer.
+    pub validator: Validator,
+}
+
+impl<P: PublicKeySource> ValidateState<P> {
+    /// From configuration and a public key store.
+    pub fn new(config: &Config, store: P) -> Self {
+        ValidateState {
+            keys: PublicKeys::new(store, config.key_cache_ttl, config.key_stale_for),
+            validator: config.validator(),
+        }
+    }
+}
+
+/// `{"token": "..."}` (JSON) or `token=...` (form).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateRequest {
+    /// The compact JWT.
+    pub token: String,
+}
+
+/// The `/validate` route.
+pub fn router<P: PublicKeySource>(state: Arc<ValidateState<P>>) -> Router {
+    Router::new()
+        .route("/validate", post(validate::<P>))
+        .with_state(state)
+}
+
+async fn validate<P: PublicKeySource>(
+    State(state): State<Arc<ValidateState<P>>>,
+    Body(request): Body<ValidateRequest>,
+) -> chat_auth::Result<Response> {
+    let docs = state.keys.get().await?;
+    let report = state
+        .validator
+        .validate(&request.token, &docs.keys, chat_auth::time::now());
+    if !report.is_active() {
+        let codes: Vec<&str> = report.problems.iter().map(|p| p.code).collect();
+        tracing::info!(?codes, "token refused");
+    }
+    Ok((no_store(), Json(report.to_json())).into_response())
+}

@@ -1,0 +1,21 @@
+//! The CLI's error type.
+
+/// What can stop the local server or an operator command.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A domain error (configuration, keys, store).
+    #[error(transparent)]
+    Domain(#[from] chat_auth::Error),
+    /// The listener could not be bound or served.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An argument is invalid.
+    #[error("{0}")]
+    Usage(String),
+}
