@@ -65,7 +65,11 @@ impl DevIdp {
         let mut payload = Map::new();
         for (name, value) in claims {
             if matches!(name.as_str(), "iss" | "aud" | "sub" | "iat" | "nbf" | "exp") {
-                return Err(Problem::new("reserved_claim", format!("claim {name:?} is set by the identity provider")).into());
+                return Err(Problem::new(
+                    "reserved_claim",
+                    format!("claim {name:?} is set by the identity provider"),
+                )
+                .into());
             }
             payload.insert(name.clone(), value.clone());
         }
@@ -104,7 +108,10 @@ pub fn router(idp: Arc<DevIdp>) -> Router {
 
 async fn standin() -> Response {
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/javascript; charset=utf-8"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/javascript; charset=utf-8"),
+        )],
         STANDIN,
     )
         .into_response()
@@ -112,15 +119,22 @@ async fn standin() -> Response {
 
 async fn jwks(State(idp): State<Arc<DevIdp>>) -> Response {
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/jwk-set+json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/jwk-set+json"),
+        )],
         idp.docs.jwks.clone(),
     )
         .into_response()
 }
 
-async fn sign_in(State(idp): State<Arc<DevIdp>>, Body(req): Body<SignIn>) -> Result<Response, Error> {
+async fn sign_in(
+    State(idp): State<Arc<DevIdp>>,
+    Body(req): Body<SignIn>,
+) -> Result<Response, Error> {
     let (token, exp) = idp.sign_in(&req.sub, &req.claims)?;
-    let cookie = format!("{DEV_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={DEV_TOKEN_TTL}");
+    let cookie =
+        format!("{DEV_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={DEV_TOKEN_TTL}");
     let cookie = HeaderValue::from_str(&cookie).map_err(|_| Error::Crypto("cookie"))?;
     Ok((
         no_store(),

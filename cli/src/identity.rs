@@ -132,7 +132,9 @@ impl BearerAuth {
         let mut report = match &self.keys {
             Keys::Fixed(keys) => self.validator.validate(token, keys, now),
             Keys::Remote(remote) => {
-                let report = self.validator.validate(token, &*remote.get(JWKS_TTL).await?, now);
+                let report = self
+                    .validator
+                    .validate(token, &*remote.get(JWKS_TTL).await?, now);
                 if report.problems.iter().any(|p| p.code == "unknown_kid") {
                     // The IdP may have rotated: look again, at most every JWKS_MIN_REFETCH.
                     self.validator
@@ -181,7 +183,11 @@ fn upstream_validator(issuer: String, audience: Option<String>) -> Validator {
 }
 
 /// Middleware: attaches [`VerifiedClaims`] when a valid identity token came with the request.
-pub async fn authenticate(State(auth): State<Arc<BearerAuth>>, mut req: Request, next: Next) -> Response {
+pub async fn authenticate(
+    State(auth): State<Arc<BearerAuth>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let Some(token) = auth.token_of(&req).map(str::to_owned) else {
         return next.run(req).await;
     };

@@ -51,13 +51,20 @@ impl LocalConfig {
         listen: Option<String>,
         data_dir: Option<PathBuf>,
     ) -> Result<Self> {
-        let get = |k: &str| lookup(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |k: &str| {
+            lookup(k)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let listen_raw = listen
             .or_else(|| get("CHAT_AUTH_LISTEN"))
             .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
-        let listen: SocketAddr = listen_raw
-            .parse()
-            .map_err(|_| config("CHAT_AUTH_LISTEN", format!("{listen_raw:?} is not an address like 127.0.0.1:8080")))?;
+        let listen: SocketAddr = listen_raw.parse().map_err(|_| {
+            config(
+                "CHAT_AUTH_LISTEN",
+                format!("{listen_raw:?} is not an address like 127.0.0.1:8080"),
+            )
+        })?;
         let data_dir = data_dir
             .or_else(|| get("CHAT_AUTH_DATA_DIR").map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from(".chat-auth"));
@@ -67,7 +74,10 @@ impl LocalConfig {
         ) {
             (Some(issuer), Some(jwks_url)) => {
                 if !(jwks_url.starts_with("https://") || jwks_url.starts_with("http://")) {
-                    return Err(config("CHAT_AUTH_UPSTREAM_JWKS_URL", "must be an http(s) URL"));
+                    return Err(config(
+                        "CHAT_AUTH_UPSTREAM_JWKS_URL",
+                        "must be an http(s) URL",
+                    ));
                 }
                 IdentitySource::Upstream {
                     issuer,
@@ -77,10 +87,16 @@ impl LocalConfig {
             }
             (None, None) => IdentitySource::Development,
             (Some(_), None) => {
-                return Err(config("CHAT_AUTH_UPSTREAM_JWKS_URL", "is required with CHAT_AUTH_UPSTREAM_ISSUER"));
+                return Err(config(
+                    "CHAT_AUTH_UPSTREAM_JWKS_URL",
+                    "is required with CHAT_AUTH_UPSTREAM_ISSUER",
+                ));
             }
             (None, Some(_)) => {
-                return Err(config("CHAT_AUTH_UPSTREAM_ISSUER", "is required with CHAT_AUTH_UPSTREAM_JWKS_URL"));
+                return Err(config(
+                    "CHAT_AUTH_UPSTREAM_ISSUER",
+                    "is required with CHAT_AUTH_UPSTREAM_JWKS_URL",
+                ));
             }
         };
         let development = matches!(identity, IdentitySource::Development);
@@ -102,7 +118,10 @@ impl LocalConfig {
             shared.key_cache_ttl = std::time::Duration::from_secs(2);
         }
         if development {
-            for origin in [format!("http://{listen}"), format!("http://localhost:{}", listen.port())] {
+            for origin in [
+                format!("http://{listen}"),
+                format!("http://localhost:{}", listen.port()),
+            ] {
                 if !shared.allowed_origins.contains(&origin) {
                     shared.allowed_origins.push(origin);
                 }
@@ -128,16 +147,22 @@ mod tests {
 
     #[test]
     fn development_mode_refuses_non_loopback() {
-        let err = LocalConfig::from_lookup(|_| None, Some("0.0.0.0:8080".into()), None).unwrap_err();
+        let err =
+            LocalConfig::from_lookup(|_| None, Some("0.0.0.0:8080".into()), None).unwrap_err();
         assert!(err.to_string().contains("CHAT_AUTH_LISTEN"));
         let ok = LocalConfig::from_lookup(|_| None, None, None).unwrap();
         assert!(ok.development());
-        assert!(ok.shared.allowed_origins.contains(&"http://127.0.0.1:8080".to_owned()));
+        assert!(
+            ok.shared
+                .allowed_origins
+                .contains(&"http://127.0.0.1:8080".to_owned())
+        );
     }
 
     #[test]
     fn upstream_mode_needs_both_variables() {
-        let only_issuer = |k: &str| (k == "CHAT_AUTH_UPSTREAM_ISSUER").then(|| "https://idp".to_owned());
+        let only_issuer =
+            |k: &str| (k == "CHAT_AUTH_UPSTREAM_ISSUER").then(|| "https://idp".to_owned());
         let err = LocalConfig::from_lookup(only_issuer, None, None).unwrap_err();
         assert!(err.to_string().contains("CHAT_AUTH_UPSTREAM_JWKS_URL"));
         let both = |k: &str| match k {

@@ -90,7 +90,10 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 "chat-auth listening"
             );
             if config.development() {
-                eprintln!("Demo: http://{}/  (development mode: built-in sign-in, loopback only)", config.listen);
+                eprintln!(
+                    "Demo: http://{}/  (development mode: built-in sign-in, loopback only)",
+                    config.listen
+                );
             }
             server::serve(listener, app).await?;
         }
@@ -99,9 +102,9 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             let ring = chat_auth::store::ensure_ring(&store, now, shared.rotation_period).await?;
             let mut ctx = chat_auth::CustomContext::new();
             for pair in &context {
-                let (name, value) = pair
-                    .split_once('=')
-                    .ok_or_else(|| CliError::Usage(format!("--context {pair:?} is not NAME=VALUE")))?;
+                let (name, value) = pair.split_once('=').ok_or_else(|| {
+                    CliError::Usage(format!("--context {pair:?} is not NAME=VALUE"))
+                })?;
                 ctx.insert_json(name, &Value::String(value.to_owned()))?;
             }
             let claims = shared.policy.claims(&sub, &ctx, now)?;
@@ -114,7 +117,10 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 std::io::stdin()
                     .take(64 * 1024)
                     .read_to_string(&mut buf)
-                    .map_err(|source| CliError::Io { context: "reading stdin".into(), source })?;
+                    .map_err(|source| CliError::Io {
+                        context: "reading stdin".into(),
+                        source,
+                    })?;
                 buf.trim().to_owned()
             } else {
                 token
@@ -123,8 +129,13 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 .load_public()
                 .await?
                 .ok_or(chat_auth::Error::NotProvisioned("public key set"))?;
-            let report = shared.validator().validate(&token, &set.render()?.keys, now);
-            println!("{}", serde_json::to_string_pretty(&report.to_json()).unwrap_or_default());
+            let report = shared
+                .validator()
+                .validate(&token, &set.render()?.keys, now);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report.to_json()).unwrap_or_default()
+            );
             if !report.is_active() {
                 return Ok(ExitCode::from(1));
             }
@@ -156,10 +167,16 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             let keys: Vec<Value> = set
                 .keys
                 .iter()
-                .map(|k| json!({"kid": k.kid, "role": role(&k.kid), "activates": k.activates,
-                                "retires": k.retires, "expiry": k.expiry}))
+                .map(|k| {
+                    json!({"kid": k.kid, "role": role(&k.kid), "activates": k.activates,
+                                "retires": k.retires, "expiry": k.expiry})
+                })
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&json!({"version": set.version, "keys": keys})).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json!({"version": set.version, "keys": keys}))
+                    .unwrap_or_default()
+            );
         }
         Command::Snippet { base_url } => {
             let base = base_url.trim_end_matches('/');

@@ -21,7 +21,11 @@ pub async fn app(config: &LocalConfig) -> Result<Router, CliError> {
         "key ring ready"
     );
     let (auth, dev_routes) = match &config.identity {
-        IdentitySource::Upstream { issuer, jwks_url, audience } => (
+        IdentitySource::Upstream {
+            issuer,
+            jwks_url,
+            audience,
+        } => (
             BearerAuth::upstream(issuer.clone(), jwks_url.clone(), audience.clone()),
             None,
         ),
@@ -32,15 +36,19 @@ pub async fn app(config: &LocalConfig) -> Result<Router, CliError> {
     };
     let mint = Arc::new(mint_token::MintState::new(shared, store.clone()));
     let mut app = mint_token::router(mint, &shared.allowed_origins)
-        .layer(axum::middleware::from_fn_with_state(Arc::new(auth), authenticate))
-        .merge(validate_token::router(Arc::new(validate_token::ValidateState::new(
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(auth),
+            authenticate,
+        ))
+        .merge(validate_token::router(Arc::new(
+            validate_token::ValidateState::new(shared, store.clone()),
+        )))
+        .merge(public_keys::router(Arc::new(
+            public_keys::PublicKeysState::new(shared, store),
+        )))
+        .merge(provider_script::router(Arc::new(ProviderScript::render(
             shared,
-            store.clone(),
-        ))))
-        .merge(public_keys::router(Arc::new(public_keys::PublicKeysState::new(
-            shared, store,
-        ))))
-        .merge(provider_script::router(Arc::new(ProviderScript::render(shared))));
+        ))));
     if let Some(dev_routes) = dev_routes {
         app = app.merge(dev_routes);
     }

@@ -246,10 +246,19 @@ mod tests {
     #[tokio::test]
     async fn an_outage_is_bridged_up_to_the_stale_bound_then_fails_closed() {
         let cache = Cached::new(Duration::ZERO, Duration::from_millis(200));
-        cache.get(|_| async { Ok(Fetched::New(1, 1)) }).await.unwrap();
-        assert_eq!(*cache.get(|_| async { Err(unavailable()) }).await.unwrap(), 1);
+        cache
+            .get(|_| async { Ok(Fetched::New(1, 1)) })
+            .await
+            .unwrap();
+        assert_eq!(
+            *cache.get(|_| async { Err(unavailable()) }).await.unwrap(),
+            1
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
-        let err = cache.get(|_| async { Err(unavailable()) }).await.unwrap_err();
+        let err = cache
+            .get(|_| async { Err(unavailable()) })
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), "key_store_unavailable");
     }
 
@@ -262,7 +271,10 @@ mod tests {
     #[tokio::test]
     async fn corrupt_documents_are_not_bridged() {
         let cache = Cached::new(Duration::ZERO, Duration::from_secs(60));
-        cache.get(|_| async { Ok(Fetched::New(1, 1)) }).await.unwrap();
+        cache
+            .get(|_| async { Ok(Fetched::New(1, 1)) })
+            .await
+            .unwrap();
         let err = cache
             .get(|_| async { Err(Error::corrupt("key ring", "bad")) })
             .await
@@ -273,7 +285,10 @@ mod tests {
     #[tokio::test]
     async fn unchanged_versions_keep_the_parsed_value() {
         let cache = Cached::new(Duration::ZERO, Duration::ZERO);
-        let first = cache.get(|_| async { Ok(Fetched::New(3, vec![1])) }).await.unwrap();
+        let first = cache
+            .get(|_| async { Ok(Fetched::New(3, vec![1])) })
+            .await
+            .unwrap();
         let again = cache
             .get(|v| async move {
                 assert_eq!(v, Some(3));

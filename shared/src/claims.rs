@@ -140,7 +140,12 @@ mod tests {
         assert_eq!(v["lwicontexts"], json!(r#"{"msdyn_cartvalue":"10000"}"#));
         assert_eq!(c.jti.len(), 22);
         let empty = policy().claims("x", &CustomContext::new(), 0).unwrap();
-        assert!(serde_json::to_value(&empty).unwrap().get("lwicontexts").is_none());
+        assert!(
+            serde_json::to_value(&empty)
+                .unwrap()
+                .get("lwicontexts")
+                .is_none()
+        );
     }
 
     #[test]
@@ -170,7 +175,8 @@ mod tests {
         let c = policy().claims("s", &CustomContext::new(), 0).unwrap();
         let t = mint(&loaded.signer, &c).unwrap();
         let header = t.token.split('.').next().unwrap();
-        let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+        let header: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
         assert_eq!(
             header,
             json!({"alg": "RS256", "typ": "JWT", "kid": ring.current.kid})

@@ -66,7 +66,11 @@ impl Config {
 
     /// Reads variables through `lookup` (tests pass a map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let issuer = get("CHAT_AUTH_ISSUER").unwrap_or_else(|| "chat-auth".to_owned());
         let ttl = number(&get, "CHAT_AUTH_TOKEN_TTL_SECONDS", 900)?;
         if !(60..=MAX_TTL).contains(&ttl) {
@@ -77,7 +81,10 @@ impl Config {
         }
         let skew = number(&get, "CHAT_AUTH_CLOCK_SKEW_SECONDS", 30)?;
         if !(0..=300).contains(&skew) {
-            return Err(config("CHAT_AUTH_CLOCK_SKEW_SECONDS", "must be between 0 and 300"));
+            return Err(config(
+                "CHAT_AUTH_CLOCK_SKEW_SECONDS",
+                "must be between 0 and 300",
+            ));
         }
         let subject_claim = get("CHAT_AUTH_SUBJECT_CLAIM").unwrap_or_else(|| "sub".to_owned());
         let context_claims = match get("CHAT_AUTH_CONTEXT_CLAIMS") {
@@ -91,7 +98,9 @@ impl Config {
         {
             return Err(config(
                 "CHAT_AUTH_CLIENT_CONTEXT_KEYS",
-                format!("{var:?} is already filled from a verified claim; a browser must not override it"),
+                format!(
+                    "{var:?} is already filled from a verified claim; a browser must not override it"
+                ),
             ));
         }
         let allowed_origins = list(get("CHAT_AUTH_ALLOWED_ORIGINS"))
@@ -102,29 +111,50 @@ impl Config {
             .unwrap_or_else(|| "auth.getAuthenticationToken".to_owned());
         check_function_name(&client_function)?;
         let token_url = get("CHAT_AUTH_TOKEN_URL").unwrap_or_else(|| "/token".to_owned());
-        if !(token_url.starts_with('/') || token_url.starts_with("https://") || token_url.starts_with("http://"))
-            || token_url.chars().any(|c| c.is_whitespace() || c.is_control())
+        if !(token_url.starts_with('/')
+            || token_url.starts_with("https://")
+            || token_url.starts_with("http://"))
+            || token_url
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
         {
-            return Err(config("CHAT_AUTH_TOKEN_URL", "must be an absolute URL or a path starting with /"));
+            return Err(config(
+                "CHAT_AUTH_TOKEN_URL",
+                "must be an absolute URL or a path starting with /",
+            ));
         }
         let identity_mode = match get("CHAT_AUTH_IDENTITY_MODE").as_deref() {
             None | Some("auto") => IdentityMode::Auto,
             Some("bearer") => IdentityMode::Bearer,
             Some("cookie") => IdentityMode::Cookie,
-            Some(_) => return Err(config("CHAT_AUTH_IDENTITY_MODE", "must be auto, bearer or cookie")),
+            Some(_) => {
+                return Err(config(
+                    "CHAT_AUTH_IDENTITY_MODE",
+                    "must be auto, bearer or cookie",
+                ));
+            }
         };
         let key_cache_ttl = number(&get, "CHAT_AUTH_KEY_CACHE_TTL_SECONDS", 300)?;
         if !(0..=3600).contains(&key_cache_ttl) {
-            return Err(config("CHAT_AUTH_KEY_CACHE_TTL_SECONDS", "must be between 0 and 3600"));
+            return Err(config(
+                "CHAT_AUTH_KEY_CACHE_TTL_SECONDS",
+                "must be between 0 and 3600",
+            ));
         }
         let key_stale = number(&get, "CHAT_AUTH_KEY_STALE_SECONDS", 900)?;
         if !(0..=3600).contains(&key_stale) {
-            return Err(config("CHAT_AUTH_KEY_STALE_SECONDS", "must be between 0 and 3600"));
+            return Err(config(
+                "CHAT_AUTH_KEY_STALE_SECONDS",
+                "must be between 0 and 3600",
+            ));
         }
         let rotation_days = number(&get, "CHAT_AUTH_ROTATION_PERIOD_DAYS", 30)?;
         let rotation_period = rotation_days.saturating_mul(86_400);
         if !(1..=365).contains(&rotation_days) || rotation_period < MIN_ROTATION_PERIOD {
-            return Err(config("CHAT_AUTH_ROTATION_PERIOD_DAYS", "must be between 1 and 365"));
+            return Err(config(
+                "CHAT_AUTH_ROTATION_PERIOD_DAYS",
+                "must be between 1 and 365",
+            ));
         }
         Ok(Config {
             policy: TokenPolicy { issuer, ttl, skew },
@@ -185,17 +215,31 @@ fn parse_pairs(raw: &str) -> Result<Vec<(String, String)>> {
             .split_once('=')
             .map(|(v, c)| (v.trim(), c.trim()))
             .filter(|(v, c)| !v.is_empty() && !c.is_empty())
-            .ok_or_else(|| config("CHAT_AUTH_CONTEXT_CLAIMS", format!("{item:?} is not var=claim")))?;
+            .ok_or_else(|| {
+                config(
+                    "CHAT_AUTH_CONTEXT_CLAIMS",
+                    format!("{item:?} is not var=claim"),
+                )
+            })?;
         if pairs.iter().any(|(v, _)| v == var) {
-            return Err(config("CHAT_AUTH_CONTEXT_CLAIMS", format!("{var:?} appears twice")));
+            return Err(config(
+                "CHAT_AUTH_CONTEXT_CLAIMS",
+                format!("{var:?} appears twice"),
+            ));
         }
         if var.chars().count() > crate::context::MAX_NAME_CHARS {
-            return Err(config("CHAT_AUTH_CONTEXT_CLAIMS", format!("{var:?} is longer than 100 characters")));
+            return Err(config(
+                "CHAT_AUTH_CONTEXT_CLAIMS",
+                format!("{var:?} is longer than 100 characters"),
+            ));
         }
         pairs.push((var.to_owned(), claim.to_owned()));
     }
     if pairs.len() > crate::context::MAX_VARIABLES {
-        return Err(config("CHAT_AUTH_CONTEXT_CLAIMS", "more than 100 variables"));
+        return Err(config(
+            "CHAT_AUTH_CONTEXT_CLAIMS",
+            "more than 100 variables",
+        ));
     }
     Ok(pairs)
 }
@@ -215,7 +259,9 @@ fn check_origin(origin: &str) -> Result<String> {
     if !valid {
         return Err(config(
             "CHAT_AUTH_ALLOWED_ORIGINS",
-            format!("{origin:?} is not an origin like https://www.contoso.com (no wildcards, no paths)"),
+            format!(
+                "{origin:?} is not an origin like https://www.contoso.com (no wildcards, no paths)"
+            ),
         ));
     }
     Ok(origin.to_ascii_lowercase())
@@ -278,24 +324,42 @@ mod tests {
         let c = with(&[
             ("CHAT_AUTH_CONTEXT_CLAIMS", "msdyn_region=region, Tier=tier"),
             ("CHAT_AUTH_CLIENT_CONTEXT_KEYS", "page,cart"),
-            ("CHAT_AUTH_ALLOWED_ORIGINS", "https://www.Contoso.com/, http://localhost:3000"),
+            (
+                "CHAT_AUTH_ALLOWED_ORIGINS",
+                "https://www.Contoso.com/, http://localhost:3000",
+            ),
         ])
         .unwrap();
         assert_eq!(c.context_claims[1], ("Tier".into(), "tier".into()));
         assert!(c.client_context_keys.contains("cart"));
-        assert_eq!(c.allowed_origins, vec!["http://localhost:3000", "https://www.contoso.com"]);
+        assert_eq!(
+            c.allowed_origins,
+            vec!["http://localhost:3000", "https://www.contoso.com"]
+        );
     }
 
     #[test]
     fn bad_values_name_their_variable() {
-        assert_eq!(var_of(with(&[("CHAT_AUTH_TOKEN_TTL_SECONDS", "3601")])), "CHAT_AUTH_TOKEN_TTL_SECONDS");
-        assert_eq!(var_of(with(&[("CHAT_AUTH_TOKEN_TTL_SECONDS", "ten")])), "CHAT_AUTH_TOKEN_TTL_SECONDS");
-        assert_eq!(var_of(with(&[("CHAT_AUTH_ALLOWED_ORIGINS", "*")])), "CHAT_AUTH_ALLOWED_ORIGINS");
+        assert_eq!(
+            var_of(with(&[("CHAT_AUTH_TOKEN_TTL_SECONDS", "3601")])),
+            "CHAT_AUTH_TOKEN_TTL_SECONDS"
+        );
+        assert_eq!(
+            var_of(with(&[("CHAT_AUTH_TOKEN_TTL_SECONDS", "ten")])),
+            "CHAT_AUTH_TOKEN_TTL_SECONDS"
+        );
+        assert_eq!(
+            var_of(with(&[("CHAT_AUTH_ALLOWED_ORIGINS", "*")])),
+            "CHAT_AUTH_ALLOWED_ORIGINS"
+        );
         assert_eq!(
             var_of(with(&[("CHAT_AUTH_ALLOWED_ORIGINS", "https://a.com/path")])),
             "CHAT_AUTH_ALLOWED_ORIGINS"
         );
-        assert_eq!(var_of(with(&[("CHAT_AUTH_CONTEXT_CLAIMS", "novalue")])), "CHAT_AUTH_CONTEXT_CLAIMS");
+        assert_eq!(
+            var_of(with(&[("CHAT_AUTH_CONTEXT_CLAIMS", "novalue")])),
+            "CHAT_AUTH_CONTEXT_CLAIMS"
+        );
         assert_eq!(
             var_of(with(&[("CHAT_AUTH_CLIENT_FUNCTION", "a.__proto__.x")])),
             "CHAT_AUTH_CLIENT_FUNCTION"
@@ -311,6 +375,9 @@ mod tests {
             ])),
             "CHAT_AUTH_CLIENT_CONTEXT_KEYS"
         );
-        assert_eq!(var_of(with(&[("CHAT_AUTH_IDENTITY_MODE", "magic")])), "CHAT_AUTH_IDENTITY_MODE");
+        assert_eq!(
+            var_of(with(&[("CHAT_AUTH_IDENTITY_MODE", "magic")])),
+            "CHAT_AUTH_IDENTITY_MODE"
+        );
     }
 }

@@ -297,12 +297,17 @@ mod tests {
     fn value_limits_at_and_over_name_the_key() {
         let mut c = CustomContext::new();
         assert!(c.insert_json("a", &json!("x".repeat(4000))).is_ok());
-        let err = c.insert_json("long_one", &json!("x".repeat(4001))).unwrap_err();
+        let err = c
+            .insert_json("long_one", &json!("x".repeat(4001)))
+            .unwrap_err();
         assert_eq!(err.code(), "context_value_too_long");
         assert!(err.to_string().contains("\"long_one\""));
         assert!(
-            c.insert_json("d", &json!({"value": "x".repeat(4001), "isDisplayable": false}))
-                .is_err()
+            c.insert_json(
+                "d",
+                &json!({"value": "x".repeat(4001), "isDisplayable": false})
+            )
+            .is_err()
         );
     }
 

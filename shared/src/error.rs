@@ -115,7 +115,9 @@ impl Error {
             Error::NotFound => 404,
             Error::MethodNotAllowed => 405,
             Error::Conflict { .. } => 409,
-            Error::StoreUnavailable(_) | Error::NotProvisioned(_) | Error::CorruptKeys { .. } => 503,
+            Error::StoreUnavailable(_) | Error::NotProvisioned(_) | Error::CorruptKeys { .. } => {
+                503
+            }
             Error::Config { .. } | Error::Crypto(_) | Error::Io { .. } => 500,
         }
     }

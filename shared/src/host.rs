@@ -4,7 +4,10 @@
 use axum::Router;
 
 /// Serves `router` until the runtime stops (Lambda) or Ctrl-C / SIGTERM (standalone).
-pub async fn serve(router: Router, standalone_listen: &str) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+pub async fn serve(
+    router: Router,
+    standalone_listen: &str,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
         return lambda_http::run(router).await;
     }

@@ -23,7 +23,8 @@ pub struct VerifiedClaims(pub Map<String, Value>);
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if status.is_server_error() {
             tracing::error!(code = self.code(), error = %ErrorChain(&self), "request failed");
         } else {
@@ -69,9 +70,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
         let bytes = read_body(req, state).await?;
         match kind {
             ContentKind::Json => parse_json(&bytes).map(Body),
-            ContentKind::Form => serde_urlencoded::from_bytes(&bytes)
-                .map(Body)
-                .map_err(|e| Error::bad_request("malformed_form", format!("the form body is invalid: {e}"))),
+            ContentKind::Form => serde_urlencoded::from_bytes(&bytes).map(Body).map_err(|e| {
+                Error::bad_request("malformed_form", format!("the form body is invalid: {e}"))
+            }),
             ContentKind::None if bytes.is_empty() => parse_json(b"{}").map(Body),
             ContentKind::None | ContentKind::Other => Err(Error::bad_request(
                 "unsupported_media_type",
@@ -110,7 +111,9 @@ fn content_kind(headers: &HeaderMap) -> ContentKind {
 async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Error> {
     Bytes::from_request(req, state).await.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Error::PayloadTooLarge { limit: MAX_BODY_BYTES }
+            Error::PayloadTooLarge {
+                limit: MAX_BODY_BYTES,
+            }
         } else {
             Error::bad_request("unreadable_body", "the request body could not be read")
         }
@@ -180,23 +183,34 @@ pub async fn cors(State(cors): State<Cors>, req: Request, next: Next) -> Respons
         return Error::OriginNotAllowed.into_response();
     }
     let preflight = req.method() == Method::OPTIONS
-        && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
     let mut response = if preflight {
         let mut r = StatusCode::NO_CONTENT.into_response();
         let h = r.headers_mut();
-        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST"));
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST"),
+        );
         h.insert(
             header::ACCESS_CONTROL_ALLOW_HEADERS,
             HeaderValue::from_static("authorization, content-type"),
         );
-        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
         r
     } else {
         next.run(req).await
     };
     let h = response.headers_mut();
     h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-    h.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+        HeaderValue::from_static("true"),
+    );
     h.append(header::VARY, HeaderValue::from_static("Origin"));
     response
 }

@@ -101,22 +101,35 @@ mod tests {
     #[test]
     fn subject_comes_from_the_configured_claim() {
         let m = mapping();
-        assert_eq!(m.subject(&claims(json!({"contact_id": "g-1", "sub": "x"}))).unwrap(), "g-1");
-        assert_eq!(m.subject(&claims(json!({"sub": "x"}))).unwrap_err().status(), 401);
+        assert_eq!(
+            m.subject(&claims(json!({"contact_id": "g-1", "sub": "x"})))
+                .unwrap(),
+            "g-1"
+        );
+        assert_eq!(
+            m.subject(&claims(json!({"sub": "x"})))
+                .unwrap_err()
+                .status(),
+            401
+        );
     }
 
     #[test]
     fn client_keys_outside_the_allow_list_are_named() {
         let m = mapping();
         let c = claims(json!({"region": "EU"}));
-        let ok = m.context(&c, Some(&claims(json!({"page": "/cart"})))).unwrap();
+        let ok = m
+            .context(&c, Some(&claims(json!({"page": "/cart"}))))
+            .unwrap();
         assert_eq!(ok.len(), 2);
         let err = m
             .context(&c, Some(&claims(json!({"msdyn_region": "US"}))))
             .unwrap_err();
         assert_eq!(err.code(), "context_key_not_allowed");
         assert!(err.to_string().contains("msdyn_region"));
-        let err = m.context(&c, Some(&claims(json!({"page": {"a": 1}})))).unwrap_err();
+        let err = m
+            .context(&c, Some(&claims(json!({"page": {"a": 1}}))))
+            .unwrap_err();
         assert_eq!(err.code(), "context_value_not_primitive");
     }
 }

@@ -5,9 +5,9 @@
 //! where general-purpose libraries are lenient: duplicate JSON keys, non-integer times, the
 //! `lwicontexts` string rules. Only RS256 is ever accepted.
 
+use crate::Problem;
 use crate::context::CustomContext;
 use crate::keys::{KeySet, VerifyingKey};
-use crate::Problem;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -89,7 +89,10 @@ impl Validator {
         if token.len() > MAX_TOKEN_BYTES {
             report.push(
                 "token_too_large",
-                format!("the token is {} bytes; at most {MAX_TOKEN_BYTES} are accepted", token.len()),
+                format!(
+                    "the token is {} bytes; at most {MAX_TOKEN_BYTES} are accepted",
+                    token.len()
+                ),
             );
             return report;
         }
@@ -147,7 +150,10 @@ impl Validator {
                 false
             }
             _ => {
-                report.push("alg_not_allowed", "the header has no alg; only RS256 is allowed");
+                report.push(
+                    "alg_not_allowed",
+                    "the header has no alg; only RS256 is allowed",
+                );
                 false
             }
         };
@@ -207,7 +213,10 @@ impl Validator {
             }
             (Some(Value::String(iss)), Some(expected)) if iss != expected => report.push(
                 "wrong_iss",
-                format!("iss {:?} is not the expected issuer {expected:?}", truncate(iss)),
+                format!(
+                    "iss {:?} is not the expected issuer {expected:?}",
+                    truncate(iss)
+                ),
             ),
             (Some(Value::String(_)), _) | (None, _) => {}
             (Some(_), _) => report.push("wrong_iss", "iss must be a string"),
@@ -234,12 +243,18 @@ impl Validator {
         if let Some(nbf) = nbf
             && nbf > now + leeway
         {
-            report.push("not_yet_valid", format!("the token is not valid before {nbf} (now {now})"));
+            report.push(
+                "not_yet_valid",
+                format!("the token is not valid before {nbf} (now {now})"),
+            );
         }
         if let Some(iat) = iat
             && iat > now + leeway
         {
-            report.push("issued_in_future", format!("iat {iat} is in the future (now {now})"));
+            report.push(
+                "issued_in_future",
+                format!("iat {iat} is in the future (now {now})"),
+            );
         }
         if let (Some(iat), Some(exp)) = (iat, exp)
             && exp <= iat
@@ -253,7 +268,10 @@ impl Validator {
                 _ => false,
             };
             if !ok {
-                report.push("wrong_audience", format!("aud does not include {audience:?}"));
+                report.push(
+                    "wrong_audience",
+                    format!("aud does not include {audience:?}"),
+                );
             }
         }
         if self.omnichannel {
@@ -297,7 +315,10 @@ fn time_claim(
             }
         },
         Some(_) => {
-            report.push("invalid_time", format!("{name} must be a number of unix seconds"));
+            report.push(
+                "invalid_time",
+                format!("{name} must be a number of unix seconds"),
+            );
             None
         }
     }
@@ -334,7 +355,11 @@ fn decode_object(
             None
         }
         Err(_) => {
-            let code = if part == "header" { "header_not_json" } else { "payload_not_json" };
+            let code = if part == "header" {
+                "header_not_json"
+            } else {
+                "payload_not_json"
+            };
             report.push(code, format!("the {part} is not a UTF-8 JSON object"));
             None
         }
@@ -355,7 +380,9 @@ pub enum ObjectError {
 /// Parses a JSON object, refusing duplicate member names at the top level.
 pub fn parse_unique_object(bytes: &[u8]) -> Result<Map<String, Value>, ObjectError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let result = de.deserialize_any(UniqueVisitor).and_then(|v| de.end().map(|()| v));
+    let result = de
+        .deserialize_any(UniqueVisitor)
+        .and_then(|v| de.end().map(|()| v));
     match result {
         Ok(Ok(map)) => Ok(map),
         Ok(Err(e)) => Err(e),
@@ -378,7 +405,10 @@ impl<'de> Visitor<'de> for UniqueVisitor {
             let value: Value = access.next_value()?;
             if map.contains_key(&key) {
                 // Drain the rest so the syntax of the whole document is still checked.
-                while access.next_entry::<de::IgnoredAny, de::IgnoredAny>()?.is_some() {}
+                while access
+                    .next_entry::<de::IgnoredAny, de::IgnoredAny>()?
+                    .is_some()
+                {}
                 return Ok(Err(ObjectError::Duplicate(key)));
             }
             map.insert(key, value);
@@ -513,14 +543,25 @@ mod tests {
             (json!({"alg": "none", "kid": kid}), "alg_not_allowed"),
             (json!({"alg": "HS256", "kid": kid}), "alg_not_allowed"),
             (json!({"kid": kid}), "alg_not_allowed"),
-            (json!({"alg": "RS256", "kid": "../../etc/passwd"}), "unknown_kid"),
+            (
+                json!({"alg": "RS256", "kid": "../../etc/passwd"}),
+                "unknown_kid",
+            ),
             (json!({"alg": "RS256"}), "missing_kid"),
             (json!({"alg": "RS256", "kid": 7}), "unknown_kid"),
-            (json!({"alg": "RS256", "kid": kid, "crit": ["b64"]}), "crit_unsupported"),
-            (json!({"alg": "RS256", "kid": kid, "typ": "at+jwt"}), "unsupported_typ"),
+            (
+                json!({"alg": "RS256", "kid": kid, "crit": ["b64"]}),
+                "crit_unsupported",
+            ),
+            (
+                json!({"alg": "RS256", "kid": kid, "typ": "at+jwt"}),
+                "unsupported_typ",
+            ),
         ];
         for (header, code) in cases {
-            let r = f.validator.validate(&forge(&f, header.clone(), claims.clone()), &f.keys, NOW);
+            let r = f
+                .validator
+                .validate(&forge(&f, header.clone(), claims.clone()), &f.keys, NOW);
             assert!(codes(&r).contains(&code), "{header}: {:?}", r.problems);
         }
     }
@@ -541,9 +582,15 @@ mod tests {
             ("a.b".to_owned(), "malformed"),
             (format!("{good}.x"), "malformed"),
             (format!("{good} "), "bad_encoding"),
-            (format!("{hp}.{}", URL_SAFE_NO_PAD.encode(&tampered_sig)), "bad_signature"),
+            (
+                format!("{hp}.{}", URL_SAFE_NO_PAD.encode(&tampered_sig)),
+                "bad_signature",
+            ),
             ("x".repeat(MAX_TOKEN_BYTES + 1), "token_too_large"),
-            (format!("{}.e30.", URL_SAFE_NO_PAD.encode([0xff, 0xfe])), "header_not_json"),
+            (
+                format!("{}.e30.", URL_SAFE_NO_PAD.encode([0xff, 0xfe])),
+                "header_not_json",
+            ),
         ];
         for (token, code) in cases {
             let r = f.validator.validate(&token, &f.keys, NOW);
@@ -555,14 +602,24 @@ mod tests {
     fn times_must_be_whole_bounded_numbers() {
         let f = fixture();
         let kid = f.ring.current.kid.clone();
-        for bad in [json!(1.5), json!("1800000000"), json!(1e300), json!(-1), json!(u64::MAX)] {
+        for bad in [
+            json!(1.5),
+            json!("1800000000"),
+            json!(1e300),
+            json!(-1),
+            json!(u64::MAX),
+        ] {
             let t = forge(
                 &f,
                 json!({"alg": "RS256", "kid": kid}),
                 json!({"iss": "iss.example", "sub": "s", "iat": NOW, "exp": bad}),
             );
             let r = f.validator.validate(&t, &f.keys, NOW);
-            assert!(codes(&r).contains(&"invalid_time"), "{bad}: {:?}", r.problems);
+            assert!(
+                codes(&r).contains(&"invalid_time"),
+                "{bad}: {:?}",
+                r.problems
+            );
         }
     }
 
@@ -597,7 +654,13 @@ mod tests {
             URL_SAFE_NO_PAD.encode(json!({"alg": "RS256", "kid": kid}).to_string()),
             URL_SAFE_NO_PAD.encode(payload)
         );
-        let sig = f.ring.load().unwrap().signer.sign(input.as_bytes()).unwrap();
+        let sig = f
+            .ring
+            .load()
+            .unwrap()
+            .signer
+            .sign(input.as_bytes())
+            .unwrap();
         let t = format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig));
         assert_eq!(
             codes(&f.validator.validate(&t, &f.keys, NOW)),
@@ -625,6 +688,9 @@ mod tests {
             json!({"alg": "RS256", "kid": kid}),
             json!({"iss": "iss.example", "aud": "other", "exp": NOW + 60}),
         );
-        assert_eq!(codes(&v.validate(&bad, &f.keys, NOW)), vec!["wrong_audience"]);
+        assert_eq!(
+            codes(&v.validate(&bad, &f.keys, NOW)),
+            vec!["wrong_audience"]
+        );
     }
 }

@@ -334,9 +334,7 @@ impl RingState {
 
     /// Every key, oldest first.
     pub fn keys(&self) -> impl Iterator<Item = &StoredKey> {
-        self.previous
-            .iter()
-            .chain([&self.current, &self.next])
+        self.previous.iter().chain([&self.current, &self.next])
     }
 
     /// The public key set this ring publishes.
@@ -356,7 +354,10 @@ impl RingState {
         let kids: Vec<&str> = self.keys().map(|k| k.kid.as_str()).collect();
         for (i, kid) in kids.iter().enumerate() {
             if kids[..i].contains(kid) {
-                return Err(Error::corrupt("key ring", format!("kid {kid} appears twice")));
+                return Err(Error::corrupt(
+                    "key ring",
+                    format!("kid {kid} appears twice"),
+                ));
             }
         }
         Ok(LoadedRing {
@@ -479,7 +480,10 @@ mod tests {
         assert_eq!(next.current, r.current);
         assert_ne!(next.next.kid, r.next.kid);
 
-        assert_eq!(r.drop_key("nope", 20).unwrap_err().code(), "rotation_refused");
+        assert_eq!(
+            r.drop_key("nope", 20).unwrap_err().code(),
+            "rotation_refused"
+        );
     }
 
     #[test]

@@ -135,9 +135,8 @@ impl PublicKeySet {
             }
             verifiers.push(VerifyingKey::from_der(key.kid.clone(), &key.spki)?);
         }
-        let current_pem = current_pem.ok_or_else(|| {
-            Error::corrupt("public key set", "current_kid is not among the keys")
-        })?;
+        let current_pem = current_pem
+            .ok_or_else(|| Error::corrupt("public key set", "current_kid is not among the keys"))?;
         Ok(PublishedDocs {
             version: self.version,
             multi_key: serde_json::to_vec(&multi).unwrap_or_default().into(),
@@ -275,9 +274,12 @@ mod tests {
         assert_eq!(multi.as_array().unwrap().len(), 2);
         assert_eq!(multi[0]["kid"], ring.current.kid);
         assert_eq!(multi[0]["expiry"], 100 + 2 * 86_400);
-        let pem_text =
-            String::from_utf8(STANDARD.decode(multi[0]["publicKey"].as_str().unwrap()).unwrap())
-                .unwrap();
+        let pem_text = String::from_utf8(
+            STANDARD
+                .decode(multi[0]["publicKey"].as_str().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
         assert!(pem_text.starts_with("-----BEGIN PUBLIC KEY-----\n"));
         assert_eq!(pem_text.as_bytes(), &docs.pem[..]);
 

@@ -42,6 +42,32 @@ pub trait KeyStore: RingSource + PublicKeySource {
     fn publish(&self, set: &PublicKeySet) -> impl Future<Output = Result<()>> + Send;
 }
 
+impl<T: RingSource> RingSource for std::sync::Arc<T> {
+    fn load_ring(&self) -> impl Future<Output = Result<Option<RingState>>> + Send {
+        (**self).load_ring()
+    }
+}
+
+impl<T: PublicKeySource> PublicKeySource for std::sync::Arc<T> {
+    fn load_public(&self) -> impl Future<Output = Result<Option<PublicKeySet>>> + Send {
+        (**self).load_public()
+    }
+}
+
+impl<T: KeyStore> KeyStore for std::sync::Arc<T> {
+    fn save_ring(
+        &self,
+        expected: Option<u64>,
+        ring: &RingState,
+    ) -> impl Future<Output = Result<()>> + Send {
+        (**self).save_ring(expected, ring)
+    }
+
+    fn publish(&self, set: &PublicKeySet) -> impl Future<Output = Result<()>> + Send {
+        (**self).publish(set)
+    }
+}
+
 /// Returns the stored ring, creating (and publishing) a first one when there is none, and
 /// republishing the ring's set when a crash left the published set behind the ring.
 pub async fn ensure_ring<S: KeyStore>(store: &S, now: i64, period: i64) -> Result<RingState> {
@@ -272,10 +298,8 @@ impl KeyStore for FileStore {
     async fn publish(&self, set: &PublicKeySet) -> Result<()> {
         let store = self.clone();
         let bytes = set.to_json();
-        blocking(move || {
-            store.locked(|| Self::write_atomic(&store.public_path(), &bytes, 0o644))
-        })
-        .await
+        blocking(move || store.locked(|| Self::write_atomic(&store.public_path(), &bytes, 0o644)))
+            .await
     }
 }
 
@@ -297,7 +321,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FileStore::open(dir.path().join("data")).unwrap();
         let first = ensure_ring(&store, 0, DAY).await.unwrap();
-        let mode = std::fs::metadata(store.ring_path()).unwrap().permissions().mode();
+        let mode = std::fs::metadata(store.ring_path())
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(ensure_ring(&store, 5, DAY).await.unwrap(), first);
 
@@ -339,7 +366,12 @@ mod tests {
         // Crash after the ring was saved but before the final publish.
         let next = ring.rotate(1, DAY).unwrap();
         store
-            .publish(&ring.public_set().unwrap().union(&next.public_set().unwrap()))
+            .publish(
+                &ring
+                    .public_set()
+                    .unwrap()
+                    .union(&next.public_set().unwrap()),
+            )
             .await
             .unwrap();
         store.save_ring(Some(ring.version), &next).await.unwrap();

@@ -63,14 +63,19 @@ pub struct TokenRequest {
 /// The `/token` routes, CORS-guarded by `origins`. Hosts add [`chat_auth::http::finish`] once
 /// around the whole app (a router can carry only one fallback).
 pub fn router<R: RingSource>(state: Arc<MintState<R>>, origins: &[String]) -> Router {
-    let routes = Router::new()
-        .route("/token", get(get_token::<R>).post(post_token::<R>))
+    Router::new()
+        // OPTIONS is routed so that CORS preflights reach the CORS layer (which answers them).
+        .route(
+            "/token",
+            get(get_token::<R>)
+                .post(post_token::<R>)
+                .options(|| async { axum::http::StatusCode::NO_CONTENT }),
+        )
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(
             Cors::new(origins),
             chat_auth::http::cors,
-        ));
-    routes
+        ))
 }
 
 async fn get_token<R: RingSource>(
@@ -110,7 +115,10 @@ pub fn token_response(headers: &HeaderMap, minted: MintedToken) -> Response {
     } else {
         (
             no_store(),
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/jwt"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/jwt"),
+            )],
             minted.token,
         )
             .into_response()

@@ -1,10 +1,10 @@
 //! provider-script: `GET /provider.js`, rendered once from configuration.
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use chat_auth::http::public_cache;
 use chat_auth::provider::ProviderScript;
 use std::sync::Arc;
@@ -23,7 +23,12 @@ async fn serve(State(script): State<Arc<ProviderScript>>, headers: HeaderMap) ->
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == script.etag));
     if matches {
-        return (StatusCode::NOT_MODIFIED, public_cache(), [(header::ETAG, etag)]).into_response();
+        return (
+            StatusCode::NOT_MODIFIED,
+            public_cache(),
+            [(header::ETAG, etag)],
+        )
+            .into_response();
     }
     (
         public_cache(),
@@ -33,7 +38,10 @@ async fn serve(State(script): State<Arc<ProviderScript>>, headers: HeaderMap) ->
                 HeaderValue::from_static("application/javascript; charset=utf-8"),
             ),
             (header::ETAG, etag),
-            (header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*")),
+            (
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            ),
         ],
         script.body.clone(),
     )

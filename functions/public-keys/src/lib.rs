@@ -1,10 +1,10 @@
 //! public-keys: the Public key URL in Omnichannel's formats, and a JWKS.
 
+use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use chat_auth::cache::PublicKeys;
 use chat_auth::http::public_cache;
 use chat_auth::store::PublicKeySource;
@@ -55,7 +55,9 @@ async fn public_key<P: PublicKeySource>(
         .format;
     let docs = state.keys.get().await?;
     match format.as_deref() {
-        None | Some("multi") | Some("json") => Ok(document(docs.multi_key.clone(), "application/json")),
+        None | Some("multi") | Some("json") => {
+            Ok(document(docs.multi_key.clone(), "application/json"))
+        }
         Some("pem") => Ok(document(docs.pem.clone(), "application/x-pem-file")),
         Some(_) => Err(Error::BadRequest {
             code: "bad_format",
@@ -76,7 +78,10 @@ fn document(body: axum::body::Bytes, content_type: &'static str) -> Response {
         public_cache(),
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-            (header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*")),
+            (
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            ),
         ],
         body,
     )

@@ -7,7 +7,13 @@ use std::sync::Arc;
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     chat_auth::telemetry::init();
     let config = Config::from_env()?;
-    let store = FileStore::open(std::env::var("CHAT_AUTH_DATA_DIR").unwrap_or_else(|_| "/tmp/chat-auth".into()))?;
+    let store = FileStore::open(
+        std::env::var("CHAT_AUTH_DATA_DIR").unwrap_or_else(|_| "/tmp/chat-auth".into()),
+    )?;
     let state = Arc::new(validate_token::ValidateState::new(&config, store));
-    chat_auth::host::serve(chat_auth::http::finish(validate_token::router(state)), "127.0.0.1:9002").await
+    chat_auth::host::serve(
+        chat_auth::http::finish(validate_token::router(state)),
+        "127.0.0.1:9002",
+    )
+    .await
 }

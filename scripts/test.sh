@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Every test, on a fresh machine: installs what the tests need, then lint, build, test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "==> Python tools (PyJWT for the outside verifier) in target/py"
+[ -x target/py/bin/python ] || python3 -m venv target/py
+target/py/bin/pip install --quiet 'pyjwt[crypto]>=2.8'
+
+echo "==> cargo fmt --check"
+cargo fmt --all --check
+
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo "==> build the binaries the tests drive"
+cargo build --workspace --bins
+
+echo "==> cargo test"
+cargo test --workspace

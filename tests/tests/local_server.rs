@@ -1,0 +1,291 @@
+//! GIVEN the local server (the same routers as on Lambda, the file key ring, the authorizer's
+//! part played locally), WHEN a client talks to it over HTTP, THEN the whole flow works:
+//! sign in, get a token, verify it, rotate without breaking it.
+
+mod common;
+
+use chat_auth::store::{FileStore, Rotation, rotate};
+use common::{client, sign_in, start};
+use serde_json::{Value, json};
+
+const CONTACT: &str = "87b4d06c-abc2-e811-a9b0-000d3a10e09e";
+
+async fn validate(server: &common::Server, token: &str) -> Value {
+    client()
+        .post(server.url("/validate"))
+        .json(&json!({"token": token}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sign_in_get_a_token_and_verify_it() {
+    let server = start(&[]).await;
+    let id = sign_in(
+        &server,
+        CONTACT,
+        json!({"cart_value": "10000", "vip": "true"}),
+    )
+    .await;
+    let r = client()
+        .get(server.url("/token"))
+        .bearer_auth(&id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/jwt");
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let token = r.text().await.unwrap();
+    let verdict = validate(&server, &token).await;
+    assert_eq!(verdict["active"], true, "{verdict}");
+    assert_eq!(verdict["sub"], CONTACT);
+    assert_eq!(verdict["context"]["msdyn_cartvalue"], "10000");
+
+    // The form encoding is accepted too.
+    let form: Value = client()
+        .post(server.url("/validate"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(form["active"], true);
+}
+
+#[tokio::test]
+async fn identity_is_required_and_must_verify() {
+    let server = start(&[]).await;
+    let none = client().get(server.url("/token")).send().await.unwrap();
+    assert_eq!(none.status(), 401);
+    let id = sign_in(&server, CONTACT, json!({})).await;
+    let mut forged = id.clone();
+    forged.push('A');
+    let bad = client()
+        .get(server.url("/token"))
+        .bearer_auth(&forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 401);
+    let body: Value = bad.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthenticated");
+    // An Omnichannel token of this service is not an identity token (wrong issuer/audience).
+    let chat_token = client()
+        .get(server.url("/token"))
+        .bearer_auth(&id)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let replay = client()
+        .get(server.url("/token"))
+        .bearer_auth(&chat_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), 401);
+}
+
+#[tokio::test]
+async fn the_sign_in_cookie_works_like_a_bearer_token() {
+    let server = start(&[]).await;
+    let id = sign_in(&server, CONTACT, json!({})).await;
+    let r = client()
+        .get(server.url("/token"))
+        .header("cookie", format!("theme=dark; chat_auth_id={id}"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["token"].as_str().unwrap().starts_with("eyJ"));
+}
+
+#[tokio::test]
+async fn cors_admits_listed_origins_only() {
+    let server = start(&[("CHAT_AUTH_ALLOWED_ORIGINS", "https://www.contoso.com")]).await;
+    let id = sign_in(&server, CONTACT, json!({})).await;
+    let ok = client()
+        .get(server.url("/token"))
+        .bearer_auth(&id)
+        .header("origin", "https://www.contoso.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://www.contoso.com"
+    );
+    assert_eq!(ok.headers()["access-control-allow-credentials"], "true");
+
+    let preflight = client()
+        .request(reqwest::Method::OPTIONS, server.url("/token"))
+        .header("origin", "https://www.contoso.com")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "authorization")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 204);
+    assert!(
+        preflight.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("authorization")
+    );
+
+    let evil = client()
+        .get(server.url("/token"))
+        .bearer_auth(&id)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(evil.status(), 403);
+    assert!(evil.headers().get("access-control-allow-origin").is_none());
+    let body: Value = evil.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "origin_not_allowed");
+}
+
+#[tokio::test]
+async fn tokens_minted_before_a_rotation_still_validate_after_it() {
+    let server = start(&[("CHAT_AUTH_KEY_CACHE_TTL_SECONDS", "0")]).await;
+    let id = sign_in(&server, CONTACT, json!({})).await;
+    let get = || async {
+        client()
+            .get(server.url("/token"))
+            .bearer_auth(&id)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    let before = get().await;
+    let store = FileStore::open(server.data_dir.path()).unwrap();
+    let ring = rotate(
+        &store,
+        &Rotation::Scheduled,
+        chat_auth::time::now(),
+        30 * 86_400,
+    )
+    .await
+    .unwrap();
+    let after = get().await;
+    assert_ne!(before["kid"], after["kid"]);
+    assert_eq!(after["kid"], ring.current.kid);
+    for token in [&before["token"], &after["token"]] {
+        let verdict = validate(&server, token.as_str().unwrap()).await;
+        assert_eq!(verdict["active"], true, "{verdict}");
+    }
+    // The multi-key document publishes previous, current and next.
+    let doc: Value = client()
+        .get(server.url("/public-key"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc.as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn an_upstream_identity_provider_is_trusted_through_its_jwks() {
+    // One server plays the site's identity provider (its demo sign-in and JWKS); the other is
+    // configured with it as upstream, as a production deployment would be with Entra or Auth0.
+    let idp = start(&[]).await;
+    let jwks = idp.url("/dev/jwks.json");
+    let service = start(&[
+        ("CHAT_AUTH_UPSTREAM_ISSUER", "chat-auth-dev"),
+        ("CHAT_AUTH_UPSTREAM_JWKS_URL", &jwks),
+        ("CHAT_AUTH_UPSTREAM_AUDIENCE", "chat-auth-dev"),
+    ])
+    .await;
+    let id = sign_in(&idp, CONTACT, json!({})).await;
+    let r = client()
+        .get(service.url("/token"))
+        .bearer_auth(&id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let verdict = validate(&service, &r.text().await.unwrap()).await;
+    assert_eq!(verdict["sub"], CONTACT);
+    // The upstream server has no demo sign-in.
+    let dev = client()
+        .get(service.url("/dev/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dev.status(), 404);
+    // A token from another issuer's key is refused.
+    let other = start(&[]).await;
+    let foreign = sign_in(&other, CONTACT, json!({})).await;
+    let r = client()
+        .get(service.url("/token"))
+        .bearer_auth(&foreign)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn an_outside_library_verifies_tokens_with_the_published_documents() {
+    let server = start(&[("CHAT_AUTH_ISSUER", "contosohelp.com")]).await;
+    let id = sign_in(&server, CONTACT, json!({"region": "EU"})).await;
+    let token = client()
+        .get(server.url("/token"))
+        .bearer_auth(&id)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, &token).unwrap();
+    for query in ["", "?format=pem"] {
+        let doc = client()
+            .get(server.url(&format!("/public-key{query}")))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let doc_file = dir.path().join("doc");
+        std::fs::write(&doc_file, &doc).unwrap();
+        let out = std::process::Command::new(common::python())
+            .arg(common::root().join("tests/py/verify_token.py"))
+            .arg(&token_file)
+            .arg(&doc_file)
+            .arg("contosohelp.com")
+            .output()
+            .expect("the test command installs a Python with PyJWT under target/py");
+        assert!(
+            out.status.success(),
+            "PyJWT refused the token with {query:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let claims: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(claims["sub"], CONTACT);
+        assert_eq!(claims["lwicontexts"], r#"{"region":"EU"}"#);
+    }
+}
