@@ -5,7 +5,8 @@ cd "$(dirname "$0")/.."
 
 echo "==> Python tools (PyJWT for the outside verifier) in target/py"
 [ -x target/py/bin/python ] || python3 -m venv target/py
-target/py/bin/pip install --quiet 'pyjwt[crypto]>=2.8'
+target/py/bin/pip install --quiet 'pyjwt[crypto]>=2.8' 'moto[server]>=5' 'cfn-lint>=1'
+echo "==> Chromium + ChromeDriver (Debian packages) for the browser tests"; scripts/install-browser.sh
 
 echo "==> cargo fmt --check"
 cargo fmt --all --check

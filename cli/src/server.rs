@@ -50,7 +50,14 @@ pub async fn app(config: &LocalConfig) -> Result<Router, CliError> {
             shared,
         ))));
     if let Some(dev_routes) = dev_routes {
-        app = app.merge(dev_routes);
+        // Development mode is loopback-only: every local process is a trusted backend for /issue.
+        app = app.merge(dev_routes).layer(axum::middleware::from_fn(
+            |mut req: axum::extract::Request, next: axum::middleware::Next| async move {
+                req.extensions_mut()
+                    .insert(mint_token::TrustedCaller("local development".into()));
+                next.run(req).await
+            },
+        ));
     }
     Ok(chat_auth::http::finish(app))
 }

@@ -1,10 +1,11 @@
-//! mint-token: `GET`/`POST /token`, an RS256 JWT for the caller the gateway authenticated.
+//! mint-token: `GET`/`POST /token`, an RS256 JWT for the caller the gateway authenticated, and
+//! `POST /issue` for trusted backends (IAM-authorized in the template).
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use chat_auth::cache::SigningKeys;
 use chat_auth::claims::{MintedToken, mint};
@@ -60,6 +61,21 @@ pub struct TokenRequest {
     pub context: Option<Map<String, Value>>,
 }
 
+/// `POST /issue` body: a trusted backend names the subject and context itself.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueRequest {
+    /// The subject.
+    pub sub: String,
+    /// Context variables (every key allowed; the limits still apply).
+    #[serde(default)]
+    pub context: Option<Map<String, Value>>,
+}
+
+/// A backend the gateway authenticated with IAM (SigV4). Only hosts insert it.
+#[derive(Debug, Clone)]
+pub struct TrustedCaller(pub String);
+
 /// The `/token` routes, CORS-guarded by `origins`. Hosts add [`chat_auth::http::finish`] once
 /// around the whole app (a router can carry only one fallback).
 pub fn router<R: RingSource>(state: Arc<MintState<R>>, origins: &[String]) -> Router {
@@ -71,6 +87,7 @@ pub fn router<R: RingSource>(state: Arc<MintState<R>>, origins: &[String]) -> Ro
                 .post(post_token::<R>)
                 .options(|| async { axum::http::StatusCode::NO_CONTENT }),
         )
+        .route("/issue", post(issue_for_backend::<R>))
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(
             Cors::new(origins),
@@ -107,6 +124,26 @@ async fn issue<R: RingSource>(
     Ok(token_response(headers, minted))
 }
 
+async fn issue_for_backend<R: RingSource>(
+    State(state): State<Arc<MintState<R>>>,
+    headers: HeaderMap,
+    caller: Option<axum::Extension<TrustedCaller>>,
+    Body(request): Body<IssueRequest>,
+) -> chat_auth::Result<Response> {
+    let Some(axum::Extension(caller)) = caller else {
+        return Err(chat_auth::Error::Unauthenticated(
+            "/issue accepts only IAM-signed requests from trusted backends".into(),
+        ));
+    };
+    let mut context = chat_auth::CustomContext::new();
+    for (key, value) in request.context.iter().flatten() {
+        context.insert_json(key, value)?;
+    }
+    let minted = state.mint(&request.sub, &context).await?;
+    tracing::info!(caller = %caller.0, "token issued to a backend");
+    Ok(token_response(&headers, minted))
+}
+
 /// The raw JWT (`application/jwt`, what Microsoft's sample client function reads), or JSON
 /// when asked; never cacheable.
 pub fn token_response(headers: &HeaderMap, minted: MintedToken) -> Response {
@@ -126,13 +163,24 @@ pub fn token_response(headers: &HeaderMap, minted: MintedToken) -> Response {
 }
 
 /// On Lambda: turns the HTTP API JWT authorizer's claims (already verified by API Gateway)
-/// into [`VerifiedClaims`]. Without an authorizer context the request stays anonymous.
+/// into [`VerifiedClaims`], and an IAM authorizer's caller into [`TrustedCaller`]. Without an
+/// authorizer context the request stays anonymous.
 pub async fn lambda_identity(mut req: Request, next: Next) -> Response {
-    let claims = match req.extensions().get::<RequestContext>() {
-        Some(RequestContext::ApiGatewayV2(ctx)) => ctx
-            .authorizer
+    let authorizer = match req.extensions().get::<RequestContext>() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.authorizer.clone(),
+        _ => None,
+    };
+    let caller = authorizer
+        .as_ref()
+        .and_then(|a| a.iam.as_ref())
+        .and_then(|iam| iam.user_arn.clone().or_else(|| iam.caller_id.clone()));
+    if let Some(caller) = caller {
+        req.extensions_mut().insert(TrustedCaller(caller));
+    }
+    let claims = match authorizer {
+        Some(authorizer) => authorizer
+            .jwt
             .as_ref()
-            .and_then(|a| a.jwt.as_ref())
             .filter(|jwt| !jwt.claims.is_empty())
             .map(|jwt| {
                 jwt.claims

@@ -1,15 +1,14 @@
-//! Lambda entrypoint: config and key store once, then serve `/token`.
+//! Lambda entrypoint: config and key store (Secrets Manager, or a data directory when run
+//! standalone) once, then serve `/token` and `/issue`.
 
-use chat_auth::{Config, store::FileStore};
+use chat_auth::Config;
 use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     chat_auth::telemetry::init();
     let config = Config::from_env()?;
-    let store = FileStore::open(
-        std::env::var("CHAT_AUTH_DATA_DIR").unwrap_or_else(|_| "/tmp/chat-auth".into()),
-    )?;
+    let store = chat_auth_aws::AnyStore::from_env(true).await?;
     let state = Arc::new(mint_token::MintState::new(&config, store));
     let router = chat_auth::http::finish(mint_token::router(state, &config.allowed_origins))
         .layer(axum::middleware::from_fn(mint_token::lambda_identity));

@@ -1,15 +1,14 @@
-//! Lambda entrypoint: config and public key store once, then serve `/validate`.
+//! Lambda entrypoint: config and the public key store (Secrets Manager, or a data directory
+//! when run standalone) once, then serve. This function never reads the private ring.
 
-use chat_auth::{Config, store::FileStore};
+use chat_auth::Config;
 use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     chat_auth::telemetry::init();
     let config = Config::from_env()?;
-    let store = FileStore::open(
-        std::env::var("CHAT_AUTH_DATA_DIR").unwrap_or_else(|_| "/tmp/chat-auth".into()),
-    )?;
+    let store = chat_auth_aws::AnyStore::from_env(false).await?;
     let state = Arc::new(validate_token::ValidateState::new(&config, store));
     chat_auth::host::serve(
         chat_auth::http::finish(validate_token::router(state)),

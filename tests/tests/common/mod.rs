@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests.
 #![allow(dead_code)]
 
+pub mod aws;
+
 use chat_auth_cli::LocalConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,0 +1,223 @@
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+use chat_auth::store::{KeyStore, PublicKeySource, RingSource};
+use chat_auth::{Error, PublicKeySet, Result, RingState};
+use std::collections::HashMap;
+
+/// The AWSCURRENT staging label.
+pub const CURRENT: &str = "AWSCURRENT";
+/// The AWSPENDING staging label.
+pub const PENDING: &str = "AWSPENDING";
+
+/// Secrets Manager as the key store.
+///
+/// A secret whose value is empty or `{}` holds nothing yet (the template creates both secrets
+/// that way; the first rotation fills them).
+#[derive(Debug, Clone)]
+pub struct SecretsManagerStore {
+    client: Client,
+    signing_secret: Option<String>,
+    public_secret: String,
+}
+
+impl SecretsManagerStore {
+    /// A store over an SDK client. Functions that only verify pass no signing secret: they
+    /// cannot read the private ring even by mistake (IAM denies it as well).
+    pub fn new(client: Client, signing_secret: Option<String>, public_secret: String) -> Self {
+        SecretsManagerStore {
+            client,
+            signing_secret,
+            public_secret,
+        }
+    }
+
+    /// A client from the standard AWS environment (region, credentials, `AWS_ENDPOINT_URL`).
+    pub async fn client_from_env() -> Client {
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Client::new(&config)
+    }
+
+    /// The SDK client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The public-set secret id.
+    pub fn public_secret(&self) -> &str {
+        &self.public_secret
+    }
+
+    fn signing(&self) -> Result<&str> {
+        self.signing_secret.as_deref().ok_or(Error::Config {
+            var: "CHAT_AUTH_SIGNING_SECRET_ID",
+            reason: "this function has no access to the signing ring".into(),
+        })
+    }
+
+    /// The value of one version of a secret (by stage, and version id when given); `None` when
+    /// the version has no value yet or holds the empty placeholder.
+    pub async fn value(
+        &self,
+        secret: &str,
+        stage: &str,
+        version: Option<&str>,
+    ) -> Result<Option<String>> {
+        let answer = self
+            .client
+            .get_secret_value()
+            .secret_id(secret)
+            .version_stage(stage)
+            .set_version_id(version.map(str::to_owned))
+            .send()
+            .await;
+        match answer {
+            Ok(out) => Ok(out
+                .secret_string()
+                .map(str::trim)
+                .filter(|v| !v.is_empty() && *v != "{}")
+                .map(str::to_owned)),
+            Err(e) if not_found(&e) => Ok(None),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// The ring stored in one version of the signing secret.
+    pub async fn ring(
+        &self,
+        secret: &str,
+        stage: &str,
+        version: Option<&str>,
+    ) -> Result<Option<RingState>> {
+        self.value(secret, stage, version)
+            .await?
+            .map(|v| RingState::from_json(v.as_bytes()))
+            .transpose()
+    }
+
+    /// Stores `ring` as a new version of `secret` with `stages`, under `token` (idempotent:
+    /// repeating the same token and value is a no-op; another value under the same token is
+    /// refused by Secrets Manager).
+    pub async fn put_ring(
+        &self,
+        secret: &str,
+        token: &str,
+        ring: &RingState,
+        stages: &[&str],
+    ) -> Result<()> {
+        let json = String::from_utf8(ring.to_json()).map_err(|_| Error::Crypto("ring encoding"))?;
+        self.client
+            .put_secret_value()
+            .secret_id(secret)
+            .client_request_token(token)
+            .secret_string(json)
+            .set_version_stages(Some(stages.iter().map(|s| (*s).to_owned()).collect()))
+            .send()
+            .await
+            .map_err(|e| {
+                if e.as_service_error().and_then(|s| s.code()) == Some("ResourceExistsException") {
+                    Error::Conflict {
+                        expected: Some(ring.version.saturating_sub(1)),
+                    }
+                } else {
+                    unavailable(e)
+                }
+            })?;
+        Ok(())
+    }
+
+    /// Rotation flag and version → stages map of a secret.
+    pub async fn describe(&self, secret: &str) -> Result<(bool, HashMap<String, Vec<String>>)> {
+        let out = self
+            .client
+            .describe_secret()
+            .secret_id(secret)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok((
+            out.rotation_enabled().unwrap_or(false),
+            out.version_ids_to_stages().cloned().unwrap_or_default(),
+        ))
+    }
+
+    /// Moves `stage` to `to` (removing it from `from`), or removes it from `from` alone.
+    pub async fn move_stage(
+        &self,
+        secret: &str,
+        stage: &str,
+        to: Option<&str>,
+        from: Option<&str>,
+    ) -> Result<()> {
+        self.client
+            .update_secret_version_stage()
+            .secret_id(secret)
+            .version_stage(stage)
+            .set_move_to_version_id(to.map(str::to_owned))
+            .set_remove_from_version_id(from.map(str::to_owned))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+fn not_found<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    e.as_service_error()
+        .and_then(|s| s.code())
+        .is_some_and(|c| c == "ResourceNotFoundException")
+}
+
+/// The SDK error is kept as the source (for logs); clients see only the error code.
+fn unavailable<E, R>(e: SdkError<E, R>) -> Error
+where
+    SdkError<E, R>: std::error::Error + Send + Sync + 'static,
+{
+    Error::StoreUnavailable(Box::new(e))
+}
+
+impl RingSource for SecretsManagerStore {
+    async fn load_ring(&self) -> Result<Option<RingState>> {
+        self.ring(self.signing()?, CURRENT, None).await
+    }
+}
+
+impl PublicKeySource for SecretsManagerStore {
+    async fn load_public(&self) -> Result<Option<PublicKeySet>> {
+        self.value(&self.public_secret, CURRENT, None)
+            .await?
+            .map(|v| PublicKeySet::from_json(v.as_bytes()))
+            .transpose()
+    }
+}
+
+impl KeyStore for SecretsManagerStore {
+    /// Writes a new AWSCURRENT version (used by emergency rotation). The token names the ring
+    /// version and its current key, so two writers racing from the same base collide in
+    /// Secrets Manager's idempotency check instead of both winning.
+    async fn save_ring(&self, expected: Option<u64>, ring: &RingState) -> Result<()> {
+        let stored = self.load_ring().await?.map(|r| r.version);
+        if stored != expected {
+            return Err(Error::Conflict { expected });
+        }
+        let token = format!("ring-{:010}-{}", ring.version, &ring.current.kid[..20]);
+        self.put_ring(self.signing()?, &token, ring, &[CURRENT])
+            .await
+    }
+
+    /// Publishes a new version unless the set is already current (so repeated steps do not
+    /// pile up versions).
+    async fn publish(&self, set: &PublicKeySet) -> Result<()> {
+        if self.load_public().await?.as_ref() == Some(set) {
+            return Ok(());
+        }
+        let json = String::from_utf8(set.to_json()).map_err(|_| Error::Crypto("set encoding"))?;
+        self.client
+            .put_secret_value()
+            .secret_id(&self.public_secret)
+            .secret_string(json)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,268 @@
+//! Real protocol peers for the AWS tests: moto's Secrets Manager server and a Lambda Runtime
+//! API emulator that drives the real function binaries.
+#![allow(dead_code)]
+
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+/// A moto server on a free loopback port, killed on drop.
+pub struct Moto {
+    pub endpoint: String,
+    child: Child,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Moto {
+    pub async fn start() -> Moto {
+        let port = free_port();
+        let bin = super::root().join("target/py/bin/moto_server");
+        let child = Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{} (installed by scripts/test.sh): {e}", bin.display()));
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let moto = Moto { endpoint, child };
+        let http = super::client();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = http
+                .get(format!("{}/moto-api/", moto.endpoint))
+                .send()
+                .await
+                && r.status().is_success()
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "moto did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        http.post(format!("{}/moto-api/config", moto.endpoint))
+            .json(&serde_json::json!({"lambda": {"use_docker": false}}))
+            .send()
+            .await
+            .unwrap();
+        moto
+    }
+
+    pub fn client(&self) -> Client {
+        let config = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+            .build();
+        Client::from_conf(config)
+    }
+
+    /// Creates the two secrets as the template does (placeholder `{}` values).
+    pub async fn create_secrets(&self, signing: &str, public: &str) {
+        let client = self.client();
+        for name in [signing, public] {
+            client
+                .create_secret()
+                .name(name)
+                .secret_string("{}")
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+
+    /// Registers a rotation function so `rotate_secret` behaves as on AWS.
+    pub fn register_rotation_lambda(&self) -> String {
+        let out = Command::new(super::python())
+            .arg(super::root().join("tests/py/moto_register_lambda.py"))
+            .arg(&self.endpoint)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// Starts a rotation the way Secrets Manager does; returns the new version's token.
+    pub async fn rotate_secret(&self, secret: &str, lambda_arn: &str) -> String {
+        let out = self
+            .client()
+            .rotate_secret()
+            .secret_id(secret)
+            .rotation_lambda_arn(lambda_arn)
+            .rotation_rules(
+                aws_sdk_secretsmanager::types::RotationRulesType::builder()
+                    .automatically_after_days(30)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        out.version_id().unwrap().to_owned()
+    }
+
+    /// Environment for a function binary talking to this moto.
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+}
+
+type Reply = oneshot::Sender<Result<Value, Value>>;
+
+struct Runtime {
+    queue: Mutex<mpsc::Receiver<(String, Value)>>,
+    waiting: Mutex<HashMap<String, Reply>>,
+}
+
+/// A Lambda Runtime API emulator running one real function binary.
+pub struct LambdaHost {
+    sender: mpsc::Sender<(String, Value)>,
+    runtime: Arc<Runtime>,
+    child: Child,
+    server: tokio::task::JoinHandle<()>,
+    counter: std::sync::atomic::AtomicUsize,
+}
+
+impl Drop for LambdaHost {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.server.abort();
+    }
+}
+
+async fn next(State(rt): State<Arc<Runtime>>) -> impl IntoResponse {
+    let (id, event) = rt.queue.lock().await.recv().await.expect("host dropped");
+    let deadline = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        + 30_000;
+    let mut headers = HeaderMap::new();
+    headers.insert("lambda-runtime-aws-request-id", id.parse().unwrap());
+    headers.insert(
+        "lambda-runtime-deadline-ms",
+        deadline.to_string().parse().unwrap(),
+    );
+    headers.insert(
+        "lambda-runtime-invoked-function-arn",
+        "arn:aws:lambda:us-east-1:123456789012:function:test"
+            .parse()
+            .unwrap(),
+    );
+    headers.insert(
+        "lambda-runtime-trace-id",
+        "Root=1-00000000-000000000000000000000000".parse().unwrap(),
+    );
+    (headers, axum::Json(event))
+}
+
+async fn respond(State(rt): State<Arc<Runtime>>, Path(id): Path<String>, body: axum::body::Bytes) {
+    if let Some(reply) = rt.waiting.lock().await.remove(&id) {
+        let _ = reply.send(Ok(serde_json::from_slice(&body).unwrap_or(Value::Null)));
+    }
+}
+
+async fn fail(State(rt): State<Arc<Runtime>>, Path(id): Path<String>, body: axum::body::Bytes) {
+    if let Some(reply) = rt.waiting.lock().await.remove(&id) {
+        let _ = reply.send(Err(serde_json::from_slice(&body).unwrap_or(Value::Null)));
+    }
+}
+
+impl LambdaHost {
+    /// Runs target/debug/`binary` against the emulator with `env`.
+    pub async fn start(binary: &str, env: &[(String, String)]) -> LambdaHost {
+        let (sender, receiver) = mpsc::channel(16);
+        let runtime = Arc::new(Runtime {
+            queue: Mutex::new(receiver),
+            waiting: Mutex::new(HashMap::new()),
+        });
+        let app = Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(respond),
+            )
+            .route("/2018-06-01/runtime/invocation/{id}/error", post(fail))
+            .with_state(runtime.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        let bin = super::chat_auth_bin().with_file_name(binary);
+        let child = Command::new(&bin)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", binary)
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", "test")
+            .env("RUST_LOG", "info")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+        LambdaHost {
+            sender,
+            runtime,
+            child,
+            server,
+            counter: Default::default(),
+        }
+    }
+
+    /// Invokes the function with `event`; Ok(response) or Err(error payload).
+    pub async fn invoke(&self, event: Value) -> Result<Value, Value> {
+        let n = self
+            .counter
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let id = format!("req-{n}");
+        let (tx, rx) = oneshot::channel();
+        self.runtime.waiting.lock().await.insert(id.clone(), tx);
+        self.sender.send((id, event)).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(60), rx)
+            .await
+            .expect("the function did not answer within 60 s")
+            .unwrap()
+    }
+}

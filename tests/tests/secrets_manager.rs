@@ -1,0 +1,349 @@
+//! GIVEN moto's Secrets Manager server reached through the real SDK client, WHEN the key ring
+//! is stored and rotated the way Secrets Manager drives rotation (in-process and through the
+//! real rotate-keys binary under a Lambda Runtime API emulator), THEN the ring stays consistent,
+//! every key that signed a live token stays published, and nothing is lost.
+
+mod common;
+
+use chat_auth::claims::{MintedToken, mint};
+use chat_auth::store::{KeyStore, PublicKeySource, RingSource};
+use chat_auth::{Config, CustomContext, PublicKeySet, RingState};
+use chat_auth_aws::SecretsManagerStore;
+use chat_auth_aws::rotation::{Rotator, Step};
+use common::aws::{LambdaHost, Moto};
+use serde_json::{Value, json};
+
+const SIGNING: &str = "chat-auth/signing";
+const PUBLIC: &str = "chat-auth/public";
+const DAY: i64 = 86_400;
+const STEPS: [Step; 4] = [Step::Create, Step::Set, Step::Test, Step::Finish];
+
+fn config() -> Config {
+    Config::from_lookup(|k| (k == "CHAT_AUTH_ISSUER").then(|| "contosohelp.com".to_owned()))
+        .unwrap()
+}
+
+async fn setup() -> (Moto, SecretsManagerStore, String) {
+    let moto = Moto::start().await;
+    moto.create_secrets(SIGNING, PUBLIC).await;
+    let arn = moto.register_rotation_lambda();
+    let store = SecretsManagerStore::new(moto.client(), Some(SIGNING.into()), PUBLIC.into());
+    (moto, store, arn)
+}
+
+async fn current_ring(store: &SecretsManagerStore) -> RingState {
+    store.load_ring().await.unwrap().expect("a ring is current")
+}
+
+async fn published(store: &SecretsManagerStore) -> PublicKeySet {
+    store
+        .load_public()
+        .await
+        .unwrap()
+        .expect("a set is published")
+}
+
+async fn mint_now(store: &SecretsManagerStore) -> MintedToken {
+    let ring = current_ring(store).await;
+    let claims = config()
+        .policy
+        .claims("contact-1", &CustomContext::new(), chat_auth::time::now())
+        .unwrap();
+    mint(&ring.load().unwrap().signer, &claims).unwrap()
+}
+
+async fn assert_all_valid(store: &SecretsManagerStore, tokens: &[MintedToken]) {
+    let keys = published(store).await.render().unwrap().keys;
+    for t in tokens {
+        let report = config()
+            .validator()
+            .validate(&t.token, &keys, chat_auth::time::now());
+        assert!(
+            report.is_active(),
+            "token signed by {} refused: {:?}",
+            t.kid,
+            report.problems
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_store_reads_placeholders_as_empty_and_compares_before_it_swaps() {
+    let (_moto, store, _) = setup().await;
+    assert!(store.load_ring().await.unwrap().is_none());
+    assert!(store.load_public().await.unwrap().is_none());
+    let ring = RingState::generate(chat_auth::time::now(), 30 * DAY).unwrap();
+    store.save_ring(None, &ring).await.unwrap();
+    store.publish(&ring.public_set().unwrap()).await.unwrap();
+    assert_eq!(current_ring(&store).await, ring);
+    assert_eq!(published(&store).await, ring.public_set().unwrap());
+    let next = ring.rotate(chat_auth::time::now(), 30 * DAY).unwrap();
+    assert!(matches!(
+        store.save_ring(None, &next).await,
+        Err(chat_auth::Error::Conflict { .. })
+    ));
+    store.save_ring(Some(ring.version), &next).await.unwrap();
+    assert_eq!(current_ring(&store).await.version, 2);
+}
+
+#[tokio::test]
+async fn four_steps_twice_in_a_row_each_step_repeated_keep_every_token_valid() {
+    let (moto, store, arn) = setup().await;
+    let rotator = Rotator::new(store.clone(), 30 * DAY);
+    let mut tokens = Vec::new();
+    for round in 0..3 {
+        let token = moto.rotate_secret(SIGNING, &arn).await;
+        for step in STEPS {
+            // Secrets Manager may retry any step: running each twice must change nothing.
+            for _ in 0..2 {
+                rotator
+                    .step(SIGNING, &token, step, chat_auth::time::now())
+                    .await
+                    .unwrap();
+            }
+            if round > 0 && step == Step::Set {
+                tokens.push(mint_now(&store).await); // minted during the rotation
+            }
+        }
+        let ring = current_ring(&store).await;
+        assert_eq!(ring.version, round + 1);
+        assert_eq!(published(&store).await, ring.public_set().unwrap());
+        tokens.push(mint_now(&store).await);
+        assert_all_valid(&store, &tokens[tokens.len().saturating_sub(3)..]).await;
+        // Finishing again after the fact is a no-op.
+        rotator
+            .step(SIGNING, &token, Step::Finish, chat_auth::time::now())
+            .await
+            .unwrap();
+    }
+    let (_, versions) = store.describe(SIGNING).await.unwrap();
+    assert!(!versions.values().flatten().any(|s| s == "AWSPENDING"));
+}
+
+#[tokio::test]
+async fn a_rotation_that_fails_midway_is_finished_by_the_retry_and_loses_nothing() {
+    let (moto, store, arn) = setup().await;
+    let rotator = Rotator::new(store.clone(), 30 * DAY);
+    let first = moto.rotate_secret(SIGNING, &arn).await;
+    for step in STEPS {
+        rotator
+            .step(SIGNING, &first, step, chat_auth::time::now())
+            .await
+            .unwrap();
+    }
+    let before = mint_now(&store).await;
+    let ring_before = current_ring(&store).await;
+
+    // A second rotation stops after setSecret, and someone publishes a set missing the new keys.
+    let token = moto.rotate_secret(SIGNING, &arn).await;
+    rotator
+        .step(SIGNING, &token, Step::Create, chat_auth::time::now())
+        .await
+        .unwrap();
+    rotator
+        .step(SIGNING, &token, Step::Set, chat_auth::time::now())
+        .await
+        .unwrap();
+    store
+        .publish(&ring_before.public_set().unwrap())
+        .await
+        .unwrap();
+    let err = rotator
+        .step(SIGNING, &token, Step::Test, chat_auth::time::now())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("testSecret failed"), "{err}");
+    assert_eq!(
+        current_ring(&store).await,
+        ring_before,
+        "a failed test changes nothing"
+    );
+    assert_all_valid(&store, std::slice::from_ref(&before)).await;
+
+    // Secrets Manager retries from the start with the same token.
+    for step in STEPS {
+        rotator
+            .step(SIGNING, &token, step, chat_auth::time::now())
+            .await
+            .unwrap();
+    }
+    let after = current_ring(&store).await;
+    assert_eq!(after.version, ring_before.version + 1);
+    assert_eq!(after.current.kid, ring_before.next.kid);
+    assert_eq!(
+        after.previous.as_ref().unwrap().kid,
+        ring_before.current.kid
+    );
+    assert_all_valid(&store, &[before, mint_now(&store).await]).await;
+}
+
+#[tokio::test]
+async fn guards_refuse_unknown_and_non_pending_versions() {
+    let (moto, store, arn) = setup().await;
+    let rotator = Rotator::new(store.clone(), 30 * DAY);
+    let err = rotator
+        .step(
+            SIGNING,
+            "00000000-0000-0000-0000-000000000000",
+            Step::Create,
+            0,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("not enabled") || err.to_string().contains("no stage"),
+        "{err}"
+    );
+    let token = moto.rotate_secret(SIGNING, &arn).await;
+    let err = rotator
+        .step(
+            SIGNING,
+            "00000000-0000-0000-0000-000000000000",
+            Step::Create,
+            0,
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("has no stage"), "{err}");
+    let err = rotator
+        .step(SIGNING, &token, Step::Set, 0)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("createSecret"), "{err}");
+}
+
+#[tokio::test]
+async fn a_corrupt_ring_is_reported_and_never_overwritten() {
+    let (moto, store, arn) = setup().await;
+    moto.client()
+        .put_secret_value()
+        .secret_id(SIGNING)
+        .secret_string(r#"{"version": 1, "not": "a ring"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        store.load_ring().await.unwrap_err().code(),
+        "key_store_corrupt"
+    );
+    let rotator = Rotator::new(store.clone(), 30 * DAY);
+    let token = moto.rotate_secret(SIGNING, &arn).await;
+    let err = rotator
+        .step(SIGNING, &token, Step::Create, 0)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("invalid"), "{err}");
+    let value = moto
+        .client()
+        .get_secret_value()
+        .secret_id(SIGNING)
+        .version_stage("AWSCURRENT")
+        .send()
+        .await
+        .unwrap();
+    assert!(value.secret_string().unwrap().contains("not"));
+}
+
+fn lambda_env(moto: &Moto) -> Vec<(String, String)> {
+    let mut env = moto.env();
+    env.extend(
+        [
+            ("CHAT_AUTH_SIGNING_SECRET_ID", SIGNING),
+            ("CHAT_AUTH_PUBLIC_KEYS_SECRET_ID", PUBLIC),
+            ("CHAT_AUTH_ISSUER", "contosohelp.com"),
+            ("CHAT_AUTH_SUBJECT_CLAIM", "contact_id"),
+            ("CHAT_AUTH_CONTEXT_CLAIMS", "msdyn_region=region"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    env
+}
+
+fn rotation_event(step: &str, token: &str) -> Value {
+    json!({"Step": step, "SecretId": SIGNING, "ClientRequestToken": token})
+}
+
+#[tokio::test]
+async fn the_real_binaries_rotate_mint_and_publish_under_a_lambda_runtime() {
+    let (moto, store, arn) = setup().await;
+    let env = lambda_env(&moto);
+    let rotate = LambdaHost::start("rotate-keys", &env).await;
+    for _round in 0..2 {
+        let token = moto.rotate_secret(SIGNING, &arn).await;
+        for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+            let out = rotate.invoke(rotation_event(step, &token)).await;
+            assert!(out.is_ok(), "{step}: {out:?}");
+        }
+    }
+    let ring = current_ring(&store).await;
+    assert_eq!(ring.version, 2);
+    let bad = rotate
+        .invoke(json!({"Step": "dance", "SecretId": SIGNING, "ClientRequestToken": "x"}))
+        .await;
+    assert!(
+        bad.unwrap_err()["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("invalid step")
+    );
+
+    let mint_fn = LambdaHost::start("mint-token", &env).await;
+    let event: Value =
+        serde_json::from_str(include_str!("../fixtures/apigw-v2-get-token.json")).unwrap();
+    let response = mint_fn.invoke(event).await.unwrap();
+    assert_eq!(response["statusCode"], 200, "{response}");
+    // API Gateway decodes base64 bodies before the client sees them (application/jwt is not a
+    // text type for lambda_http).
+    let body = response["body"].as_str().unwrap();
+    let token = if response["isBase64Encoded"] == true {
+        use base64::Engine;
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(body)
+                .unwrap(),
+        )
+        .unwrap()
+    } else {
+        body.to_owned()
+    };
+
+    let keys_fn = LambdaHost::start("public-keys", &env).await;
+    let event: Value =
+        serde_json::from_str(include_str!("../fixtures/apigw-v2-get-public-key.json")).unwrap();
+    let mut multi = event.clone();
+    multi["rawQueryString"] = json!("");
+    multi
+        .as_object_mut()
+        .unwrap()
+        .remove("queryStringParameters");
+    let doc = keys_fn.invoke(multi).await.unwrap();
+    assert_eq!(doc["statusCode"], 200, "{doc}");
+    let keys =
+        chat_auth::publish::parse_public_key_document(doc["body"].as_str().unwrap().as_bytes())
+            .unwrap();
+    let report = config()
+        .validator()
+        .validate(&token, &keys, chat_auth::time::now());
+    assert!(report.is_active(), "{:?}", report.problems);
+    assert_eq!(
+        report.to_json()["sub"],
+        "87b4d06c-abc2-e811-a9b0-000d3a10e09e"
+    );
+    assert_eq!(report.to_json()["context"]["msdyn_region"], "EU");
+
+    // Emergency rotation through a manual invoke drops the signing key at once.
+    let dropped = ring.current.kid.clone();
+    let out = rotate
+        .invoke(json!({"emergencyKid": dropped}))
+        .await
+        .unwrap();
+    assert!(out["result"].as_str().unwrap().contains("dropped"));
+    assert!(
+        published(&store)
+            .await
+            .keys
+            .iter()
+            .all(|k| k.kid != dropped)
+    );
+}
