@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# One benchmark run: the floor (openssl speed rsa2048), the criterion benches, HTTP load on the
+# release-built local server (loopback only, bounded in time), cold start and peak RSS, printed
+# as one Markdown table with every figure set against the floor measured in the same run.
+#
+# Builds first (a fresh clone needs several minutes for that); the measuring itself stops by
+# itself in about three minutes. Not part of scripts/test.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need() { command -v "$1" >/dev/null 2>&1; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+missing=()
+need wrk || missing+=(wrk)
+need openssl || missing+=(openssl)
+need taskset || missing+=(util-linux)
+need python3 || missing+=(python3)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "==> apt-get install ${missing[*]}" >&2
+    as_root apt-get install -y -q -o DPkg::Lock::Timeout=300 "${missing[@]}" >&2 ||
+        { as_root apt-get update -q >&2 &&
+            as_root apt-get install -y -q -o DPkg::Lock::Timeout=300 "${missing[@]}" >&2; }
+fi
+
+echo "==> cargo build --release -p chat-auth; cargo bench --no-run" >&2
+cargo build --release --quiet -p chat-auth
+cargo bench --quiet --no-run -p chat-auth-shared --bench chat_auth 2>/dev/null ||
+    cargo bench --no-run -p chat-auth-shared --bench chat_auth
+
+echo "==> measuring (about three minutes; progress on stderr, the table on stdout)" >&2
+exec timeout --signal=TERM --kill-after=10 420 python3 scripts/bench/run.py
