@@ -7,7 +7,9 @@
  *   Microsoft.Omnichannel.LiveChatWidget.SDK.setAuthTokenProvider(fn)  throws if fn is not a function
  *   Microsoft.Omnichannel.LiveChatWidget.SDK.startChat()  -> Promise<{ok, token?, elapsedMs?, errorCode?}>
  *   window events: lcw:ready, lcw:chatStarted {token}, lcw:error {errorCode, message}
- *   window.lcwStandin = { clientFunction, startChat, timeoutMs }  (set before loading to override)
+ *   window.lcwStandin = { clientFunction, timeoutMs, registrations, startChat }
+ *     (clientFunction and timeoutMs may be set before loading; registrations counts the
+ *      providers setAuthTokenProvider accepted)
  */
 (function (w) {
   "use strict";
@@ -24,6 +26,7 @@
   var standin = {
     clientFunction: pre.clientFunction || "auth.getAuthenticationToken",
     timeoutMs: typeof pre.timeoutMs == "number" ? pre.timeoutMs : 10000,
+    registrations: 0, // providers accepted by setAuthTokenProvider
     startChat: null
   };
   var provider = null;
@@ -117,6 +120,7 @@
     setAuthTokenProvider: function (fn) {
       if (typeof fn != "function") throw new Error("authTokenProvider is not a function");
       provider = fn;
+      standin.registrations++;
     },
     removeAuthTokenProvider: function () {
       provider = null;

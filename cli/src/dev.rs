@@ -3,7 +3,7 @@
 
 use crate::identity::{BearerAuth, DEV_COOKIE};
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -96,12 +96,13 @@ pub struct SignIn {
     pub claims: Map<String, Value>,
 }
 
-/// The demo page, the widget stand-in, the sign-in and the demo JWKS.
+/// The demo page, the widget stand-in, sign-in and sign-out, and the demo JWKS.
 pub fn router(idp: Arc<DevIdp>) -> Router {
     Router::new()
         .route("/", get(|| async { Html(INDEX) }))
         .route("/dev/lcw-standin.js", get(standin))
         .route("/dev/sign-in", post(sign_in))
+        .route("/dev/sign-out", post(sign_out))
         .route("/dev/jwks.json", get(jwks))
         .with_state(idp)
 }
@@ -140,6 +141,18 @@ async fn sign_in(
         no_store(),
         [(header::SET_COOKIE, cookie)],
         Json(json!({"id_token": token, "expires_at": exp})),
+    )
+        .into_response())
+}
+
+/// `POST /dev/sign-out`: drops the sign-in cookie (the page cannot: it is HttpOnly).
+async fn sign_out() -> Result<Response, Error> {
+    let cookie = format!("{DEV_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    let cookie = HeaderValue::from_str(&cookie).map_err(|_| Error::Crypto("cookie"))?;
+    Ok((
+        no_store(),
+        [(header::SET_COOKIE, cookie)],
+        StatusCode::NO_CONTENT,
     )
         .into_response())
 }

@@ -8,23 +8,25 @@
     // {"tokenUrl": "/token", "clientFunction": "auth.getAuthenticationToken", "identityMode": "auto"}
     var CONFIG = __CHAT_AUTH_CONFIG__;
     var cfg = CONFIG || {};
+    var d = w.document;
     // Resolve a relative tokenUrl against this script's own URL, not the host page: the
     // script is usually served by the token service, from another origin than the page.
-    var cs = w.document && w.document.currentScript;
+    var cs = d && (d.currentScript || d.querySelector('script[src*="provider.js"]'));
     var base = (cs && cs.src) || w.location.href;
-    var ABORT_MS = 8000, GUARD_MS = 9500, EARLY_S = 60; // the widget allows 10 s per attempt
-    var opts = {}, cached = null, flight = null, gen = 0, wiredSdk = null;
+    // The widget allows 10 s per attempt: give up at 8 s, whatever is still pending.
+    var ABORT_MS = 8000, EARLY_S = 60, MAX_BODY = 16384;
+    var opts = {}, cached = null, flight = null, gen = 0;
 
-    var abs = function (u) {
-      try { return new URL(u, base).href; } catch (e) { return u; }
+    var abs = function (u, b) {
+      try { return new URL(u, b).href; } catch (e) { return u; }
     };
     var emit = function (name, detail) {
       try { w.dispatchEvent(new CustomEvent(name, { detail: detail })); } catch (e) { /* old browser */ }
     };
     // base64url segment -> JSON (atob tolerates the missing "=" padding).
     var seg = function (s) { return JSON.parse(atob(s.replace(/-/g, "+").replace(/_/g, "/"))); };
-    // Returns the decoded payload if `t` looks like a JWT that has not expired, else null.
-    // Trust the token's own exp rather than assuming a lifetime.
+    // The decoded payload if `t` looks like a JWT that has not expired, else null. The widget
+    // and Omnichannel do the real checks; this only keeps obvious junk away from them.
     var payloadOf = function (t) {
       try {
         var p = typeof t == "string" && t.split(".");
@@ -33,75 +35,88 @@
         return c && typeof c.exp == "number" && c.exp > Date.now() / 1000 ? c : null;
       } catch (e) { return null; }
     };
+    // The token from a response body: {"token": "..."} (what we ask for) or a raw JWT
+    // (what Microsoft's sample token endpoint returns).
+    var tokenOf = function (text) {
+      text = String(text).trim();
+      if (text.length > MAX_BODY) return null;
+      if (text.charAt(0) != "{") return text;
+      var body = JSON.parse(text);
+      return body && body.token;
+    };
 
-    // One network attempt. Always settles (never rejects) within GUARD_MS, even when fetch
-    // hangs and AbortController is missing: the guard timer answers first in that case.
-    var attempt = function () {
+    // One network attempt. Always settles (never rejects) within ABORT_MS, even when the
+    // identity getter or fetch hangs, or AbortController is missing.
+    var attempt = function (mid) {
       var myGen = gen;
       return new Promise(function (resolve) {
-        var done = false, timedOut = false, ac = null, timer, guard;
-        var finish = function (token, reason, status, claims, kid) {
+        var done = false, ac = null, status = null, timer;
+        var finish = function (token, reason, claims) {
           if (done) return;
           done = true;
-          clearTimeout(timer); clearTimeout(guard);
+          clearTimeout(timer);
           if (token) {
-            // Cache until shortly before exp, unless configure()/reset() ran meanwhile.
-            if (myGen == gen) cached = { token: token, until: claims.exp - EARLY_S };
-            emit("chat-auth:token", { expiresAt: claims.exp, kid: kid });
+            // Reuse until shortly before exp, unless configure()/reset() ran meanwhile. Bound
+            // the lifetime by exp - iat as well, so a slow local clock cannot stretch it.
+            var now = Date.now() / 1000;
+            var life = typeof claims.iat == "number" ? claims.exp - claims.iat : claims.exp - now;
+            var until = now + Math.min(claims.exp - now, life) - Math.min(EARLY_S, life / 4);
+            if (myGen == gen && until > now) cached = { token: token, until: until };
+            emit("chat-auth:token", { expiresAt: claims.exp });
           } else {
-            try { console.warn("[chat-auth] could not get a chat token: " + reason); } catch (e) { /* no console */ }
-            emit("chat-auth:error", { reason: reason, status: status });
+            try { console.warn("[chat-auth] no chat token for the widget: " + reason + (status ? " (HTTP " + status + ")" : "")); } catch (e) { /* no console */ }
+            emit("chat-auth:error", { reason: reason, status: status, midAuth: !!mid });
           }
           resolve(token || null);
         };
-        guard = setTimeout(function () { finish(null, "timeout", null); }, GUARD_MS);
-        try { ac = new AbortController(); } catch (e) { /* older browser: the guard covers it */ }
-        timer = setTimeout(function () { timedOut = true; if (ac) ac.abort(); }, ABORT_MS);
+        var fail = function (reason) { return function () { throw { reason: reason }; }; };
+        try {
+          timer = setTimeout(function () {
+            try { if (ac) ac.abort(); } catch (e) { /* ignore */ }
+            finish(null, "timeout");
+          }, ABORT_MS);
+          try { ac = new AbortController(); } catch (e) { /* older browser: the timer covers it */ }
 
-        var getter = opts.identityToken;
-        var mode = cfg.identityMode || "auto";
-        var bearer = mode == "bearer" || (mode != "cookie" && typeof getter == "function");
-        var idp = bearer
-          ? new Promise(function (r) { r(getter()); }) // catches a getter that throws synchronously
-          : Promise.resolve(null);
-        var status = null;
-        idp.then(function (id) {
-          if (bearer && (!id || typeof id != "string")) throw { reason: "no_identity" };
-          var init = { method: "GET", headers: { Accept: "application/json" } };
-          if (bearer) init.headers.Authorization = "Bearer " + id;
-          else init.credentials = "include";
-          if (ac) init.signal = ac.signal;
-          return fetch(abs(opts.tokenUrl || cfg.tokenUrl || "/token"), init).then(function (res) {
-            status = res.status;
-            if (status == 401) throw { reason: "unauthenticated" };
-            if (status != 200) throw { reason: "http_" + status };
-            return res.json().then(null, function () { throw { reason: "invalid_response" }; });
-          }, function () {
-            throw { reason: timedOut ? "timeout" : "network" };
-          });
-        }, function () {
-          throw { reason: "no_identity" };
-        }).then(function (body) {
-          var t = body && body.token, claims = payloadOf(t);
-          if (!claims) throw { reason: "invalid_response" };
-          var kid = body.kid;
-          try { kid = kid || seg(t.split(".")[0]).kid; } catch (e) { /* kid is informational only */ }
-          finish(t, null, status, claims, kid || null);
-        }).then(null, function (err) {
-          // Body read may be aborted too: report that as a timeout, not a bad response.
-          var reason = timedOut ? "timeout" : (err && err.reason) || "network";
-          finish(null, reason, status);
-        });
+          // Settings as they are now: a configure() during the attempt applies to the next one.
+          // A page's own tokenUrl is relative to the page, the deployed one to this script.
+          var getter = opts.identityToken;
+          var url = opts.tokenUrl ? abs(opts.tokenUrl, w.location.href) : abs(cfg.tokenUrl || "/token", base);
+          var mode = cfg.identityMode || "auto";
+          var bearer = mode == "bearer" || (mode != "cookie" && typeof getter == "function");
+          new Promise(function (r) { r(bearer ? getter() : null); }) // a throwing getter rejects
+            .then(function (id) {
+              if (bearer && (!id || typeof id != "string")) throw { reason: "no_identity" };
+              var init = { method: "GET", headers: { Accept: "application/json" }, cache: "no-store" };
+              if (bearer) init.headers.Authorization = "Bearer " + id;
+              else init.credentials = "include";
+              if (ac) init.signal = ac.signal;
+              return fetch(url, init).then(function (res) {
+                status = res.status;
+                if (status == 401) throw { reason: "unauthenticated" };
+                if (status != 200) throw { reason: "http_" + status };
+                return res.text().then(null, fail("network"));
+              }, fail("network"));
+            }, fail("no_identity"))
+            .then(function (text) {
+              var t, claims;
+              try { t = tokenOf(text); claims = payloadOf(t); } catch (e) { /* not JSON */ }
+              if (!claims) throw { reason: "invalid_response" };
+              finish(t, null, claims);
+            })
+            .then(null, function (err) { finish(null, (err && err.reason) || "network"); });
+        } catch (e) {
+          finish(null, "internal");
+        }
       });
     };
 
     // Cached token if still fresh, else join the in-flight request, else start one.
-    var getToken = function () {
+    var getToken = function (mid) {
       try {
         if (cached && Date.now() / 1000 < cached.until) return Promise.resolve(cached.token);
         cached = null;
         if (!flight) {
-          var f = flight = attempt();
+          var f = flight = attempt(mid);
           f.then(function () { if (flight === f) flight = null; });
         }
         return flight;
@@ -110,10 +125,12 @@
       }
     };
 
-    // Shape the widget expects: provider(callback), callback(jwt | null), called exactly once.
+    // Shape the widget expects: provider(callback) or provider({isMidAuthEnabled}, callback);
+    // callback(jwt | null) exactly once. With mid-conversation sign-in, null means "continue
+    // unauthenticated".
     var provider = function (a, b) {
-      var cb = typeof a == "function" ? a : b; // fn(callback) or fn({isMidAuthEnabled}, callback)
-      var p = getToken();
+      var cb = typeof a == "function" ? a : b;
+      var p = getToken(!!(a && typeof a == "object" && a.isMidAuthEnabled));
       p.then(function (t) {
         if (typeof cb == "function") {
           try { cb(t); } catch (e) { /* a throwing widget callback must not break our state */ }
@@ -124,25 +141,27 @@
 
     // Define the admin-configured client function (dotted path) without clobbering objects.
     var defineClientFunction = function (path) {
-      var parts = String(path || "").split("."), o = w, i, k;
-      if (!parts.every(function (s) { return /^[A-Za-z_$][\w$]*$/.test(s) && s != "__proto__"; })) return;
-      for (i = 0; i < parts.length - 1; i++) {
-        k = parts[i];
-        if (o[k] == null) o[k] = {};
-        if (typeof o[k] != "object" && typeof o[k] != "function") return; // a primitive is in the way
-        o = o[k];
+      try {
+        var parts = String(path || "").split("."), o = w, i, k;
+        if (!parts.every(function (s) { return /^[A-Za-z_$][\w$]*$/.test(s) && s != "__proto__" && s != "prototype"; })) return;
+        for (i = 0; i < parts.length - 1; i++) {
+          k = parts[i];
+          if (o[k] == null) o[k] = {};
+          if (typeof o[k] != "object" && typeof o[k] != "function") return; // a primitive is in the way
+          o = o[k];
+        }
+        o[parts[i]] = provider;
+      } catch (e) {
+        try { console.warn("[chat-auth] could not define " + path + ": " + (e && e.message)); } catch (e2) { /* ignore */ }
       }
-      o[parts[i]] = provider;
     };
 
-    // LCW v1: register with the script SDK once per SDK object.
+    // LCW v1: register with the script SDK (again on every lcw:ready: it is idempotent, and a
+    // re-initialised widget must not be left without a provider).
     var wire = function () {
       try {
         var M = w.Microsoft, sdk = M && M.Omnichannel && M.Omnichannel.LiveChatWidget && M.Omnichannel.LiveChatWidget.SDK;
-        if (sdk && sdk !== wiredSdk && typeof sdk.setAuthTokenProvider == "function") {
-          sdk.setAuthTokenProvider(provider);
-          wiredSdk = sdk;
-        }
+        if (sdk && typeof sdk.setAuthTokenProvider == "function") sdk.setAuthTokenProvider(provider);
       } catch (e) { /* the widget may not be ready yet; lcw:ready will retry */ }
     };
 
@@ -155,7 +174,7 @@
         if ("tokenUrl" in o) opts.tokenUrl = o.tokenUrl;
         cached = null; flight = null; gen++;
       },
-      getToken: getToken,
+      getToken: function () { return getToken(false); },
       provider: provider,
       // reset(): forget the cached token, the in-flight request and configure() options (sign-out).
       reset: function () { opts = {}; cached = null; flight = null; gen++; }

@@ -1,0 +1,1094 @@
+//! Real-browser tests: the provider script and the widget stand-in in headless Chromium.
+//!
+//! Debian's `chromium` and `chromium-driver` (installed by `scripts/install-browser.sh`, which
+//! the README test command runs) are driven over WebDriver by fantoccini. Every test starts its
+//! own ChromeDriver on a free port with a fresh profile, and kills its process group at the end,
+//! so nothing outlives a test, failed or not.
+//!
+//! Pages are served by a small "shop" server spawned here, on another origin than the token
+//! service (as on a customer's site). Its `/api/token` answers like a token endpoint, or slowly,
+//! or with garbage, and counts requests. The token service itself is the in-process local server
+//! (`common::start`), in development mode.
+//!
+//! What the page sees is recorded by a prelude script: every `lcw:*` and `chat-auth:*` window
+//! event in `__events`, every `console.warn` in `__warns`; `Date.now` is shifted by `__shift`
+//! milliseconds so that token expiry can be tested without waiting.
+
+mod common;
+
+use axum::Router;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// The widget's documented bound for one token request.
+const WIDGET_BOUND_MS: f64 = 10_000.0;
+/// The contact every test signs in as.
+const SUB: &str = "3f2c8e4a-6b1d-4c9e-9a7f-0d5e8b2a1c44";
+
+// ---------------------------------------------------------------------------------------------
+// The browser
+
+/// ChromeDriver + headless Chromium with a fresh profile; the whole process group is killed on
+/// drop.
+struct Browser {
+    client: Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn start() -> Browser {
+        for path in [CHROMIUM, CHROMEDRIVER] {
+            assert!(
+                Path::new(path).exists(),
+                "{path} is missing: run scripts/install-browser.sh (the README test command scripts/test.sh does)"
+            );
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let mut last_error = String::new();
+        // A free port can be taken by someone else before ChromeDriver binds it: try again.
+        for _ in 0..3 {
+            let port = free_port();
+            let driver = Command::new(CHROMEDRIVER)
+                .arg(format!("--port={port}"))
+                .arg("--allowed-ips=127.0.0.1")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                // Its own process group, so that drop can kill Chromium's processes with it.
+                .process_group(0)
+                .spawn()
+                .expect("start chromedriver");
+            let mut guard = DriverGuard(Some(driver));
+            let url = format!("http://127.0.0.1:{port}");
+            if let Err(e) = wait_for_driver(&url, guard.0.as_mut().unwrap()).await {
+                last_error = e;
+                continue;
+            }
+            let profile_arg = format!("--user-data-dir={}", profile.path().display());
+            let capabilities = json!({
+                "browserName": "chrome",
+                "goog:chromeOptions": {
+                    "binary": CHROMIUM,
+                    "args": [
+                        "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                        "--disable-background-networking", "--disable-component-update",
+                        "--no-first-run", "--disable-sync", "--disable-extensions",
+                        "--disable-default-apps", "--window-size=1280,1000", "--lang=en-US",
+                        profile_arg,
+                    ],
+                },
+                "timeouts": { "script": 30_000, "pageLoad": 30_000, "implicit": 0 },
+            });
+            let Value::Object(capabilities) = capabilities else {
+                unreachable!()
+            };
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector)
+                .capabilities(capabilities)
+                .connect(&url)
+                .await
+            {
+                Ok(client) => {
+                    return Browser {
+                        client,
+                        driver: guard.0.take().unwrap(),
+                        _profile: profile,
+                    };
+                }
+                Err(e) => last_error = format!("new session: {e}"),
+            }
+        }
+        panic!("could not start headless Chromium through ChromeDriver: {last_error}");
+    }
+
+    async fn goto(&self, url: &str) {
+        self.client
+            .goto(url)
+            .await
+            .unwrap_or_else(|e| panic!("open {url}: {e}"));
+    }
+
+    /// Runs `script` (a function body; `arguments` holds `args`) and returns its value.
+    async fn js(&self, script: &str, args: Vec<Value>) -> Value {
+        self.client
+            .execute(script, args)
+            .await
+            .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    /// Runs `script` and waits for it to call `done(value)` (the last argument).
+    async fn js_async(&self, script: &str, args: Vec<Value>) -> Value {
+        let script = format!("var done = arguments[arguments.length - 1];\n{script}");
+        self.client
+            .execute_async(&script, args)
+            .await
+            .unwrap_or_else(|e| panic!("async script failed: {e}\n{script}"))
+    }
+
+    /// Polls the expression `expr` until it is truthy; returns its value.
+    async fn wait_for(&self, expr: &str, what: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let v = self.js(&format!("return ({expr}) || null;"), vec![]).await;
+            if !v.is_null() && v != json!(false) {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn events(&self, name: &str) -> Vec<Value> {
+        let v = self
+            .js(
+                "var name = arguments[0];
+                 return __events.filter(function (e) { return e.name === name; })
+                   .map(function (e) { return e.detail; });",
+                vec![json!(name)],
+            )
+            .await;
+        v.as_array().cloned().unwrap_or_default()
+    }
+
+    async fn warns(&self) -> Vec<String> {
+        let v = self.js("return __warns;", vec![]).await;
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w.as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// Forgets the recorded events and console messages.
+    async fn clear_records(&self) {
+        self.js("__events.length = 0; __warns.length = 0;", vec![])
+            .await;
+    }
+
+    /// `Microsoft.Omnichannel.LiveChatWidget.SDK.startChat()` on the stand-in, timed in the
+    /// page: `{ok, token?, errorCode?, ms}`.
+    async fn start_chat(&self) -> Value {
+        self.js_async(
+            "var t0 = performance.now();
+             Microsoft.Omnichannel.LiveChatWidget.SDK.startChat().then(function (r) {
+               r.ms = performance.now() - t0; done(r);
+             }, function (e) { done({ rejected: String(e) }); });",
+            vec![],
+        )
+        .await
+    }
+
+    /// Calls the client function named `name` the way the widget does, with an optional first
+    /// argument (`{isMidAuthEnabled}`), timed in the page: `{token, ms, calls}`.
+    async fn call_client_function(&self, name: &str, first: Option<Value>) -> Value {
+        self.js_async(
+            "var fn = arguments[0].split('.').reduce(function (o, k) { return o && o[k]; }, window);
+             var t0 = performance.now(), calls = 0;
+             var cb = function (token) {
+               calls++;
+               // Report after a moment, so that a second (wrong) callback would be counted.
+               setTimeout(function () { done({ token: token, ms: performance.now() - t0, calls: calls }); }, 50);
+             };
+             if (arguments[1] != null) fn(arguments[1], cb); else fn(cb);",
+            vec![json!(name), first.unwrap_or(Value::Null)],
+        )
+        .await
+    }
+
+    /// Hands the page an identity getter that answers `id_token` (asynchronously if `async_`).
+    async fn configure_identity(&self, id_token: &str, async_: bool) {
+        self.js(
+            "var id = arguments[0], later = arguments[1];
+             chatAuth.configure({ identityToken: function () { return later ? Promise.resolve(id) : id; } });",
+            vec![json!(id_token), json!(async_)],
+        )
+        .await;
+    }
+
+    /// A PNG of the whole page (the window is grown to fit it first) in target/artifacts/.
+    async fn screenshot(&self, name: &str) -> PathBuf {
+        let size = self
+            .js(
+                "return [window.outerWidth, window.outerHeight - window.innerHeight
+                         + document.documentElement.scrollHeight];",
+                vec![],
+            )
+            .await;
+        let (w, h) = (size[0].as_u64().unwrap(), size[1].as_u64().unwrap());
+        self.client
+            .set_window_size(w as u32, h.min(4000) as u32)
+            .await
+            .expect("resize the window");
+        let png = self.client.screenshot().await.expect("screenshot");
+        let dir = target_dir().join("artifacts");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, png).unwrap();
+        path
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        kill_group(&mut self.driver);
+    }
+}
+
+/// Kills a ChromeDriver that never became a [`Browser`].
+struct DriverGuard(Option<Child>);
+
+impl Drop for DriverGuard {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            kill_group(child);
+        }
+    }
+}
+
+/// ChromeDriver, the Chromium it started and Chromium's helpers share one process group.
+fn kill_group(child: &mut Child) {
+    let killed = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !killed {
+        let _ = child.kill();
+    }
+    let _ = child.wait();
+}
+
+async fn wait_for_driver(url: &str, driver: &mut Child) -> Result<(), String> {
+    let client = common::client();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(Some(status)) = driver.try_wait() {
+            return Err(format!("chromedriver exited at start: {status}"));
+        }
+        if let Ok(r) = client.get(format!("{url}/status")).send().await
+            && let Ok(v) = r.json::<Value>().await
+            && v["value"]["ready"] == true
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err("chromedriver did not become ready within 30 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| common::root().join("target"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The shop: the customer's site, on its own origin
+
+#[derive(Clone, Default)]
+struct ShopState {
+    pages: Arc<Mutex<HashMap<String, String>>>,
+    token_requests: Arc<AtomicUsize>,
+}
+
+struct Shop {
+    addr: std::net::SocketAddr,
+    state: ShopState,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Shop {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Shop {
+    async fn start() -> Shop {
+        let state = ShopState::default();
+        let app = Router::new()
+            .route("/p/{name}", get(shop_page))
+            .route("/api/token", get(shop_token))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Shop { addr, state, task }
+    }
+
+    fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.origin())
+    }
+
+    fn token_requests(&self) -> usize {
+        self.state.token_requests.load(Ordering::SeqCst)
+    }
+
+    /// Publishes a page made of `parts` (after the recording prelude) and returns its URL.
+    fn page(&self, name: &str, parts: &[Part]) -> String {
+        let mut html = String::from(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>Contoso shop</title>\n",
+        );
+        html.push_str(&format!("<script>{PRELUDE}</script>\n"));
+        for part in parts {
+            match part {
+                Part::Src(src) => html.push_str(&format!("<script src=\"{src}\"></script>\n")),
+                Part::Inline(js) => html.push_str(&format!("<script>{js}</script>\n")),
+            }
+        }
+        html.push_str("</head><body><h1>Contoso shop</h1></body></html>\n");
+        self.state
+            .pages
+            .lock()
+            .unwrap()
+            .insert(name.to_owned(), html);
+        self.url(&format!("/p/{name}"))
+    }
+}
+
+enum Part {
+    Src(String),
+    Inline(&'static str),
+}
+
+/// Records what the page sees; lets a test move the page's clock.
+const PRELUDE: &str = r#"
+window.__events = []; window.__warns = [];
+["lcw:ready", "lcw:error", "lcw:chatStarted", "chat-auth:error", "chat-auth:token"].forEach(function (n) {
+  addEventListener(n, function (e) { __events.push({ name: n, detail: e.detail || null }); });
+});
+(function () {
+  var warn = console.warn;
+  console.warn = function () { __warns.push([].join.call(arguments, " ")); return warn.apply(console, arguments); };
+  var now = Date.now;
+  window.__shift = 0;
+  Date.now = function () { return now() + __shift; };
+})();
+"#;
+
+async fn shop_page(State(state): State<ShopState>, UrlPath(name): UrlPath<String>) -> Response {
+    match state.pages.lock().unwrap().get(&name) {
+        Some(html) => (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            html.clone(),
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// A token endpoint with knobs: `delay_ms`, and `kind` = json (default) | raw | html |
+/// not_jwt | expired | status500. Counts every request.
+async fn shop_token(
+    State(state): State<ShopState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let n = state.token_requests.fetch_add(1, Ordering::SeqCst) + 1;
+    if let Some(ms) = q.get("delay_ms").and_then(|v| v.parse().ok()) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    let json = |body: Value| {
+        (
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            body.to_string(),
+        )
+            .into_response()
+    };
+    match q.get("kind").map(String::as_str).unwrap_or("json") {
+        "raw" => (
+            [(header::CONTENT_TYPE, "application/jwt")],
+            shaped_jwt(n, 0, 900),
+        )
+            .into_response(),
+        "html" => (
+            [(header::CONTENT_TYPE, "text/html")],
+            "<html><body>Service temporarily unavailable</body></html>",
+        )
+            .into_response(),
+        "not_jwt" => json(json!({"token": "this-is-not-a-jwt", "expires_at": 0})),
+        "expired" => json(json!({"token": shaped_jwt(n, -1000, 900)})),
+        "status500" => (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response(),
+        _ => json(json!({"token": shaped_jwt(n, 0, 900), "kid": "shop"})),
+    }
+}
+
+/// A JWT-shaped token (RS256 header, iss/sub/iat/exp; the signature is not real) whose `jti`
+/// numbers the request that produced it. `iat` = now + `offset`, `exp` = `iat` + `ttl`.
+fn shaped_jwt(n: usize, offset: i64, ttl: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let iat = now + offset;
+    let header = json!({"alg": "RS256", "typ": "JWT", "kid": "shop"});
+    let claims =
+        json!({"iss": "shop", "sub": SUB, "iat": iat, "exp": iat + ttl, "jti": n.to_string()});
+    let enc = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
+    format!("{}.{}.c2lnbmF0dXJl", enc(&header), enc(&claims))
+}
+
+fn jti(token: &str) -> String {
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    claims["jti"].as_str().unwrap_or_default().to_owned()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The token service
+
+/// The shop, a token service that admits the shop's origin (plus `vars`), and a browser.
+struct Fixture {
+    shop: Shop,
+    service: common::Server,
+    browser: Browser,
+}
+
+impl Fixture {
+    async fn start(vars: &[(&str, &str)]) -> Fixture {
+        let shop = Shop::start().await;
+        let origin = shop.origin();
+        let mut all = vec![("CHAT_AUTH_ALLOWED_ORIGINS", origin.as_str())];
+        all.extend_from_slice(vars);
+        let service = common::start(&all).await;
+        let browser = Browser::start().await;
+        Fixture {
+            shop,
+            service,
+            browser,
+        }
+    }
+
+    fn provider(&self) -> Part {
+        Part::Src(self.service.url("/provider.js"))
+    }
+
+    fn standin(&self) -> Part {
+        Part::Src(self.service.url("/dev/lcw-standin.js"))
+    }
+
+    /// Opens a shop page with the provider script and the widget stand-in (in that order),
+    /// and waits for `lcw:ready` to have wired the provider.
+    async fn open_widget_page(&self, name: &str) {
+        let url = self.shop.page(name, &[self.provider(), self.standin()]);
+        self.browser.goto(&url).await;
+        self.browser
+            .wait_for(
+                "lcwStandin.registrations > 0",
+                "setAuthTokenProvider after lcw:ready",
+            )
+            .await;
+    }
+
+    async fn sign_in(&self) -> String {
+        common::sign_in(
+            &self.service,
+            SUB,
+            json!({"cart_value": "120.50", "vip": true, "region": "emea"}),
+        )
+        .await
+    }
+
+    async fn validate(&self, token: &str) -> Value {
+        common::client()
+            .post(self.service.url("/validate"))
+            .json(&json!({ "token": token }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+/// A loopback URL where nothing listens.
+fn closed_url(path: &str) -> String {
+    format!("http://127.0.0.1:{}{path}", free_port())
+}
+
+fn ms(v: &Value) -> f64 {
+    v["ms"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no timing in {v}"))
+}
+
+/// The failure contract: the chat did not start, the widget saw no token (code 3) within the
+/// bound, the page got one `chat-auth:error` with `reason`, and one console message.
+async fn assert_failed_with(b: &Browser, chat: &Value, reason: &str) {
+    assert_eq!(chat["ok"], false, "{chat}");
+    assert_eq!(chat["errorCode"], 3, "the widget must see no token: {chat}");
+    assert!(ms(chat) < WIDGET_BOUND_MS, "answered too late: {chat}");
+    let errors = b.events("chat-auth:error").await;
+    assert_eq!(
+        errors.len(),
+        1,
+        "one chat-auth:error per failure: {errors:?}"
+    );
+    assert_eq!(errors[0]["reason"], reason, "{errors:?}");
+    let lcw = b.events("lcw:error").await;
+    assert_eq!(lcw.len(), 1, "{lcw:?}");
+    assert_eq!(lcw[0]["errorCode"], 3, "{lcw:?}");
+    assert!(b.events("lcw:chatStarted").await.is_empty());
+    let warns = b.warns().await;
+    assert_eq!(warns.len(), 1, "one console message per failure: {warns:?}");
+    assert!(
+        warns[0].starts_with("[chat-auth]") && warns[0].contains(reason),
+        "{warns:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tests
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lcw_v1_ready_wires_the_provider_and_its_token_validates() {
+    let fx = Fixture::start(&[]).await;
+    let b = &fx.browser;
+    fx.open_widget_page("v1").await;
+
+    // The provider loaded first, when there was no SDK yet: only lcw:ready can have wired it,
+    // and the stand-in accepts functions only.
+    let wired = b
+        .js(
+            "return { ready: __events.filter(function (e) { return e.name === 'lcw:ready'; }).length,
+                      registrations: lcwStandin.registrations };",
+            vec![],
+        )
+        .await;
+    assert_eq!(wired["ready"], 1, "{wired}");
+    assert!(wired["registrations"].as_u64().unwrap() >= 1, "{wired}");
+    // The stand-in refuses anything else, as the real SDK does.
+    for bad in [json!("auth.getAuthenticationToken"), Value::Null, json!({})] {
+        let r = b
+            .js(
+                "try { Microsoft.Omnichannel.LiveChatWidget.SDK.setAuthTokenProvider(arguments[0]); return 'accepted'; }
+                 catch (e) { return 'threw: ' + e.message; }",
+                vec![bad.clone()],
+            )
+            .await;
+        assert_eq!(r, "threw: authTokenProvider is not a function", "{bad}");
+    }
+
+    let id = fx.sign_in().await;
+    b.configure_identity(&id, false).await;
+    let chat = b.start_chat().await;
+    assert_eq!(chat["ok"], true, "{chat}");
+    assert!(ms(&chat) < WIDGET_BOUND_MS, "{chat}");
+    let token = chat["token"].as_str().unwrap();
+
+    let verdict = fx.validate(token).await;
+    assert_eq!(verdict["active"], true, "{verdict}");
+    assert_eq!(verdict["sub"], SUB);
+    assert_eq!(verdict["context"]["msdyn_cartvalue"], "120.50", "{verdict}");
+    assert_eq!(b.events("lcw:chatStarted").await.len(), 1);
+    assert_eq!(b.events("chat-auth:token").await.len(), 1);
+    assert!(b.events("chat-auth:error").await.is_empty());
+    assert!(b.warns().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lcw_v1_provider_loaded_after_the_widget_wires_at_once() {
+    let fx = Fixture::start(&[]).await;
+    let b = &fx.browser;
+    let url = fx.shop.page("late", &[fx.standin(), fx.provider()]);
+    b.goto(&url).await;
+    b.wait_for("lcwStandin.registrations > 0", "setAuthTokenProvider")
+        .await;
+    let id = fx.sign_in().await;
+    b.configure_identity(&id, true).await;
+    let chat = b.start_chat().await;
+    assert_eq!(chat["ok"], true, "{chat}");
+    assert_eq!(
+        fx.validate(chat["token"].as_str().unwrap()).await["active"],
+        true
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2_named_client_function_answers_a_valid_token_within_10_s() {
+    let name = "contoso.chat.getAuthToken";
+    let fx = Fixture::start(&[("CHAT_AUTH_CLIENT_FUNCTION", name)]).await;
+    let b = &fx.browser;
+    let url = fx.shop.page(
+        "v2",
+        &[
+            Part::Inline("window.contoso = { brand: 'Contoso' };"),
+            fx.provider(),
+        ],
+    );
+    b.goto(&url).await;
+    let shape = b
+        .js(
+            "return { brand: contoso.brand, fn: typeof contoso.chat.getAuthToken, auth: typeof window.auth };",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        shape,
+        json!({"brand": "Contoso", "fn": "function", "auth": "undefined"}),
+        "the configured name is defined and the existing object kept"
+    );
+
+    let id = fx.sign_in().await;
+    b.configure_identity(&id, true).await;
+    let first = b.call_client_function(name, None).await;
+    assert!(ms(&first) < WIDGET_BOUND_MS, "{first}");
+    assert_eq!(first["calls"], 1, "the callback is called exactly once");
+    let token = first["token"].as_str().expect("a token").to_owned();
+    let verdict = fx.validate(&token).await;
+    assert_eq!(verdict["active"], true, "{verdict}");
+    assert_eq!(verdict["sub"], SUB);
+
+    // Newer widgets pass {isMidAuthEnabled} first; the token (cached now) comes back the same.
+    let mid = b
+        .call_client_function(name, Some(json!({"isMidAuthEnabled": true})))
+        .await;
+    assert_eq!(mid["token"], token.as_str(), "{mid}");
+    assert_eq!(mid["calls"], 1);
+
+    // The stand-in in client-function mode (no setAuthTokenProvider): it finds the function
+    // by its configured name.
+    b.js_async(
+        "window.lcwStandin = { clientFunction: arguments[1] };
+         var s = document.createElement('script');
+         s.src = arguments[0]; s.onload = function () { done(true); };
+         document.head.appendChild(s);",
+        vec![json!(fx.service.url("/dev/lcw-standin.js")), json!(name)],
+    )
+    .await;
+    b.wait_for(
+        "__events.some(function (e) { return e.name === 'lcw:ready'; })",
+        "lcw:ready",
+    )
+    .await;
+    b.js(
+        "Microsoft.Omnichannel.LiveChatWidget.SDK.removeAuthTokenProvider();",
+        vec![],
+    )
+    .await;
+    let chat = b.start_chat().await;
+    assert_eq!(chat["ok"], true, "{chat}");
+    assert_eq!(chat["token"], token.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_identity_the_widget_gets_null_and_the_page_an_error_event() {
+    let fx = Fixture::start(&[]).await;
+    let b = &fx.browser;
+    fx.open_widget_page("anonymous").await;
+
+    // No getter: the page's cookies are sent, there are none, the service says 401.
+    let chat = b.start_chat().await;
+    assert_failed_with(b, &chat, "unauthenticated").await;
+    assert_eq!(b.events("chat-auth:error").await[0]["status"], 401);
+
+    // A getter that has nothing (signed out), one that throws, one that rejects: no request.
+    for getter in [
+        "function () { return null; }",
+        "function () { throw new Error('no session'); }",
+        "function () { return Promise.reject(new Error('no session')); }",
+    ] {
+        b.clear_records().await;
+        b.js(
+            &format!("chatAuth.configure({{ identityToken: {getter} }});"),
+            vec![],
+        )
+        .await;
+        let chat = b.start_chat().await;
+        assert_failed_with(b, &chat, "no_identity").await;
+    }
+
+    // Mid-conversation sign-in: null means "continue unauthenticated"; the page is told.
+    b.clear_records().await;
+    b.js("chatAuth.reset();", vec![]).await;
+    let mid = b
+        .call_client_function(
+            "auth.getAuthenticationToken",
+            Some(json!({"isMidAuthEnabled": true})),
+        )
+        .await;
+    assert_eq!(mid["token"], Value::Null, "{mid}");
+    assert_eq!(mid["calls"], 1);
+    let errors = b.events("chat-auth:error").await;
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0]["midAuth"], true, "{errors:?}");
+}
+
+/// An expired or forged identity must read as "unauthenticated" (so the page can send the user
+/// to sign in), not as a network failure. The local server answers 401 from its authenticate
+/// layer, which sits outside the CORS layer of the mint-token router, so the browser cannot
+/// read that 401 and the page sees "network" (cli/src/server.rs, functions/mint-token).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "known gap: a refused bearer's 401 carries no CORS headers (authenticate layer outside CORS)"]
+async fn a_refused_identity_reads_as_unauthenticated() {
+    let fx = Fixture::start(&[]).await;
+    let b = &fx.browser;
+    fx.open_widget_page("refused").await;
+    b.configure_identity("not.a.valid-identity", false).await;
+    let chat = b.start_chat().await;
+    assert_failed_with(b, &chat, "unauthenticated").await;
+    assert_eq!(b.events("chat-auth:error").await[0]["status"], 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_endpoint_that_is_down_gives_null_at_once() {
+    let fx = Fixture::start(&[]).await;
+    let b = &fx.browser;
+    fx.open_widget_page("down").await;
+    b.js(
+        "chatAuth.configure({ tokenUrl: arguments[0], identityToken: function () { return 'id'; } });",
+        vec![json!(closed_url("/token"))],
+    )
+    .await;
+    let chat = b.start_chat().await;
+    assert_failed_with(b, &chat, "network").await;
+    assert!(
+        ms(&chat) < 5_000.0,
+        "a refused connection is not a timeout: {chat}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_from_the_token_endpoint_gives_null_never_a_bad_token() {
+    let fx = Fixture::start(&[]).await;
+    let b = &fx.browser;
+    fx.open_widget_page("garbage").await;
+    for (kind, reason) in [
+        ("html", "invalid_response"),
+        ("not_jwt", "invalid_response"),
+        ("expired", "invalid_response"),
+        ("status500", "http_500"),
+    ] {
+        b.clear_records().await;
+        b.js(
+            "chatAuth.configure({ tokenUrl: arguments[0], identityToken: function () { return 'id'; } });",
+            vec![json!(fx.shop.url(&format!("/api/token?kind={kind}")))],
+        )
+        .await;
+        let chat = b.start_chat().await;
+        assert_failed_with(b, &chat, reason).await;
+    }
+    // A failure is not cached: the next attempt goes out again, and a raw-JWT body (what
+    // Microsoft's sample endpoint returns) is accepted as well as {"token"}.
+    let before = fx.shop.token_requests();
+    b.clear_records().await;
+    b.js(
+        "chatAuth.configure({ tokenUrl: arguments[0], identityToken: function () { return 'id'; } });",
+        vec![json!(fx.shop.url("/api/token?kind=raw"))],
+    )
+    .await;
+    let chat = b.start_chat().await;
+    assert_eq!(chat["ok"], true, "{chat}");
+    assert_eq!(fx.shop.token_requests(), before + 1);
+
+    // The stand-in applies the widget's codes to whatever a provider hands it: an invalid
+    // token is 4, a provider that throws is 2, a missing client function is 8.
+    let codes = b
+        .js_async(
+            "var sdk = Microsoft.Omnichannel.LiveChatWidget.SDK, out = {};
+             sdk.setAuthTokenProvider(function (cb) { cb('garbage'); });
+             sdk.startChat().then(function (r) {
+               out.garbage = r.errorCode;
+               sdk.setAuthTokenProvider(function () { throw new Error('x'); });
+               return sdk.startChat();
+             }).then(function (r) {
+               out.threw = r.errorCode;
+               sdk.removeAuthTokenProvider(); lcwStandin.clientFunction = 'nowhere.fn';
+               return sdk.startChat();
+             }).then(function (r) { out.missing = r.errorCode; done(out); });",
+            vec![],
+        )
+        .await;
+    assert_eq!(codes, json!({"garbage": 4, "threw": 2, "missing": 8}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_endpoint_slower_than_the_widget_allows_gives_null_within_10_s() {
+    let fx = Fixture::start(&[]).await;
+    let b = &fx.browser;
+    fx.open_widget_page("slow").await;
+    // Two attempts at once (configure() starts a new one): an endpoint that answers after
+    // 20 s, and an identity getter that never settles. Both must end before the widget's 10 s.
+    let r = b
+        .js_async(
+            "var t0 = performance.now(), out = {};
+             var settle = function (k) { return function (t) {
+               out[k] = { token: t, ms: performance.now() - t0 };
+               if (out.slow && out.hung) done(out);
+             }; };
+             chatAuth.configure({ tokenUrl: arguments[0], identityToken: function () { return 'id'; } });
+             auth.getAuthenticationToken(settle('slow'));
+             chatAuth.configure({ identityToken: function () { return new Promise(function () {}); } });
+             auth.getAuthenticationToken(settle('hung'));",
+            vec![json!(fx.shop.url("/api/token?delay_ms=20000"))],
+        )
+        .await;
+    for k in ["slow", "hung"] {
+        assert_eq!(r[k]["token"], Value::Null, "{r}");
+        let t = ms(&r[k]);
+        // The provider gives up at 8 s: well before the widget's 10 s, never before ~8 s.
+        assert!((7_500.0..9_500.0).contains(&t), "{k}: {t} ms");
+    }
+    let reasons: Vec<Value> = b
+        .events("chat-auth:error")
+        .await
+        .iter()
+        .map(|e| e["reason"].clone())
+        .collect();
+    assert_eq!(reasons, vec![json!("timeout"), json!("timeout")]);
+    assert_eq!(
+        fx.shop.token_requests(),
+        1,
+        "the hung getter never sent a request"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_share_one_request_and_the_token_is_reused_until_expiry() {
+    let fx = Fixture::start(&[]).await;
+    let b = &fx.browser;
+    fx.open_widget_page("cache").await;
+    b.js(
+        "chatAuth.configure({ tokenUrl: arguments[0], identityToken: function () { return 'id'; } });",
+        vec![json!(fx.shop.url("/api/token?delay_ms=300"))],
+    )
+    .await;
+
+    // Three concurrent callers: the widget's provider, the client function, chatAuth.getToken.
+    let three = b
+        .js_async(
+            "var got = [];
+             var add = function (t) { got.push(t); if (got.length == 3) done(got); };
+             chatAuth.provider(add);
+             auth.getAuthenticationToken(add);
+             chatAuth.getToken().then(add);",
+            vec![],
+        )
+        .await;
+    let three: Vec<&str> = three
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().expect("a token"))
+        .collect();
+    assert_eq!(fx.shop.token_requests(), 1, "one request for three callers");
+    assert!(three.iter().all(|t| *t == three[0]));
+    assert_eq!(jti(three[0]), "1");
+
+    // Reused while fresh, also by the widget: no new request.
+    let chat = b.start_chat().await;
+    assert_eq!(chat["ok"], true, "{chat}");
+    assert_eq!(chat["token"], three[0]);
+    b.js("__shift = 600 * 1000;", vec![]).await; // 10 min later (the token lives 15)
+    let later = b
+        .call_client_function("auth.getAuthenticationToken", None)
+        .await;
+    assert_eq!(later["token"], three[0]);
+    assert_eq!(fx.shop.token_requests(), 1);
+
+    // Within a minute of exp it is fetched again.
+    b.js("__shift = 850 * 1000;", vec![]).await;
+    let renewed = b
+        .call_client_function("auth.getAuthenticationToken", None)
+        .await;
+    assert_eq!(fx.shop.token_requests(), 2);
+    assert_eq!(jti(renewed["token"].as_str().unwrap()), "2");
+
+    // A new identity never gets the previous one's token.
+    b.js("__shift = 0;", vec![]).await;
+    b.configure_identity("another-id", false).await;
+    let other = b
+        .call_client_function("auth.getAuthenticationToken", None)
+        .await;
+    assert_eq!(fx.shop.token_requests(), 3);
+    assert_eq!(jti(other["token"].as_str().unwrap()), "3");
+    assert!(b.events("chat-auth:error").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_from_an_unlisted_origin_cannot_read_a_token() {
+    // `listed` admits the shop's origin; `unlisted` (development mode) admits only its own.
+    let fx = Fixture::start(&[]).await;
+    let unlisted = common::start(&[]).await;
+    let b = &fx.browser;
+    let url = fx.shop.page(
+        "cors",
+        &[
+            Part::Src(unlisted.url("/provider.js")),
+            Part::Src(unlisted.url("/dev/lcw-standin.js")),
+        ],
+    );
+    b.goto(&url).await;
+    b.wait_for("lcwStandin.registrations > 0", "setAuthTokenProvider")
+        .await;
+    // A valid identity for that service, as a bearer token: the browser still must not let
+    // the shop's page read the answer.
+    let id = common::sign_in(&unlisted, SUB, json!({})).await;
+    b.configure_identity(&id, false).await;
+    let chat = b.start_chat().await;
+    assert_failed_with(b, &chat, "network").await;
+
+    // The same request by hand, with the page's cookies too, against both services.
+    let probe = "fetch(arguments[0], { headers: { Authorization: 'Bearer ' + arguments[1], Accept: 'application/json' },
+                                      credentials: 'include' })
+                   .then(function (r) { return r.json(); })
+                   .then(function (j) { done({ token: typeof j.token }); }, function (e) { done({ error: e.name }); });";
+    let refused = b
+        .js_async(probe, vec![json!(unlisted.url("/token")), json!(id)])
+        .await;
+    assert_eq!(refused, json!({"error": "TypeError"}), "CORS must block it");
+    let listed_id = fx.sign_in().await;
+    let admitted = b
+        .js_async(
+            probe,
+            vec![json!(fx.service.url("/token")), json!(listed_id)],
+        )
+        .await;
+    assert_eq!(
+        admitted,
+        json!({"token": "string"}),
+        "the listed origin is admitted"
+    );
+
+    // What the browser was told: the preflight from the shop's origin is refused outright.
+    let preflight = common::client()
+        .request(reqwest::Method::OPTIONS, unlisted.url("/token"))
+        .header("Origin", fx.shop.origin())
+        .header("Access-Control-Request-Method", "GET")
+        .header("Access-Control-Request-Headers", "authorization")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 403);
+    assert!(
+        preflight
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_page_starts_a_chat_with_a_verified_token() {
+    let service = common::start(&[]).await;
+    let b = Browser::start().await;
+    b.goto(&service.url("/")).await;
+    b.wait_for("window.chatAuth && window.lcwStandin", "the demo scripts")
+        .await;
+
+    // Sign in with the form's defaults (a fresh GUID) and a VIP flag.
+    b.client
+        .find(Locator::Css("#vip"))
+        .await
+        .unwrap()
+        .select_by_label("true")
+        .await
+        .unwrap();
+    click(&b, "#sign-in").await;
+    b.wait_for(
+        "document.querySelector('#signed-in-state.in')",
+        "the signed-in state",
+    )
+    .await;
+    click(&b, "#start-chat").await;
+    b.wait_for(
+        "/verified/.test(document.getElementById('verdict').textContent)",
+        "the /validate verdict",
+    )
+    .await;
+    let shown = b
+        .js(
+            "var t = function (id) { return document.getElementById(id).textContent; };
+             return { status: t('status'), context: t('context'), claims: t('claims'), token: t('token'),
+                      sub: document.getElementById('sub').value };",
+            vec![],
+        )
+        .await;
+    assert!(
+        shown["status"].as_str().unwrap().contains("chat started"),
+        "{shown}"
+    );
+    let context = shown["context"].as_str().unwrap();
+    assert!(
+        context.contains("msdyn_cartvalue") && context.contains("msdyn_isvip"),
+        "{shown}"
+    );
+    let sub = shown["sub"].as_str().unwrap();
+    assert!(shown["claims"].as_str().unwrap().contains(sub), "{shown}");
+    assert_eq!(shown["token"].as_str().unwrap().split('.').count(), 3);
+    let path = b.screenshot("demo-page.png").await;
+    eprintln!("demo page screenshot: {}", path.display());
+
+    // The sign-in cookie alone is an identity too (the page's getter dropped).
+    let cookie_chat = {
+        b.js("chatAuth.reset();", vec![]).await;
+        b.start_chat().await
+    };
+    assert_eq!(cookie_chat["ok"], true, "{cookie_chat}");
+
+    // Signing out drops the getter, the cached token and the cookie: the widget gets nothing.
+    click(&b, "#sign-out").await;
+    b.wait_for(
+        "!document.querySelector('#signed-in-state.in')",
+        "the signed-out state",
+    )
+    .await;
+    click(&b, "#start-chat").await;
+    let status = b
+        .wait_for(
+            "(function (s) { return /lcw:error|chat started/.test(s) && s; })(document.getElementById('status').textContent)",
+            "the chat outcome",
+        )
+        .await;
+    assert!(
+        status.as_str().unwrap().contains("lcw:error 3"),
+        "still signed in after sign-out: {status}"
+    );
+    b.screenshot("demo-page-signed-out.png").await;
+}
+
+async fn click(b: &Browser, css: &str) {
+    b.client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click {css}: {e}"));
+}
