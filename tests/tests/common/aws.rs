@@ -167,8 +167,11 @@ impl Drop for LambdaHost {
     }
 }
 
-async fn next(State(rt): State<Arc<Runtime>>) -> impl IntoResponse {
-    let (id, event) = rt.queue.lock().await.recv().await.expect("host dropped");
+async fn next(State(rt): State<Arc<Runtime>>) -> axum::response::Response {
+    let Some((id, event)) = rt.queue.lock().await.recv().await else {
+        // The host is gone; the function process is being killed.
+        return axum::http::StatusCode::GONE.into_response();
+    };
     let deadline = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -190,7 +193,7 @@ async fn next(State(rt): State<Arc<Runtime>>) -> impl IntoResponse {
         "lambda-runtime-trace-id",
         "Root=1-00000000-000000000000000000000000".parse().unwrap(),
     );
-    (headers, axum::Json(event))
+    (headers, axum::Json(event)).into_response()
 }
 
 async fn respond(State(rt): State<Arc<Runtime>>, Path(id): Path<String>, body: axum::body::Bytes) {
@@ -208,6 +211,15 @@ async fn fail(State(rt): State<Arc<Runtime>>, Path(id): Path<String>, body: axum
 impl LambdaHost {
     /// Runs target/debug/`binary` against the emulator with `env`.
     pub async fn start(binary: &str, env: &[(String, String)]) -> LambdaHost {
+        Self::start_with_stderr(binary, env, Stdio::inherit()).await
+    }
+
+    /// As [`LambdaHost::start`], with the function's log output sent to `stderr`.
+    pub async fn start_with_stderr(
+        binary: &str,
+        env: &[(String, String)],
+        stderr: Stdio,
+    ) -> LambdaHost {
         let (sender, receiver) = mpsc::channel(16);
         let runtime = Arc::new(Runtime {
             queue: Mutex::new(receiver),
@@ -239,7 +251,7 @@ impl LambdaHost {
             .env("RUST_LOG", "info")
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
         LambdaHost {

@@ -1,0 +1,259 @@
+//! GIVEN every log line of a full run (the local server, the operator commands, and the
+//! rotate-keys and mint-token binaries on Secrets Manager), at debug level, THEN no token,
+//! private key or upstream credential appears in them.
+
+mod common;
+
+use base64::Engine;
+use common::aws::{LambdaHost, Moto};
+use serde_json::{Value, json};
+use std::fs::File;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const AWS_SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETLOGCANARY";
+
+fn log_file(dir: &Path, name: &str) -> Stdio {
+    Stdio::from(File::create(dir.join(name)).unwrap())
+}
+
+struct Serve(Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn chat_auth(data: &Path, logs: &Path, log_name: &str, args: &[&str]) -> std::process::Output {
+    Command::new(common::chat_auth_bin())
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env("RUST_LOG", "debug")
+        .stderr(log_file(logs, log_name))
+        .output()
+        .unwrap()
+}
+
+/// The private key material of a stored ring document.
+fn private_keys(ring_json: &str) -> Vec<String> {
+    let ring: Value = serde_json::from_str(ring_json).unwrap();
+    let mut keys = Vec::new();
+    for role in ["previous", "current", "next"] {
+        if let Some(pkcs8) = ring[role]["pkcs8"].as_str() {
+            keys.push(pkcs8.to_owned());
+            keys.push(pkcs8[100..164].to_owned()); // any fragment of it, too
+        }
+    }
+    keys
+}
+
+fn token_parts(token: &str) -> Vec<String> {
+    let mut parts = vec![token.to_owned()];
+    parts.extend(token.split('.').skip(1).map(str::to_owned));
+    parts
+}
+
+#[tokio::test]
+async fn a_full_run_logs_no_token_key_or_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, logs) = (dir.path().join("data"), dir.path().join("logs"));
+    std::fs::create_dir_all(&logs).unwrap();
+    let mut secrets: Vec<String> = vec![AWS_SECRET.to_owned()];
+
+    // The local server at debug level, through the whole flow and its failures.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _serve = Serve(
+        Command::new(common::chat_auth_bin())
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env("RUST_LOG", "debug")
+            .env("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
+            .stderr(log_file(&logs, "serve.log"))
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let http = common::client();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http.get(format!("{base}/public-key")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "the server did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let signed_in: Value = http
+        .post(format!("{base}/dev/sign-in"))
+        .json(&json!({"sub": "contact-1", "claims": {"cart_value": "10"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = signed_in["id_token"].as_str().unwrap().to_owned();
+    secrets.extend(token_parts(&id));
+    let token = http
+        .get(format!("{base}/token"))
+        .bearer_auth(&id)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    secrets.extend(token_parts(&token));
+    let mut tampered = token.clone();
+    tampered.push('x');
+    for t in [&token, &tampered, &id] {
+        http.post(format!("{base}/validate"))
+            .json(&json!({"token": t}))
+            .send()
+            .await
+            .unwrap();
+    }
+    http.get(format!("{base}/token"))
+        .bearer_auth(format!("{id}x"))
+        .send()
+        .await
+        .unwrap();
+    http.get(format!("{base}/token"))
+        .header("origin", "https://evil.example")
+        .bearer_auth(&id)
+        .send()
+        .await
+        .unwrap();
+    http.post(format!("{base}/token"))
+        .bearer_auth(&id)
+        .json(&json!({"context": {"secret": token}}))
+        .send()
+        .await
+        .unwrap();
+    let ring_before = std::fs::read_to_string(data.join("ring.json")).unwrap();
+    secrets.extend(private_keys(&ring_before));
+
+    // Operator commands.
+    let minted = chat_auth(&data, &logs, "mint.log", &["mint", "--sub", "contact-2"]);
+    let cli_token = String::from_utf8(minted.stdout).unwrap().trim().to_owned();
+    secrets.extend(token_parts(&cli_token));
+    chat_auth(&data, &logs, "verify.log", &["verify", &cli_token]);
+    let rotated: Value =
+        serde_json::from_slice(&chat_auth(&data, &logs, "rotate.log", &["rotate"]).stdout).unwrap();
+    chat_auth(
+        &data,
+        &logs,
+        "emergency.log",
+        &[
+            "rotate",
+            "--emergency",
+            rotated["previous"].as_str().unwrap(),
+        ],
+    );
+    secrets.extend(private_keys(
+        &std::fs::read_to_string(data.join("ring.json")).unwrap(),
+    ));
+    let after = http
+        .get(format!("{base}/token"))
+        .bearer_auth(&id)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    secrets.extend(token_parts(&after));
+
+    // The AWS functions on moto, with a distinctive secret access key.
+    let moto = Moto::start().await;
+    moto.create_secrets("signing", "public").await;
+    let arn = moto.register_rotation_lambda();
+    let mut env = moto.env();
+    env.extend(
+        [
+            ("AWS_SECRET_ACCESS_KEY", AWS_SECRET),
+            ("CHAT_AUTH_SIGNING_SECRET_ID", "signing"),
+            ("CHAT_AUTH_PUBLIC_KEYS_SECRET_ID", "public"),
+            ("CHAT_AUTH_SUBJECT_CLAIM", "contact_id"),
+            ("RUST_LOG", "debug"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    {
+        let rotate =
+            LambdaHost::start_with_stderr("rotate-keys", &env, log_file(&logs, "rotate-keys.log"))
+                .await;
+        let version = moto.rotate_secret("signing", &arn).await;
+        for step in [
+            "createSecret",
+            "setSecret",
+            "testSecret",
+            "finishSecret",
+            "bogusStep",
+        ] {
+            let _ = rotate
+                .invoke(json!({"Step": step, "SecretId": "signing", "ClientRequestToken": version}))
+                .await;
+        }
+        let _ = rotate.invoke(json!({"emergencyKid": "no-such-kid"})).await;
+        let mint_fn =
+            LambdaHost::start_with_stderr("mint-token", &env, log_file(&logs, "mint-token.log"))
+                .await;
+        let event: Value =
+            serde_json::from_str(include_str!("../fixtures/apigw-v2-get-token.json")).unwrap();
+        let response = mint_fn.invoke(event).await.unwrap();
+        let body = response["body"].as_str().unwrap();
+        let lambda_token = String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(body)
+                .unwrap(),
+        )
+        .unwrap();
+        secrets.extend(token_parts(&lambda_token));
+    }
+    let stored = moto
+        .client()
+        .get_secret_value()
+        .secret_id("signing")
+        .version_stage("AWSCURRENT")
+        .send()
+        .await
+        .unwrap();
+    secrets.extend(private_keys(stored.secret_string().unwrap()));
+
+    // Read every log and look for every secret.
+    let mut all = String::new();
+    for entry in std::fs::read_dir(&logs).unwrap() {
+        all.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
+    }
+    for marker in [
+        "token minted",
+        "token refused",
+        "rotation step succeeded",
+        "rotation step failed",
+        "key ring ready",
+    ] {
+        assert!(
+            all.contains(marker),
+            "the capture missed {marker:?}: the test would prove nothing"
+        );
+    }
+    for secret in &secrets {
+        assert!(
+            !all.contains(secret.as_str()),
+            "a secret appears in the logs: {}...",
+            &secret[..12]
+        );
+    }
+    eprintln!(
+        "{} log bytes checked against {} secrets: none found",
+        all.len(),
+        secrets.len()
+    );
+}
