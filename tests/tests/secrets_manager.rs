@@ -276,8 +276,33 @@ async fn the_real_binaries_rotate_mint_and_publish_under_a_lambda_runtime() {
             assert!(out.is_ok(), "{step}: {out:?}");
         }
     }
+    // A third rotation whose testSecret fails (the published set was rolled back behind the
+    // function's back); Secrets Manager retries every step and the ring ends consistent.
+    let before = current_ring(&store).await;
+    let token = moto.rotate_secret(SIGNING, &arn).await;
+    for step in ["createSecret", "setSecret"] {
+        rotate.invoke(rotation_event(step, &token)).await.unwrap();
+    }
+    store.publish(&before.public_set().unwrap()).await.unwrap();
+    let failed = rotate
+        .invoke(rotation_event("testSecret", &token))
+        .await
+        .unwrap_err();
+    assert!(
+        failed["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("testSecret failed"),
+        "{failed}"
+    );
+    assert_eq!(current_ring(&store).await, before);
+    for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+        rotate.invoke(rotation_event(step, &token)).await.unwrap();
+    }
     let ring = current_ring(&store).await;
-    assert_eq!(ring.version, 2);
+    assert_eq!(ring.version, 3);
+    assert_eq!(ring.previous.as_ref().unwrap().kid, before.current.kid);
+    assert_eq!(published(&store).await, ring.public_set().unwrap());
     let bad = rotate
         .invoke(json!({"Step": "dance", "SecretId": SIGNING, "ClientRequestToken": "x"}))
         .await;
