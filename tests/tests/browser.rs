@@ -367,6 +367,7 @@ impl Shop {
             match part {
                 Part::Src(src) => html.push_str(&format!("<script src=\"{src}\"></script>\n")),
                 Part::Inline(js) => html.push_str(&format!("<script>{js}</script>\n")),
+                Part::Html(tag) => html.push_str(&format!("{tag}\n")),
             }
         }
         html.push_str("</head><body><h1>Contoso shop</h1></body></html>\n");
@@ -382,6 +383,8 @@ impl Shop {
 enum Part {
     Src(String),
     Inline(&'static str),
+    /// Raw HTML, e.g. a `<script>` tag with `integrity`.
+    Html(String),
 }
 
 /// Records what the page sees; lets a test move the page's clock.
@@ -626,10 +629,42 @@ async fn lcw_v1_ready_wires_the_provider_and_its_token_validates() {
 async fn lcw_v1_provider_loaded_after_the_widget_wires_at_once() {
     let fx = Fixture::start(&[]).await;
     let b = &fx.browser;
-    let url = fx.shop.page("late", &[fx.standin(), fx.provider()]);
+    // The provider comes in the way `chat-auth snippet` prints it: with its SRI hash, which
+    // the browser checks (the script is served with Access-Control-Allow-Origin: *).
+    let config = chat_auth::config::Config::from_lookup(|_| None).unwrap();
+    let integrity = chat_auth::provider::ProviderScript::render(&config).integrity;
+    let tag = |integrity: &str| {
+        format!(
+            r#"<script src="{}" integrity="{integrity}" crossorigin="anonymous"></script>"#,
+            fx.service.url("/provider.js")
+        )
+    };
+    // A tampered hash blocks the script: nothing is defined, nothing is registered.
+    let wrong = format!("sha384-{}", "A".repeat(64));
+    let tampered = fx
+        .shop
+        .page("tampered", &[fx.standin(), Part::Html(tag(&wrong))]);
+    b.goto(&tampered).await;
+    b.wait_for(
+        "__events.some(function (e) { return e.name === 'lcw:ready'; })",
+        "lcw:ready",
+    )
+    .await;
+    let state = b
+        .js(
+            "return { chatAuth: typeof window.chatAuth, registrations: lcwStandin.registrations };",
+            vec![],
+        )
+        .await;
+    assert_eq!(state, json!({"chatAuth": "undefined", "registrations": 0}));
+
+    let url = fx
+        .shop
+        .page("late", &[fx.standin(), Part::Html(tag(&integrity))]);
     b.goto(&url).await;
     b.wait_for("lcwStandin.registrations > 0", "setAuthTokenProvider")
         .await;
+
     let id = fx.sign_in().await;
     b.configure_identity(&id, true).await;
     let chat = b.start_chat().await;
@@ -910,6 +945,22 @@ async fn concurrent_calls_share_one_request_and_the_token_is_reused_until_expiry
     assert_eq!(fx.shop.token_requests(), 1, "one request for three callers");
     assert!(three.iter().all(|t| *t == three[0]));
     assert_eq!(jti(three[0]), "1");
+
+    // A widget callback that throws is contained: no error escapes, the state stays sound.
+    let contained = b
+        .js_async(
+            "var errors = 0;
+             window.addEventListener('error', function () { errors++; });
+             window.addEventListener('unhandledrejection', function () { errors++; });
+             auth.getAuthenticationToken(function () { throw new Error('widget bug'); });
+             setTimeout(function () {
+               chatAuth.getToken().then(function (t) { done({ errors: errors, token: t }); });
+             }, 100);",
+            vec![],
+        )
+        .await;
+    assert_eq!(contained["errors"], 0, "{contained}");
+    assert_eq!(contained["token"], three[0]);
 
     // Reused while fresh, also by the widget: no new request.
     let chat = b.start_chat().await;
