@@ -5,12 +5,11 @@
 mod common;
 
 use axum::Router;
-use chat_auth::claims::{MintedToken, mint};
 use chat_auth::store::{FileStore, PublicKeySource, RingSource, Rotation, ensure_ring, rotate};
-use chat_auth::{Config, CustomContext, RingState};
+use chat_auth::{Config, RingState};
 use chat_auth_aws::SecretsManagerStore;
 use chat_auth_aws::rotation::{Rotator, Step};
-use common::aws::Moto;
+use common::aws::{Moto, assert_nothing_lost, mint_now};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use std::sync::Arc;
@@ -135,32 +134,6 @@ async fn a_corrupt_ring_is_a_clear_503_not_a_default_key() {
     let (status, body) = get_token(&mint_app(&config(&[]), store)).await;
     assert_eq!(status, 503);
     assert_eq!(body["error"]["code"], "key_store_corrupt");
-}
-
-async fn mint_now(store: &SecretsManagerStore) -> MintedToken {
-    let ring = store.load_ring().await.unwrap().unwrap();
-    let claims = config(&[])
-        .policy
-        .claims("contact", &CustomContext::new(), chat_auth::time::now())
-        .unwrap();
-    mint(&ring.load().unwrap().signer, &claims).unwrap()
-}
-
-/// Every token minted so far verifies against what is published right now.
-async fn assert_nothing_lost(store: &SecretsManagerStore, tokens: &[MintedToken], when: &str) {
-    let set = store.load_public().await.unwrap().unwrap();
-    let keys = set.render().unwrap().keys;
-    for t in tokens {
-        let report = config(&[])
-            .validator()
-            .validate(&t.token, &keys, chat_auth::time::now());
-        assert!(
-            report.is_active(),
-            "{when}: token of {} lost: {:?}",
-            t.kid,
-            report.problems
-        );
-    }
 }
 
 #[tokio::test]

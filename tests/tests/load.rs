@@ -31,41 +31,15 @@ async fn fifty_clients_mint_and_validate_through_a_rotation() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = Command::new(common::chat_auth_bin())
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "warn")
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let pid = server.id();
-    let base = format!("http://127.0.0.1:{port}");
+    let server = common::serve_process(dir.path(), &[("RUST_LOG", "warn")], Stdio::inherit()).await;
+    let pid = server.child.id();
+    let base = server.base.clone();
     let http = reqwest::Client::builder()
         .no_proxy()
         .pool_max_idle_per_host(CLIENTS)
         .build()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http.get(format!("{base}/public-key")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "the server did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let id: Value = http
-        .post(format!("{base}/dev/sign-in"))
-        .json(&json!({"sub": "load-contact", "claims": {"region": "EU"}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = id["id_token"].as_str().unwrap().to_owned();
+    let id = common::sign_in_at(&base, "load-contact", json!({"region": "EU"})).await;
 
     let tokens = Arc::new(Mutex::new(Vec::<String>::new()));
     let errors = Arc::new(AtomicUsize::new(0));
@@ -153,8 +127,7 @@ async fn fifty_clients_mint_and_validate_through_a_rotation() {
         .iter()
         .filter_map(|t| validator.validate(t, &keys, now).kid)
         .collect();
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 
     let warm = samples
         .get(samples.len().min(5).saturating_sub(1))

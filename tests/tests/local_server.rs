@@ -5,7 +5,7 @@
 mod common;
 
 use chat_auth::store::{FileStore, Rotation, rotate};
-use common::{client, sign_in, start};
+use common::{client, get_token, sign_in, start};
 use serde_json::{Value, json};
 
 const CONTACT: &str = "87b4d06c-abc2-e811-a9b0-000d3a10e09e";
@@ -31,12 +31,7 @@ async fn sign_in_get_a_token_and_verify_it() {
         json!({"cart_value": "10000", "vip": "true"}),
     )
     .await;
-    let r = client()
-        .get(server.url("/token"))
-        .bearer_auth(&id)
-        .send()
-        .await
-        .unwrap();
+    let r = get_token(&server, &id).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "application/jwt");
     assert_eq!(r.headers()["cache-control"], "no-store");
@@ -68,31 +63,13 @@ async fn identity_is_required_and_must_verify() {
     let id = sign_in(&server, CONTACT, json!({})).await;
     let mut forged = id.clone();
     forged.push('A');
-    let bad = client()
-        .get(server.url("/token"))
-        .bearer_auth(&forged)
-        .send()
-        .await
-        .unwrap();
+    let bad = get_token(&server, &forged).await;
     assert_eq!(bad.status(), 401);
     let body: Value = bad.json().await.unwrap();
     assert_eq!(body["error"]["code"], "unauthenticated");
     // An Omnichannel token of this service is not an identity token (wrong issuer/audience).
-    let chat_token = client()
-        .get(server.url("/token"))
-        .bearer_auth(&id)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let replay = client()
-        .get(server.url("/token"))
-        .bearer_auth(&chat_token)
-        .send()
-        .await
-        .unwrap();
+    let chat_token = get_token(&server, &id).await.text().await.unwrap();
+    let replay = get_token(&server, &chat_token).await;
     assert_eq!(replay.status(), 401);
 }
 
@@ -217,12 +194,7 @@ async fn an_upstream_identity_provider_is_trusted_through_its_jwks() {
     ])
     .await;
     let id = sign_in(&idp, CONTACT, json!({})).await;
-    let r = client()
-        .get(service.url("/token"))
-        .bearer_auth(&id)
-        .send()
-        .await
-        .unwrap();
+    let r = get_token(&service, &id).await;
     assert_eq!(r.status(), 200);
     let verdict = validate(&service, &r.text().await.unwrap()).await;
     assert_eq!(verdict["sub"], CONTACT);
@@ -236,12 +208,7 @@ async fn an_upstream_identity_provider_is_trusted_through_its_jwks() {
     // A token from another issuer's key is refused.
     let other = start(&[]).await;
     let foreign = sign_in(&other, CONTACT, json!({})).await;
-    let r = client()
-        .get(service.url("/token"))
-        .bearer_auth(&foreign)
-        .send()
-        .await
-        .unwrap();
+    let r = get_token(&service, &foreign).await;
     assert_eq!(r.status(), 401);
 }
 
@@ -249,15 +216,7 @@ async fn an_upstream_identity_provider_is_trusted_through_its_jwks() {
 async fn an_outside_library_verifies_tokens_with_the_published_documents() {
     let server = start(&[("CHAT_AUTH_ISSUER", "contosohelp.com")]).await;
     let id = sign_in(&server, CONTACT, json!({"region": "EU"})).await;
-    let token = client()
-        .get(server.url("/token"))
-        .bearer_auth(&id)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let token = get_token(&server, &id).await.text().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, &token).unwrap();

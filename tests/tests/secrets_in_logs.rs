@@ -9,22 +9,12 @@ use common::aws::{LambdaHost, Moto};
 use serde_json::{Value, json};
 use std::fs::File;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 const AWS_SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETLOGCANARY";
 
 fn log_file(dir: &Path, name: &str) -> Stdio {
     Stdio::from(File::create(dir.join(name)).unwrap())
-}
-
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn chat_auth(data: &Path, logs: &Path, log_name: &str, args: &[&str]) -> std::process::Output {
@@ -65,39 +55,15 @@ async fn a_full_run_logs_no_token_key_or_credential() {
     let mut secrets: Vec<String> = vec![AWS_SECRET.to_owned()];
 
     // The local server at debug level, through the whole flow and its failures.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _serve = Serve(
-        Command::new(common::chat_auth_bin())
-            .arg("--data-dir")
-            .arg(&data)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .env("RUST_LOG", "debug")
-            .env("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
-            .stderr(log_file(&logs, "serve.log"))
-            .spawn()
-            .unwrap(),
-    );
-    let base = format!("http://127.0.0.1:{port}");
+    let serve = common::serve_process(
+        &data,
+        &[("RUST_LOG", "debug"), ("AWS_SECRET_ACCESS_KEY", AWS_SECRET)],
+        log_file(&logs, "serve.log"),
+    )
+    .await;
+    let base = serve.base.clone();
     let http = common::client();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http.get(format!("{base}/public-key")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "the server did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let signed_in: Value = http
-        .post(format!("{base}/dev/sign-in"))
-        .json(&json!({"sub": "contact-1", "claims": {"cart_value": "10"}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = signed_in["id_token"].as_str().unwrap().to_owned();
+    let id = common::sign_in_at(&base, "contact-1", json!({"cart_value": "10"})).await;
     secrets.extend(token_parts(&id));
     let token = http
         .get(format!("{base}/token"))

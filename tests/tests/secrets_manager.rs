@@ -5,12 +5,11 @@
 
 mod common;
 
-use chat_auth::claims::{MintedToken, mint};
 use chat_auth::store::{KeyStore, PublicKeySource, RingSource};
-use chat_auth::{Config, CustomContext, PublicKeySet, RingState};
+use chat_auth::{Config, PublicKeySet, RingState};
 use chat_auth_aws::SecretsManagerStore;
 use chat_auth_aws::rotation::{Rotator, Step};
-use common::aws::{LambdaHost, Moto};
+use common::aws::{LambdaHost, Moto, assert_nothing_lost, mint_now};
 use serde_json::{Value, json};
 
 const SIGNING: &str = "chat-auth/signing";
@@ -41,30 +40,6 @@ async fn published(store: &SecretsManagerStore) -> PublicKeySet {
         .await
         .unwrap()
         .expect("a set is published")
-}
-
-async fn mint_now(store: &SecretsManagerStore) -> MintedToken {
-    let ring = current_ring(store).await;
-    let claims = config()
-        .policy
-        .claims("contact-1", &CustomContext::new(), chat_auth::time::now())
-        .unwrap();
-    mint(&ring.load().unwrap().signer, &claims).unwrap()
-}
-
-async fn assert_all_valid(store: &SecretsManagerStore, tokens: &[MintedToken]) {
-    let keys = published(store).await.render().unwrap().keys;
-    for t in tokens {
-        let report = config()
-            .validator()
-            .validate(&t.token, &keys, chat_auth::time::now());
-        assert!(
-            report.is_active(),
-            "token signed by {} refused: {:?}",
-            t.kid,
-            report.problems
-        );
-    }
 }
 
 #[tokio::test]
@@ -109,7 +84,12 @@ async fn four_steps_twice_in_a_row_each_step_repeated_keep_every_token_valid() {
         assert_eq!(ring.version, round + 1);
         assert_eq!(published(&store).await, ring.public_set().unwrap());
         tokens.push(mint_now(&store).await);
-        assert_all_valid(&store, &tokens[tokens.len().saturating_sub(3)..]).await;
+        assert_nothing_lost(
+            &store,
+            &tokens[tokens.len().saturating_sub(3)..],
+            "after rotation",
+        )
+        .await;
         // Finishing again after the fact is a no-op.
         rotator
             .step(SIGNING, &token, Step::Finish, chat_auth::time::now())
@@ -158,7 +138,7 @@ async fn a_rotation_that_fails_midway_is_finished_by_the_retry_and_loses_nothing
         ring_before,
         "a failed test changes nothing"
     );
-    assert_all_valid(&store, std::slice::from_ref(&before)).await;
+    assert_nothing_lost(&store, std::slice::from_ref(&before), "after rotation").await;
 
     // Secrets Manager retries from the start with the same token.
     for step in STEPS {
@@ -174,7 +154,7 @@ async fn a_rotation_that_fails_midway_is_finished_by_the_retry_and_loses_nothing
         after.previous.as_ref().unwrap().kid,
         ring_before.current.kid
     );
-    assert_all_valid(&store, &[before, mint_now(&store).await]).await;
+    assert_nothing_lost(&store, &[before, mint_now(&store).await], "after rotation").await;
 }
 
 #[tokio::test]

@@ -278,3 +278,54 @@ impl LambdaHost {
             .unwrap()
     }
 }
+
+/// The issuer the AWS tests mint with.
+pub const ISSUER: &str = "contosohelp.com";
+
+fn issuer_config() -> chat_auth::Config {
+    chat_auth::Config::from_lookup(|k| (k == "CHAT_AUTH_ISSUER").then(|| ISSUER.to_owned()))
+        .unwrap()
+}
+
+/// A token signed now by the store's current key.
+pub async fn mint_now(
+    store: &chat_auth_aws::SecretsManagerStore,
+) -> chat_auth::claims::MintedToken {
+    use chat_auth::store::RingSource;
+    let ring = store.load_ring().await.unwrap().expect("a ring is current");
+    let claims = issuer_config()
+        .policy
+        .claims(
+            "contact-1",
+            &chat_auth::CustomContext::new(),
+            chat_auth::time::now(),
+        )
+        .unwrap();
+    chat_auth::claims::mint(&ring.load().unwrap().signer, &claims).unwrap()
+}
+
+/// Every token verifies against what is published right now.
+pub async fn assert_nothing_lost(
+    store: &chat_auth_aws::SecretsManagerStore,
+    tokens: &[chat_auth::claims::MintedToken],
+    when: &str,
+) {
+    use chat_auth::store::PublicKeySource;
+    let set = store
+        .load_public()
+        .await
+        .unwrap()
+        .expect("a set is published");
+    let keys = set.render().unwrap().keys;
+    for t in tokens {
+        let report = issuer_config()
+            .validator()
+            .validate(&t.token, &keys, chat_auth::time::now());
+        assert!(
+            report.is_active(),
+            "{when}: token of {} lost: {:?}",
+            t.kid,
+            report.problems
+        );
+    }
+}

@@ -59,16 +59,7 @@ pub fn client() -> reqwest::Client {
 
 /// Signs in at the development identity provider and returns the id token.
 pub async fn sign_in(server: &Server, sub: &str, claims: serde_json::Value) -> String {
-    let r: serde_json::Value = client()
-        .post(server.url("/dev/sign-in"))
-        .json(&serde_json::json!({"sub": sub, "claims": claims}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r["id_token"].as_str().unwrap().to_owned()
+    sign_in_at(&server.url(""), sub, claims).await
 }
 
 /// The repository root.
@@ -95,4 +86,80 @@ pub fn python() -> PathBuf {
     std::env::var_os("CHAT_AUTH_TEST_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target/py/bin/python"))
+}
+
+/// `GET /token` with a bearer identity token.
+pub async fn get_token(server: &Server, bearer: &str) -> reqwest::Response {
+    client()
+        .get(server.url("/token"))
+        .bearer_auth(bearer)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Signs in at the development identity provider at `base` and returns the id token.
+pub async fn sign_in_at(base: &str, sub: &str, claims: serde_json::Value) -> String {
+    let r: serde_json::Value = client()
+        .post(format!("{base}/dev/sign-in"))
+        .json(&serde_json::json!({"sub": sub, "claims": claims}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r["id_token"].as_str().unwrap().to_owned()
+}
+
+/// The real `chat-auth serve` binary on a free loopback port, killed on drop.
+pub struct ServeProcess {
+    pub base: String,
+    pub child: std::process::Child,
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `chat-auth --data-dir DATA serve` with `env` and waits until it answers.
+pub async fn serve_process(
+    data: &std::path::Path,
+    env: &[(&str, &str)],
+    stderr: std::process::Stdio,
+) -> ServeProcess {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new(chat_auth_bin())
+        .arg("--data-dir")
+        .arg(data)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .envs(env.iter().copied())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let process = ServeProcess {
+        base: format!("http://127.0.0.1:{port}"),
+        child,
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while client()
+        .get(format!("{}/public-key", process.base))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not start"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    process
 }
