@@ -371,4 +371,36 @@ mod tests {
             "context_invalid_json"
         );
     }
+
+    /// Found by the `context` fuzz target (fuzz/artifacts/context/crash-8aa02ab2...): with
+    /// serde_json's default float parser (not correctly rounded) this context re-serialized as
+    /// `1.8446744073150958e+22`, which then read back as `1.844674407315096e22`; the validator
+    /// reported a different number than the token carried. Fixed by serde_json's
+    /// `float_roundtrip` feature in shared/Cargo.toml.
+    #[test]
+    fn numbers_round_trip_exactly_through_lwicontexts() {
+        let raw = r#"{"caf\u00e9":"\ud83d\ude00 \"quotod\" \\c abk","n":18446744073150957611616}"#;
+        let (parsed, problems) = CustomContext::check_lwicontexts(raw);
+        assert!(problems.is_empty(), "{problems:?}");
+        let again = parsed.to_lwicontexts();
+        let (reparsed, problems) = CustomContext::check_lwicontexts(&again);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(reparsed, parsed, "{again}");
+
+        for text in [
+            "1.8446744073150958e+22",
+            "-1.8218816927580057e+294",
+            "-1.0729132283643165e-38",
+            "0.30000000000000004",
+        ] {
+            let exact = Number::from_f64(text.parse().unwrap()).unwrap();
+            let (c, problems) = CustomContext::check_lwicontexts(&format!(r#"{{"n":{text}}}"#));
+            assert!(problems.is_empty(), "{problems:?}");
+            assert_eq!(
+                c.get("n"),
+                Some(&ContextValue::Plain(Primitive::Number(exact))),
+                "{text}"
+            );
+        }
+    }
 }
