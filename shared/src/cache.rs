@@ -6,8 +6,8 @@
 //! time to live, then the cache fails closed: a token is never signed with a key it cannot vouch
 //! for. A refresh that finds the same version keeps the already-parsed value.
 
-use crate::keys::LoadedRing;
-use crate::publish::PublishedDocs;
+use crate::keys::{LoadedRing, RingState};
+use crate::publish::{PublicKeySet, PublishedDocs};
 use crate::store::{PublicKeySource, RingSource};
 use crate::{Error, Result};
 use std::future::Future;
@@ -144,6 +144,60 @@ fn is_transient(error: &Error) -> bool {
     matches!(error, Error::StoreUnavailable(_) | Error::Io { .. })
 }
 
+/// A stored document (a ring version, a published set) that is parsed once per version into
+/// the value requests use.
+pub trait Document: Sized + Send {
+    /// The parsed, ready-to-use form.
+    type Ready: Send + Sync;
+    /// What it is called in errors.
+    const NAME: &'static str;
+    /// Its version; an unchanged version is not parsed again.
+    fn version(&self) -> u64;
+    /// Parses it.
+    fn prepare(&self) -> Result<Self::Ready>;
+}
+
+impl Document for RingState {
+    type Ready = LoadedRing;
+    const NAME: &'static str = "key ring";
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn prepare(&self) -> Result<LoadedRing> {
+        self.load()
+    }
+}
+
+impl Document for PublicKeySet {
+    type Ready = PublishedDocs;
+    const NAME: &'static str = "public key set";
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn prepare(&self) -> Result<PublishedDocs> {
+        self.render()
+    }
+}
+
+impl<T: Send + Sync> Cached<T> {
+    /// The cached value of a document that `load` reads from the store when a refresh is due.
+    pub async fn document<D, Fut>(&self, load: impl FnOnce() -> Fut) -> Result<Arc<T>>
+    where
+        D: Document<Ready = T>,
+        Fut: Future<Output = Result<Option<D>>>,
+    {
+        self.get(|cached| async move {
+            let doc = load().await?.ok_or(Error::NotProvisioned(D::NAME))?;
+            if cached == Some(doc.version()) {
+                Ok(Fetched::Unchanged)
+            } else {
+                Ok(Fetched::New(doc.version(), doc.prepare()?))
+            }
+        })
+        .await
+    }
+}
+
 /// The signing ring, cached in the warm function.
 pub struct SigningKeys<R> {
     store: R,
@@ -159,27 +213,9 @@ impl<R: RingSource> SigningKeys<R> {
         }
     }
 
-    /// The store behind the cache.
-    pub fn store(&self) -> &R {
-        &self.store
-    }
-
     /// The current ring, parsed.
     pub async fn get(&self) -> Result<Arc<LoadedRing>> {
-        self.cache
-            .get(|cached| async move {
-                let ring = self
-                    .store
-                    .load_ring()
-                    .await?
-                    .ok_or(Error::NotProvisioned("key ring"))?;
-                if cached == Some(ring.version) {
-                    Ok(Fetched::Unchanged)
-                } else {
-                    Ok(Fetched::New(ring.version, ring.load()?))
-                }
-            })
-            .await
+        self.cache.document(|| self.store.load_ring()).await
     }
 }
 
@@ -200,20 +236,7 @@ impl<P: PublicKeySource> PublicKeys<P> {
 
     /// The published set, rendered.
     pub async fn get(&self) -> Result<Arc<PublishedDocs>> {
-        self.cache
-            .get(|cached| async move {
-                let set = self
-                    .store
-                    .load_public()
-                    .await?
-                    .ok_or(Error::NotProvisioned("public key set"))?;
-                if cached == Some(set.version) {
-                    Ok(Fetched::Unchanged)
-                } else {
-                    Ok(Fetched::New(set.version, set.render()?))
-                }
-            })
-            .await
+        self.cache.document(|| self.store.load_public()).await
     }
 }
 
