@@ -35,11 +35,12 @@ pub async fn app(config: &LocalConfig) -> Result<Router, CliError> {
         }
     };
     let mint = Arc::new(mint_token::MintState::new(shared, store.clone()));
-    let mut app = mint_token::router(mint, &shared.allowed_origins)
-        .layer(axum::middleware::from_fn_with_state(
-            Arc::new(auth),
-            authenticate,
-        ))
+    // Identity is checked inside CORS: a refused bearer's 401 must stay readable by the page.
+    let token_routes = mint_token::routes(mint).layer(axum::middleware::from_fn_with_state(
+        Arc::new(auth),
+        authenticate,
+    ));
+    let mut app = mint_token::with_cors(token_routes, &shared.allowed_origins)
         .merge(validate_token::router(Arc::new(
             validate_token::ValidateState::new(shared, store.clone()),
         )))

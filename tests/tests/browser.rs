@@ -786,11 +786,9 @@ async fn without_identity_the_widget_gets_null_and_the_page_an_error_event() {
 }
 
 /// An expired or forged identity must read as "unauthenticated" (so the page can send the user
-/// to sign in), not as a network failure. The local server answers 401 from its authenticate
-/// layer, which sits outside the CORS layer of the mint-token router, so the browser cannot
-/// read that 401 and the page sees "network" (cli/src/server.rs, functions/mint-token).
+/// to sign in), not as a network failure: the local server checks identity inside the CORS
+/// layer, so its 401 carries the headers the browser needs to let the page read it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known gap: a refused bearer's 401 carries no CORS headers (authenticate layer outside CORS)"]
 async fn a_refused_identity_reads_as_unauthenticated() {
     let fx = Fixture::start(&[]).await;
     let b = &fx.browser;

@@ -76,9 +76,15 @@ pub struct IssueRequest {
 #[derive(Debug, Clone)]
 pub struct TrustedCaller(pub String);
 
-/// The `/token` routes, CORS-guarded by `origins`. Hosts add [`chat_auth::http::finish`] once
-/// around the whole app (a router can carry only one fallback).
+/// The `/token` and `/issue` routes behind the CORS allow-list. Hosts add
+/// [`chat_auth::http::finish`] once around the whole app (a router carries one fallback).
 pub fn router<R: RingSource>(state: Arc<MintState<R>>, origins: &[String]) -> Router {
+    with_cors(routes(state), origins)
+}
+
+/// The routes without CORS, for hosts that put their own identity layer *inside* CORS (so that
+/// a refused identity's 401 still carries the CORS headers a page needs to read it).
+pub fn routes<R: RingSource>(state: Arc<MintState<R>>) -> Router {
     Router::new()
         // OPTIONS is routed so that CORS preflights reach the CORS layer (which answers them).
         .route(
@@ -89,10 +95,14 @@ pub fn router<R: RingSource>(state: Arc<MintState<R>>, origins: &[String]) -> Ro
         )
         .route("/issue", post(issue_for_backend::<R>))
         .with_state(state)
-        .layer(axum::middleware::from_fn_with_state(
-            Cors::new(origins),
-            chat_auth::http::cors,
-        ))
+}
+
+/// Wraps `routes` in the CORS allow-list.
+pub fn with_cors(routes: Router, origins: &[String]) -> Router {
+    routes.layer(axum::middleware::from_fn_with_state(
+        Cors::new(origins),
+        chat_auth::http::cors,
+    ))
 }
 
 async fn get_token<R: RingSource>(
