@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One benchmark run: the floor (openssl speed rsa2048), the criterion benches, HTTP load on the
 # release-built local server (loopback only, bounded in time), cold start and peak RSS, printed
-# as one Markdown table with every figure set against the floor measured in the same run.
+# as one Markdown table with every figure set against the floor measured in the same run; then
+# the mint-token function under a Lambda Runtime API emulator with the file ring and with the
+# Secrets Manager store (moto), counting Secrets Manager calls over warm invocations.
 #
 # Builds first (a fresh clone needs several minutes for that); the measuring itself stops by
 # itself in about three minutes. Not part of scripts/test.sh.
@@ -22,8 +24,14 @@ if [ ${#missing[@]} -gt 0 ]; then
             as_root apt-get install -y -q -o DPkg::Lock::Timeout=300 "${missing[@]}" >&2; }
 fi
 
-echo "==> cargo build --release -p chat-auth; cargo bench --no-run" >&2
-cargo build --release --quiet -p chat-auth
+if [ ! -x target/py/bin/moto_server ]; then
+    echo "==> moto (the Secrets Manager emulator) in target/py" >&2
+    [ -x target/py/bin/python ] || python3 -m venv target/py
+    target/py/bin/pip install --quiet 'moto[server]>=5' >&2
+fi
+
+echo "==> cargo build --release -p chat-auth -p mint-token; cargo bench --no-run" >&2
+cargo build --release --quiet -p chat-auth -p mint-token
 cargo bench --quiet --no-run -p chat-auth-shared --bench chat_auth 2>/dev/null ||
     cargo bench --no-run -p chat-auth-shared --bench chat_auth
 

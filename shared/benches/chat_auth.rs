@@ -8,7 +8,13 @@
 //! - `validate/full`: what `/validate` does: decode, strict JSON, signature, every claim check and
 //!   the `lwicontexts` rules;
 //! - `context/*`: building, serializing and checking the custom context;
-//! - `public_keys/render`: the multi-key, PEM and JWKS documents of a three-key ring.
+//! - `public_keys/render`: the multi-key, PEM and JWKS documents of a three-key ring;
+//! - `keys/*`: parsing the private key, and the whole stored ring (start and cache refresh).
+//!
+//! Times are the benchmark thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), not wall time:
+//! `openssl speed`, the floor these are compared with, divides by CPU time too, and CPU time
+//! does not count the slices another process takes on a shared core. On an idle core the two
+//! agree.
 //!
 //! `cargo bench -p chat-auth-shared --bench chat_auth [-- FILTER]`
 
@@ -17,19 +23,100 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chat_auth::claims::mint;
 use chat_auth::jwt::Validator;
 use chat_auth::{CustomContext, RingState, TokenPolicy};
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::measurement::{Measurement, ValueFormatter};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::{Value, json};
 use std::hint::black_box;
+use std::sync::LazyLock;
+
+/// CPU time of the calling thread, in nanoseconds.
+struct ThreadCpuTime;
+
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant Linux supports.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+impl Measurement for ThreadCpuTime {
+    type Intermediate = u64;
+    type Value = u64;
+
+    fn start(&self) -> u64 {
+        thread_cpu_ns()
+    }
+    fn end(&self, start: u64) -> u64 {
+        thread_cpu_ns().saturating_sub(start)
+    }
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+    fn zero(&self) -> u64 {
+        0
+    }
+    fn to_f64(&self, value: &u64) -> f64 {
+        *value as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &CpuFormatter
+    }
+}
+
+struct CpuFormatter;
+
+impl ValueFormatter for CpuFormatter {
+    fn scale_values(&self, typical: f64, values: &mut [f64]) -> &'static str {
+        let (divisor, unit) = match typical {
+            t if t < 1e3 => (1.0, "ns"),
+            t if t < 1e6 => (1e3, "µs"),
+            t if t < 1e9 => (1e6, "ms"),
+            _ => (1e9, "s"),
+        };
+        values.iter_mut().for_each(|v| *v /= divisor);
+        unit
+    }
+
+    fn scale_throughputs(
+        &self,
+        _: f64,
+        throughput: &Throughput,
+        values: &mut [f64],
+    ) -> &'static str {
+        let per = match throughput {
+            Throughput::Elements(n) | Throughput::Bytes(n) | Throughput::BytesDecimal(n) => {
+                *n as f64
+            }
+            _ => 1.0,
+        };
+        values.iter_mut().for_each(|v| *v = per * 1e9 / *v);
+        "/s (CPU)"
+    }
+
+    fn scale_for_machines(&self, _: &mut [f64]) -> &'static str {
+        "ns"
+    }
+}
+
+type Cpu = Criterion<ThreadCpuTime>;
 
 const NOW: i64 = 1_800_000_000;
 const PERIOD: i64 = 30 * 86_400;
 const SUB: &str = "87b4d06c-7c6e-4e8e-9c3f-0b2f1f6f7a11";
 
 /// A ring as it looks after its first rotation: previous, current and next all published.
+/// Generated once per run (RSA key generation takes a while) and shared by every bench.
 fn ring() -> RingState {
-    RingState::generate(NOW - PERIOD, PERIOD)
-        .and_then(|r| r.rotate(NOW - 100, PERIOD))
-        .expect("ring")
+    static RING: LazyLock<RingState> = LazyLock::new(|| {
+        RingState::generate(NOW - PERIOD, PERIOD)
+            .and_then(|r| r.rotate(NOW - 100, PERIOD))
+            .expect("ring")
+    });
+    RING.clone()
 }
 
 /// The verified identity claims the development mapping turns into context.
@@ -66,7 +153,7 @@ fn validator() -> Validator {
     }
 }
 
-fn sign(c: &mut Criterion) {
+fn sign(c: &mut Cpu) {
     let ring = ring();
     let loaded = ring.load().expect("load");
     let policy = policy();
@@ -96,7 +183,7 @@ fn sign(c: &mut Criterion) {
     g.finish();
 }
 
-fn validate(c: &mut Criterion) {
+fn validate(c: &mut Cpu) {
     let ring = ring();
     let loaded = ring.load().expect("load");
     let keys = ring
@@ -135,7 +222,7 @@ fn validate(c: &mut Criterion) {
     g.finish();
 }
 
-fn context_benches(c: &mut Criterion) {
+fn context_benches(c: &mut Cpu) {
     let claims = identity_claims();
     let ctx = context();
     let lwicontexts = ctx.to_lwicontexts();
@@ -163,7 +250,7 @@ fn context_benches(c: &mut Criterion) {
     g.finish();
 }
 
-fn public_keys(c: &mut Criterion) {
+fn public_keys(c: &mut Cpu) {
     let set = ring().public_set().expect("public set");
     let mut g = c.benchmark_group("public_keys");
     g.bench_function("render", |b| {
@@ -172,5 +259,22 @@ fn public_keys(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, sign, validate, context_benches, public_keys);
+fn keys(c: &mut Cpu) {
+    let ring = ring();
+    let stored = ring.to_json();
+    let mut g = c.benchmark_group("keys");
+    g.bench_function("parse", |b| {
+        b.iter(|| black_box(&ring.current).parse().expect("parse"))
+    });
+    g.bench_function("ring_from_json", |b| {
+        b.iter(|| RingState::from_json(black_box(&stored)).expect("ring"))
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(ThreadCpuTime);
+    targets = sign, validate, context_benches, public_keys, keys
+}
 criterion_main!(benches);
