@@ -9,7 +9,8 @@
 //!   the `lwicontexts` rules;
 //! - `context/*`: building, serializing and checking the custom context;
 //! - `public_keys/render`: the multi-key, PEM and JWKS documents of a three-key ring;
-//! - `keys/*`: parsing the private key, and the whole stored ring (start and cache refresh).
+//! - `keys/*`: parsing a private key the first time (aws-lc's checks) and again (remembered),
+//!   and reading a whole stored ring (start and every cache refresh).
 //!
 //! Times are the benchmark thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), not wall time:
 //! `openssl speed`, the floor these are compared with, divides by CPU time too, and CPU time
@@ -262,7 +263,14 @@ fn public_keys(c: &mut Cpu) {
 fn keys(c: &mut Cpu) {
     let ring = ring();
     let stored = ring.to_json();
+    let stored_key = serde_json::to_value(&ring.current).expect("stored key");
+    let pkcs8 = base64::engine::general_purpose::STANDARD
+        .decode(stored_key["pkcs8"].as_str().expect("pkcs8"))
+        .expect("base64");
     let mut g = c.benchmark_group("keys");
+    g.bench_function("parse_uncached", |b| {
+        b.iter(|| aws_lc_rs::rsa::KeyPair::from_pkcs8(black_box(&pkcs8)).expect("pkcs8"))
+    });
     g.bench_function("parse", |b| {
         b.iter(|| black_box(&ring.current).parse().expect("parse"))
     });

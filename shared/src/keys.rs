@@ -14,6 +14,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::{Arc, Mutex};
 
 /// The minimum rotation period: a key must stay published longer than any token lives (1 h).
 pub const MIN_ROTATION_PERIOD: i64 = 2 * 3600;
@@ -81,7 +82,7 @@ impl StoredKey {
 
     /// Parses the private key and checks that the stored kid is its thumbprint.
     pub fn parse(&self) -> Result<SigningKey> {
-        let pair = KeyPair::from_pkcs8(&self.pkcs8.0)
+        let pair = parse_pkcs8(&self.pkcs8.0)
             .map_err(|e| Error::corrupt("key ring", format!("key {}: {e}", self.kid)))?;
         if pair.public_modulus_len() < 256 {
             return Err(Error::corrupt(
@@ -142,6 +143,37 @@ pub fn thumbprint_of(n: &[u8], e: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(digest.as_ref())
 }
 
+/// How many parsed private keys [`parse_pkcs8`] remembers: a ring holds three, a rotation
+/// briefly sees four, and the development identity provider has one.
+const PARSED_KEYS: usize = 8;
+
+/// Private keys this process has parsed, by SHA-256 of their PKCS#8 bytes.
+///
+/// Parsing an RSA private key runs aws-lc's consistency checks (about 0.3 ms, more than half an
+/// RS256 signature), and the same key is parsed again and again: every read of a stored ring
+/// validates its signing key (`from_json`) and then prepares it (`load`), once per cache
+/// refresh, and publishing parses every key of the ring. Identical bytes parse to the same
+/// validated key, so a hit returns it; bytes that differ in any way miss and are parsed and
+/// checked in full. Only keys of rings this process loaded are held, and at most
+/// [`PARSED_KEYS`] of them.
+static PARSED: Mutex<Vec<([u8; 32], Arc<KeyPair>)>> = Mutex::new(Vec::new());
+
+fn parse_pkcs8(pkcs8: &[u8]) -> std::result::Result<Arc<KeyPair>, aws_lc_rs::error::KeyRejected> {
+    let mut id = [0u8; 32];
+    id.copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, pkcs8).as_ref());
+    let parsed = || PARSED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, pair)) = parsed().iter().find(|(known, _)| *known == id) {
+        return Ok(pair.clone());
+    }
+    let pair = Arc::new(KeyPair::from_pkcs8(pkcs8)?);
+    let mut known = parsed();
+    if known.len() >= PARSED_KEYS {
+        known.remove(0);
+    }
+    known.push((id, pair.clone()));
+    Ok(pair)
+}
+
 /// A parsed private key ready to sign. Built once per ring version.
 pub struct SigningKey {
     /// Key id carried in the token header.
@@ -150,7 +182,7 @@ pub struct SigningKey {
     pub times: KeyTimes,
     /// base64url of the fixed header `{"alg":"RS256","typ":"JWT","kid":...}`.
     pub(crate) header_b64: String,
-    pub(crate) pair: KeyPair,
+    pub(crate) pair: Arc<KeyPair>,
 }
 
 impl fmt::Debug for SigningKey {
@@ -498,6 +530,27 @@ mod tests {
             "key_store_corrupt"
         );
         assert!(RingState::from_json(b"{\"version\":1}").is_err());
+    }
+
+    #[test]
+    fn a_remembered_parse_never_vouches_for_other_bytes() {
+        let r = RingState::generate(0, DAY).unwrap();
+        let first = r.current.parse().unwrap();
+        let again = r.current.parse().unwrap();
+        assert!(
+            Arc::ptr_eq(&first.pair, &again.pair),
+            "the second parse is remembered"
+        );
+        assert_eq!(again.kid, r.current.kid);
+        // The same key under another kid is still refused: the thumbprint check runs every time.
+        let mut renamed = r.current.clone();
+        renamed.kid = r.next.kid.clone();
+        assert_eq!(renamed.parse().unwrap_err().code(), "key_store_corrupt");
+        // Any change to the bytes misses and gets the full parse and checks.
+        let mut flipped = r.current.clone();
+        let last = flipped.pkcs8.0.len() - 1;
+        flipped.pkcs8.0[last] ^= 1;
+        assert_eq!(flipped.parse().unwrap_err().code(), "key_store_corrupt");
     }
 
     #[test]
