@@ -70,9 +70,27 @@ def free_port():
 # ---------------------------------------------------------------------------------- floor
 
 
+FLOORS = []  # every floor measurement of the run, in order
+
+
+def floor():
+    """Measures the floor now; returns its index in FLOORS (-1 when floors are not measured).
+    A section measured between floors i and i + 1 is compared with their mean (`around`)."""
+    if "floor" in ONLY:
+        FLOORS.append(openssl_floor())
+    return len(FLOORS) - 1
+
+
+def around(i):
+    near = FLOORS[max(i, 0):i + 2] if FLOORS else []
+    if not near:
+        return None
+    return {op: statistics.mean(f[op] for f in near) for op in ["sign", "verify"]}
+
+
 def openssl_floor():
-    log(f"floor: openssl speed -seconds 2 rsa2048 on core {SERVER_CORE}")
-    out = run(pinned(SERVER_CORE, ["openssl", "speed", "-seconds", "2", "rsa2048"]), 120).stdout
+    log(f"floor: openssl speed -seconds 1 rsa2048 on core {SERVER_CORE}")
+    out = run(pinned(SERVER_CORE, ["openssl", "speed", "-seconds", "1", "rsa2048"]), 120).stdout
     m = re.search(r"^rsa\s+2048 bits\s+([\d.]+)s\s+([\d.]+)s", out, re.M)
     if not m:
         sys.exit(f"bench: cannot read openssl speed output:\n{out}")
@@ -89,10 +107,14 @@ OTHERS = ["context/insert_json", "context/to_lwicontexts", "context/check_lwicon
           "public_keys/render", "keys/parse_uncached", "keys/parse", "keys/ring_from_json"]
 
 
-def criterion(target, names, pattern):
+IN_PROCESS_ROUNDS = 3
+
+
+def criterion(target, names, pattern, seconds):
     log(f"in-process: criterion benches {pattern} on core {SERVER_CORE}")
     cmd = ["cargo", "bench", "--quiet", "-p", "chat-auth-shared", "--bench", "chat_auth", "--",
-           "--warm-up-time", "1", "--measurement-time", "3", "--noplot", pattern]
+           "--warm-up-time", "1", "--measurement-time", str(seconds), "--sample-size", "50",
+           "--noplot", pattern]
     subprocess.run(pinned(SERVER_CORE, cmd), check=True, timeout=300, cwd=ROOT,
                    stdout=sys.stderr)
     results = {}
@@ -190,7 +212,7 @@ def wrk(url, connections, duration, pid, extra=()):
     }
 
 
-def http_benches(bin_path, work, floor):
+def http_benches(bin_path, work):
     idp_port, port = free_port(), free_port()
     idp_env = {"CHAT_AUTH_LISTEN": f"127.0.0.1:{idp_port}",
                "CHAT_AUTH_DATA_DIR": str(work / "idp")}
@@ -225,18 +247,21 @@ def http_benches(bin_path, work, floor):
 
     auth = ("-H", f"Authorization: Bearer {id_token}")
     results = {}
-    wrk(f"{base}/token", 16, 2, sut.pid, auth)  # warm-up
-    results["token_c1"] = wrk(f"{base}/token", 1, SECONDS, sut.pid, auth)
-    results["token_c16"] = wrk(f"{base}/token", 16, SECONDS, sut.pid, auth)
     os.environ["BENCH_TOKEN"] = token
     validate = ("-s", str(HERE / "validate.lua"))
+    wrk(f"{base}/token", 16, 2, sut.pid, auth)  # warm-up
     wrk(f"{base}/validate", 16, 2, sut.pid, validate)  # warm-up
-    results["validate_c16"] = wrk(f"{base}/validate", 16, SECONDS, sut.pid, validate)
+    # Each load sits between two floor measurements (the same core, moments apart).
+    for key, path, conns, extra in [("token_c1", "token", 1, auth),
+                                    ("token_c16", "token", 16, auth),
+                                    ("validate_c16", "validate", 16, validate)]:
+        at = floor()
+        results[key] = {**wrk(f"{base}/{path}", conns, SECONDS, sut.pid, extra), "floor": at}
+    results["floor_after"] = floor()
     results["rss_peak"] = proc_status(sut.pid, "VmHWM")
     results["rss_now"] = proc_status(sut.pid, "VmRSS")
     results["threads"] = proc_status_raw(sut.pid, "Threads")
     stop(sut)
-    floor()
 
     results["cold"] = cold_start(bin_path, sut_env, port, id_token, work)
     stop(idp)
@@ -418,68 +443,68 @@ def status(ok):
     return "**met**" if ok else "**missed**"
 
 
-def floor_rows(floors):
-    version = floors[0]["version"]
+def floor_rows():
+    version = FLOORS[0]["version"]
     rows = []
     for op in ["sign", "verify"]:
-        times = [f[op] for f in floors]
-        mean = statistics.mean(times)
-        each = ", ".join(f"{t * 1e6:.0f}" for t in times)
-        rows.append((f"floor: OpenSSL {version} RSA-2048 {op} (`openssl speed -seconds 2 "
-                     f"rsa2048`, {len(times)}× during the run)",
-                     f"{us(mean)} ({1 / mean:,.0f}/s); each: {each} µs", "1.00", "", ""))
+        times = [f[op] for f in FLOORS]
+        median = statistics.median(times)
+        rows.append((f"floor: OpenSSL {version} RSA-2048 {op} (`openssl speed -seconds 1 "
+                     f"rsa2048`, {len(times)}× through the run; each figure below is compared "
+                     f"with the two taken just before and after it)",
+                     f"median {us(median)} ({1 / median:,.0f}/s); range {us(min(times))} – "
+                     f"{us(max(times))}", "1.00", "", ""))
     return rows
 
 
-def bracket(floors, i):
-    """The floor around section i: the mean of the measurements just before and after it."""
-    near = floors[max(i, 0):i + 2] or floors
-    return {op: statistics.mean(f[op] for f in near) for op in ["sign", "verify"]}
+def inproc_rows(inproc):
+    """Ratio-critical figures: the median over rounds of (bench / floor around it)."""
 
-
-def inproc_rows(inproc, floor):
-    sign = floor["sign"] if floor else None
-    verify = floor["verify"] if floor else None
-
-    def row(label, name, base=None, base_name="", goal="", limit=None):
-        t = inproc[name]
-        ratio = f"{t / base:.2f}× {base_name}" if base else ""
-        ok = status(t / base <= limit) if base and limit else ""
+    def row(label, name, op=None, goal="", limit=None):
+        rounds = [(values[name], around(at)) for at, values in inproc if name in values]
+        t = statistics.median(v for v, _ in rounds)
+        ratio = ok = ""
+        if op and all(f for _, f in rounds):
+            r = statistics.median(v / f[op] for v, f in rounds)
+            ratio = f"{r:.2f}× {op}" + (f" (median of {len(rounds)} rounds)"
+                                        if len(rounds) > 1 else "")
+            ok = status(r <= limit) if limit else ""
         return (label, us(t), ratio, goal, ok)
 
     return [
-        row("in-process RS256 signature only (aws-lc)", "sign/rs256", sign, "sign"),
-        row("in-process mint: context + claims + RS256 sign", "sign/mint", sign, "sign",
-            "≤ 1.10×", 1.10),
-        row("in-process RSA verify only (aws-lc)", "validate/verify", verify, "verify"),
-        row("in-process full validation (signature + every check)", "validate/full", verify,
-            "verify", "≤ 1.5×", 1.5),
+        row("in-process RS256 signature only (aws-lc)", "sign/rs256", "sign"),
+        row("in-process mint: context + claims + RS256 sign", "sign/mint", "sign", "≤ 1.10×",
+            1.10),
+        row("in-process RSA verify only (aws-lc)", "validate/verify", "verify"),
+        row("in-process full validation (signature + every check)", "validate/full", "verify",
+            "≤ 1.5×", 1.5),
         row("in-process validation + /validate JSON report", "validate/full_with_report_json",
-            verify, "verify"),
+            "verify"),
         row("in-process context: build from 3 claims", "context/insert_json"),
         row("in-process context: serialize (lwicontexts)", "context/to_lwicontexts"),
         row("in-process context: parse + check lwicontexts", "context/check_lwicontexts"),
         row("in-process public key documents (3 keys)", "public_keys/render"),
         row("in-process private key parse, first time (PKCS#8 + aws-lc's RSA checks)",
-            "keys/parse_uncached", sign, "sign"),
-        row("in-process private key parse, again (remembered; kid check)", "keys/parse", sign,
+            "keys/parse_uncached", "sign"),
+        row("in-process private key parse, again (remembered; kid check)", "keys/parse",
             "sign"),
-        row("in-process stored ring parse (start, cache refresh)", "keys/ring_from_json", sign,
+        row("in-process stored ring parse (start, cache refresh)", "keys/ring_from_json",
             "sign"),
     ]
 
 
-def http_rows(h, floor):
+def http_rows(h):
     """req/s is wall clock; "per core" is requests per second of server CPU (1 / CPU per
     request), which is what one core delivers when nothing else runs on it. Goals are judged on
     the latter because the machine is shared; both are shown."""
-    sign = floor["sign"] if floor else None
-    verify = floor["verify"] if floor else None
     rows = []
     for key, label in [("token_c1", "HTTP GET /token, 1 core, concurrency 1"),
                        ("token_c16", "HTTP GET /token, 1 core, concurrency 16"),
                        ("validate_c16", "HTTP POST /validate, 1 core, concurrency 16")]:
         r = h[key]
+        floor = around(r["floor"])
+        sign = floor["sign"] if floor else None
+        verify = floor["verify"] if floor else None
         per_core = 1 / r["cpu_per_req"]
         value = (f"{r['rps']:,.0f} req/s (server busy {r['busy']:.0%} of its core; "
                  f"{per_core:,.0f} req/s per core-second); p50 {ms(r['p50'])}, "
@@ -505,7 +530,8 @@ def http_rows(h, floor):
     return rows
 
 
-def lambda_rows(lam, floor):
+def lambda_rows(lam):
+    floor = around(lam["floor"])
     c = lam["cold_file"]
     rows = [(f"cold start, mint-token under a Lambda Runtime API emulator, file ring: spawn → "
              f"first answer (median of {c['runs']})",
@@ -529,16 +555,16 @@ def lambda_rows(lam, floor):
     return rows
 
 
-def table(floors, inproc, h, lam):
+def table(inproc, h, lam):
     rows = []
-    if floors:
-        rows += floor_rows(floors)
+    if FLOORS:
+        rows += floor_rows()
     if inproc:
-        rows += inproc_rows(inproc, bracket(floors, 0) if floors else None)
+        rows += inproc_rows(inproc)
     if h:
-        rows += http_rows(h, bracket(floors, 1) if floors else None)
+        rows += http_rows(h)
     if lam:
-        rows += lambda_rows(lam, bracket(floors, 1) if floors else None)
+        rows += lambda_rows(lam)
     out = ["| measure | result | ratio to floor | goal | status |",
            "| --- | --- | --- | --- | --- |"]
     out += [f"| {' | '.join(r)} |" for r in rows]
@@ -562,24 +588,21 @@ def main():
         sys.exit(f"bench: {bin_path} is missing; run scripts/bench.sh (it builds first)")
     started = time.monotonic()
     model, cores, load_before = machine()
-    # The floor is measured before, between and after the sections it is compared with: the
-    # in-process figures against the mean of the first two, HTTP against the next two.
-    floors = []
-
-    def floor():
-        if "floor" in ONLY:
-            floors.append(openssl_floor())
-
-    floor()
+    # In-process: rounds of (floor, the ratio-critical benches), then a closing floor; each
+    # round is compared with the floors on either side of it, and the median round reported.
     inproc = None
     if "inproc" in ONLY:
-        inproc = criterion(target, CRITICAL, "^(sign|validate)/")
-    floor()
-    if "inproc" in ONLY:
-        inproc.update(criterion(target, OTHERS, "^(context|public_keys|keys)/"))
+        inproc = []
+        for _ in range(IN_PROCESS_ROUNDS):
+            at = floor()
+            inproc.append((at, criterion(target, CRITICAL, "^(sign|validate)/", 2)))
+        at = floor()
+        inproc.append((at, criterion(target, OTHERS, "^(context|public_keys|keys)/", 2)))
     with tempfile.TemporaryDirectory(prefix="chat-auth-bench-") as tmp:
-        h = http_benches(bin_path, Path(tmp), floor) if "http" in ONLY else None
-        lam = lambda_benches(target, bin_path, Path(tmp)) if "lambda" in ONLY else None
+        h = http_benches(bin_path, Path(tmp)) if "http" in ONLY else None
+        lam = None
+        if "lambda" in ONLY:
+            lam = {**lambda_benches(target, bin_path, Path(tmp)), "floor": len(FLOORS) - 1}
     _, _, load_after = machine()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
                             capture_output=True).stdout.strip() or "?"
@@ -587,7 +610,7 @@ def main():
           f"{load_after} after; commit {commit}; {time.monotonic() - started:.0f} s")
     print(f"server, openssl and criterion on core {SERVER_CORE}, wrk on core {LOAD_CORE}; "
           f"{SECONDS} s per HTTP load, wrk -t1\n")
-    print(table(floors, inproc, h, lam))
+    print(table(inproc, h, lam))
 
 
 if __name__ == "__main__":
