@@ -34,7 +34,9 @@ enum Keys {
 
 struct RemoteJwks {
     url: String,
-    client: reqwest::Client,
+    /// Built on first use: loading the system's root certificates is the largest part of a
+    /// cold start, and a start that never sees a bearer token should not pay for it.
+    client: std::sync::OnceLock<reqwest::Client>,
     cached: RwLock<Option<(Arc<KeySet>, Instant)>>,
     refresh: tokio::sync::Mutex<()>,
 }
@@ -77,8 +79,13 @@ impl RemoteJwks {
 
     async fn fetch(&self) -> Result<KeySet> {
         let unavailable = |e: reqwest::Error| Error::StoreUnavailable(Box::new(e));
-        let body = self
-            .client
+        let client = self.client.get_or_init(|| {
+            reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .unwrap_or_default()
+        });
+        let body = client
             .get(&self.url)
             .send()
             .await
@@ -110,15 +117,11 @@ impl BearerAuth {
 
     /// Tokens from the site's identity provider.
     pub fn upstream(issuer: String, jwks_url: String, audience: Option<String>) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .unwrap_or_default();
         BearerAuth {
             validator: upstream_validator(issuer, audience),
             keys: Keys::Remote(RemoteJwks {
                 url: jwks_url,
-                client,
+                client: std::sync::OnceLock::new(),
                 cached: RwLock::new(None),
                 refresh: tokio::sync::Mutex::new(()),
             }),
