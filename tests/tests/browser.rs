@@ -63,7 +63,7 @@ impl Browser {
         let mut last_error = String::new();
         // A free port can be taken by someone else before ChromeDriver binds it: try again.
         for _ in 0..3 {
-            let port = free_port();
+            let port = common::free_port();
             let driver = Command::new(CHROMEDRIVER)
                 .arg(format!("--port={port}"))
                 .arg("--allowed-ips=127.0.0.1")
@@ -295,14 +295,6 @@ async fn wait_for_driver(url: &str, driver: &mut Child) -> Result<(), String> {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -528,21 +520,13 @@ impl Fixture {
     }
 
     async fn validate(&self, token: &str) -> Value {
-        common::client()
-            .post(self.service.url("/validate"))
-            .json(&json!({ "token": token }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        common::validate(&self.service, token).await
     }
 }
 
 /// A loopback URL where nothing listens.
 fn closed_url(path: &str) -> String {
-    format!("http://127.0.0.1:{}{path}", free_port())
+    format!("http://127.0.0.1:{}{path}", common::free_port())
 }
 
 fn ms(v: &Value) -> f64 {

@@ -5,22 +5,10 @@
 mod common;
 
 use chat_auth::store::{FileStore, Rotation, rotate};
-use common::{client, get_token, sign_in, start};
+use common::{client, get_token, sign_in, start, validate};
 use serde_json::{Value, json};
 
 const CONTACT: &str = "87b4d06c-abc2-e811-a9b0-000d3a10e09e";
-
-async fn validate(server: &common::Server, token: &str) -> Value {
-    client()
-        .post(server.url("/validate"))
-        .json(&json!({"token": token}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
 
 #[tokio::test]
 async fn sign_in_get_a_token_and_verify_it() {

@@ -131,11 +131,7 @@ pub async fn serve_process(
     env: &[(&str, &str)],
     stderr: std::process::Stdio,
 ) -> ServeProcess {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let child = std::process::Command::new(chat_auth_bin())
         .arg("--data-dir")
         .arg(data)
@@ -162,4 +158,26 @@ pub async fn serve_process(
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     process
+}
+
+/// `POST /validate` at `server`; the verdict.
+pub async fn validate(server: &Server, token: &str) -> serde_json::Value {
+    client()
+        .post(server.url("/validate"))
+        .json(&serde_json::json!({ "token": token }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
