@@ -9,17 +9,14 @@ use chat_auth::store::{FileStore, PublicKeySource, RingSource, Rotation, ensure_
 use chat_auth::{Config, RingState};
 use chat_auth_aws::SecretsManagerStore;
 use chat_auth_aws::rotation::{Rotator, Step};
-use common::aws::{Moto, assert_nothing_lost, mint_now};
+use common::aws::{Moto, PUBLIC, SIGNING, STEPS, assert_nothing_lost, mint_now, provisioned};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceExt;
 
-const SIGNING: &str = "chat-auth/signing";
-const PUBLIC: &str = "chat-auth/public";
 const DAY: i64 = 86_400;
-const STEPS: [Step; 4] = [Step::Create, Step::Set, Step::Test, Step::Finish];
 const GET_TOKEN: &str = include_str!("../fixtures/apigw-v2-get-token.json");
 
 fn config(vars: &[(&str, &str)]) -> Config {
@@ -138,10 +135,7 @@ async fn a_corrupt_ring_is_a_clear_503_not_a_default_key() {
 
 #[tokio::test]
 async fn every_rotation_step_interrupted_at_each_point_and_rerun_loses_nothing() {
-    let moto = Moto::start().await;
-    moto.create_secrets(SIGNING, PUBLIC).await;
-    let arn = moto.register_rotation_lambda();
-    let store = SecretsManagerStore::new(moto.client(), Some(SIGNING.into()), PUBLIC.into());
+    let (moto, store, arn) = provisioned().await;
     let rotator = Rotator::new(store.clone(), 30 * DAY);
     let first = moto.rotate_secret(SIGNING, &arn).await;
     for step in STEPS {
@@ -228,10 +222,7 @@ async fn every_rotation_step_interrupted_at_each_point_and_rerun_loses_nothing()
 #[tokio::test]
 async fn two_rotations_racing_leave_one_consistent_ring() {
     // Secrets Manager: two invocations of the same rotation run concurrently.
-    let moto = Moto::start().await;
-    moto.create_secrets(SIGNING, PUBLIC).await;
-    let arn = moto.register_rotation_lambda();
-    let store = SecretsManagerStore::new(moto.client(), Some(SIGNING.into()), PUBLIC.into());
+    let (moto, store, arn) = provisioned().await;
     let a = Rotator::new(store.clone(), 30 * DAY);
     let b = Rotator::new(store.clone(), 30 * DAY);
     let token = moto.rotate_secret(SIGNING, &arn).await;

@@ -9,25 +9,16 @@ use chat_auth::store::{KeyStore, PublicKeySource, RingSource};
 use chat_auth::{Config, PublicKeySet, RingState};
 use chat_auth_aws::SecretsManagerStore;
 use chat_auth_aws::rotation::{Rotator, Step};
-use common::aws::{LambdaHost, Moto, assert_nothing_lost, mint_now};
+use common::aws::{
+    LambdaHost, Moto, PUBLIC, SIGNING, STEPS, assert_nothing_lost, mint_now, provisioned,
+};
 use serde_json::{Value, json};
 
-const SIGNING: &str = "chat-auth/signing";
-const PUBLIC: &str = "chat-auth/public";
 const DAY: i64 = 86_400;
-const STEPS: [Step; 4] = [Step::Create, Step::Set, Step::Test, Step::Finish];
 
 fn config() -> Config {
     Config::from_lookup(|k| (k == "CHAT_AUTH_ISSUER").then(|| "contosohelp.com".to_owned()))
         .unwrap()
-}
-
-async fn setup() -> (Moto, SecretsManagerStore, String) {
-    let moto = Moto::start().await;
-    moto.create_secrets(SIGNING, PUBLIC).await;
-    let arn = moto.register_rotation_lambda();
-    let store = SecretsManagerStore::new(moto.client(), Some(SIGNING.into()), PUBLIC.into());
-    (moto, store, arn)
 }
 
 async fn current_ring(store: &SecretsManagerStore) -> RingState {
@@ -44,7 +35,7 @@ async fn published(store: &SecretsManagerStore) -> PublicKeySet {
 
 #[tokio::test]
 async fn the_store_reads_placeholders_as_empty_and_compares_before_it_swaps() {
-    let (_moto, store, _) = setup().await;
+    let (_moto, store, _) = provisioned().await;
     assert!(store.load_ring().await.unwrap().is_none());
     assert!(store.load_public().await.unwrap().is_none());
     let ring = RingState::generate(chat_auth::time::now(), 30 * DAY).unwrap();
@@ -63,7 +54,7 @@ async fn the_store_reads_placeholders_as_empty_and_compares_before_it_swaps() {
 
 #[tokio::test]
 async fn four_steps_twice_in_a_row_each_step_repeated_keep_every_token_valid() {
-    let (moto, store, arn) = setup().await;
+    let (moto, store, arn) = provisioned().await;
     let rotator = Rotator::new(store.clone(), 30 * DAY);
     let mut tokens = Vec::new();
     for round in 0..3 {
@@ -102,7 +93,7 @@ async fn four_steps_twice_in_a_row_each_step_repeated_keep_every_token_valid() {
 
 #[tokio::test]
 async fn a_rotation_that_fails_midway_is_finished_by_the_retry_and_loses_nothing() {
-    let (moto, store, arn) = setup().await;
+    let (moto, store, arn) = provisioned().await;
     let rotator = Rotator::new(store.clone(), 30 * DAY);
     let first = moto.rotate_secret(SIGNING, &arn).await;
     for step in STEPS {
@@ -159,7 +150,7 @@ async fn a_rotation_that_fails_midway_is_finished_by_the_retry_and_loses_nothing
 
 #[tokio::test]
 async fn guards_refuse_unknown_and_non_pending_versions() {
-    let (moto, store, arn) = setup().await;
+    let (moto, store, arn) = provisioned().await;
     let rotator = Rotator::new(store.clone(), 30 * DAY);
     let err = rotator
         .step(
@@ -194,7 +185,7 @@ async fn guards_refuse_unknown_and_non_pending_versions() {
 
 #[tokio::test]
 async fn a_corrupt_ring_is_reported_and_never_overwritten() {
-    let (moto, store, arn) = setup().await;
+    let (moto, store, arn) = provisioned().await;
     moto.client()
         .put_secret_value()
         .secret_id(SIGNING)
@@ -246,7 +237,7 @@ fn rotation_event(step: &str, token: &str) -> Value {
 
 #[tokio::test]
 async fn the_real_binaries_rotate_mint_and_publish_under_a_lambda_runtime() {
-    let (moto, store, arn) = setup().await;
+    let (moto, store, arn) = provisioned().await;
     let env = lambda_env(&moto);
     let rotate = LambdaHost::start("rotate-keys", &env).await;
     for _round in 0..2 {

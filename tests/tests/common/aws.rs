@@ -321,3 +321,26 @@ pub async fn assert_nothing_lost(
         );
     }
 }
+
+/// The signing and public secrets the AWS tests create.
+pub const SIGNING: &str = "chat-auth/signing";
+/// See [`SIGNING`].
+pub const PUBLIC: &str = "chat-auth/public";
+/// The four rotation steps in Secrets Manager's order.
+pub const STEPS: [chat_auth_aws::rotation::Step; 4] = [
+    chat_auth_aws::rotation::Step::Create,
+    chat_auth_aws::rotation::Step::Set,
+    chat_auth_aws::rotation::Step::Test,
+    chat_auth_aws::rotation::Step::Finish,
+];
+
+/// moto with both secrets (placeholders, as the template creates them), a registered rotation
+/// function, and a store over them; returns the function's ARN too.
+pub async fn provisioned() -> (Moto, chat_auth_aws::SecretsManagerStore, String) {
+    let moto = Moto::start().await;
+    moto.create_secrets(SIGNING, PUBLIC).await;
+    let arn = moto.register_rotation_lambda();
+    let store =
+        chat_auth_aws::SecretsManagerStore::new(moto.client(), Some(SIGNING.into()), PUBLIC.into());
+    (moto, store, arn)
+}
