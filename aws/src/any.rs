@@ -1,5 +1,5 @@
 use crate::SecretsManagerStore;
-use chat_auth::store::{FileStore, KeyStore, PublicKeySource, RingSource};
+use chat_auth::store::{FileStore, KeyStore, PublicKeySource, RingSource, Stage};
 use chat_auth::{PublicKeySet, Result, RingState};
 
 /// The store a function binary runs with: Secrets Manager when
@@ -42,36 +42,50 @@ impl AnyStore {
     }
 }
 
+/// Calls the same method on whichever store this is.
+macro_rules! either {
+    ($self:ident, $s:ident => $call:expr) => {
+        match $self {
+            AnyStore::SecretsManager($s) => $call.await,
+            AnyStore::File($s) => $call.await,
+        }
+    };
+}
+
 impl RingSource for AnyStore {
     async fn load_ring(&self) -> Result<Option<RingState>> {
-        match self {
-            AnyStore::SecretsManager(s) => s.load_ring().await,
-            AnyStore::File(s) => s.load_ring().await,
-        }
+        either!(self, s => s.load_ring())
     }
 }
 
 impl PublicKeySource for AnyStore {
     async fn load_public(&self) -> Result<Option<PublicKeySet>> {
-        match self {
-            AnyStore::SecretsManager(s) => s.load_public().await,
-            AnyStore::File(s) => s.load_public().await,
-        }
+        either!(self, s => s.load_public())
     }
 }
 
 impl KeyStore for AnyStore {
-    async fn save_ring(&self, expected: Option<u64>, ring: &RingState) -> Result<()> {
-        match self {
-            AnyStore::SecretsManager(s) => s.save_ring(expected, ring).await,
-            AnyStore::File(s) => s.save_ring(expected, ring).await,
-        }
+    async fn save_ring(&self, base: Option<&str>, ring: &RingState) -> Result<()> {
+        either!(self, s => s.save_ring(base, ring))
     }
 
     async fn publish(&self, set: &PublicKeySet) -> Result<()> {
-        match self {
-            AnyStore::SecretsManager(s) => s.publish(set).await,
-            AnyStore::File(s) => s.publish(set).await,
-        }
+        either!(self, s => s.publish(set))
+    }
+
+    async fn stage(&self, id: &str) -> Result<Stage> {
+        either!(self, s => s.stage(id))
+    }
+
+    async fn load_pending(&self, id: &str) -> Result<Option<RingState>> {
+        either!(self, s => s.load_pending(id))
+    }
+
+    async fn put_pending(&self, id: &str, ring: &RingState) -> Result<()> {
+        either!(self, s => s.put_pending(id, ring))
+    }
+
+    async fn promote(&self, id: &str, base: Option<&str>) -> Result<()> {
+        either!(self, s => s.promote(id, base))
     }
 }

@@ -24,9 +24,6 @@ pub enum RotationError {
     /// The step name is not one of the four.
     #[error("invalid step parameter {0:?}")]
     InvalidStep(String),
-    /// testSecret found that the published set cannot verify the pending ring's tokens.
-    #[error("testSecret failed: {0}")]
-    TestFailed(String),
     /// A store or domain error (unreachable store, corrupt ring, ...).
     #[error(transparent)]
     Domain(#[from] chat_auth::Error),

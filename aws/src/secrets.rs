@@ -1,6 +1,6 @@
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
-use chat_auth::store::{KeyStore, PublicKeySource, RingSource};
+use chat_auth::store::{KeyStore, PublicKeySource, RingSource, Stage};
 use chat_auth::{Error, PublicKeySet, Result, RingState};
 use std::collections::HashMap;
 
@@ -35,6 +35,14 @@ impl SecretsManagerStore {
     pub async fn client_from_env() -> Client {
         let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         Client::new(&config)
+    }
+
+    /// The same store working on `signing_secret` (a rotation event names its secret).
+    pub fn for_signing_secret(&self, signing_secret: &str) -> Self {
+        SecretsManagerStore {
+            signing_secret: Some(signing_secret.to_owned()),
+            ..self.clone()
+        }
     }
 
     /// The SDK client.
@@ -115,9 +123,7 @@ impl SecretsManagerStore {
             .await
             .map_err(|e| {
                 if e.as_service_error().and_then(|s| s.code()) == Some("ResourceExistsException") {
-                    Error::Conflict {
-                        expected: Some(ring.version.saturating_sub(1)),
-                    }
+                    Error::Conflict(format!("secret version {token} already holds another ring"))
                 } else {
                     unavailable(e)
                 }
@@ -190,18 +196,91 @@ impl PublicKeySource for SecretsManagerStore {
     }
 }
 
+/// The ClientRequestToken of a direct write of AWSCURRENT: a function of the base ring alone,
+/// so that every writer starting from one base uses the same token and all but the first are
+/// refused (invariant 4 of `chat_auth::ring`), whatever ring each of them wrote.
+fn direct_write_token(base: Option<&str>) -> String {
+    match base {
+        Some(digest) => format!("chat-auth-after-{}", &digest[..digest.len().min(40)]),
+        None => "chat-auth-first-ring-0000000000000000".to_owned(),
+    }
+}
+
 impl KeyStore for SecretsManagerStore {
-    /// Writes a new AWSCURRENT version (used by emergency rotation). The token names the ring
-    /// version and its current key, so two writers racing from the same base collide in
-    /// Secrets Manager's idempotency check instead of both winning.
-    async fn save_ring(&self, expected: Option<u64>, ring: &RingState) -> Result<()> {
-        let stored = self.load_ring().await?.map(|r| r.version);
-        if stored != expected {
-            return Err(Error::Conflict { expected });
+    /// Writes a new AWSCURRENT version (first ring, emergency revocation) after checking that
+    /// AWSCURRENT is still `base`, then removes AWSPENDING from any pending version: a rotation
+    /// derived from the replaced ring must not resume (its lineage check would refuse it too).
+    ///
+    /// Secrets Manager has no conditional write; the check, the per-base token and
+    /// ResourceExistsException together leave only writers racing within one round trip, and
+    /// those collide on the token.
+    async fn save_ring(&self, base: Option<&str>, ring: &RingState) -> Result<()> {
+        let secret = self.signing()?;
+        let stored = self.load_ring().await?.map(|r| r.digest());
+        if stored.as_deref() != base {
+            return Err(Error::Conflict(
+                "AWSCURRENT is no longer the ring this change was derived from".into(),
+            ));
         }
-        let token = format!("ring-{:010}-{}", ring.version, &ring.current.kid[..20]);
-        self.put_ring(self.signing()?, &token, ring, &[CURRENT])
-            .await
+        let token = direct_write_token(base);
+        let (_, versions) = self.describe(secret).await?;
+        if versions.contains_key(&token) {
+            return Err(Error::Conflict(
+                "another writer already replaced this ring".into(),
+            ));
+        }
+        self.put_ring(secret, &token, ring, &[CURRENT]).await?;
+        for (version, stages) in &versions {
+            if stages.iter().any(|s| s == PENDING) {
+                tracing::warn!(
+                    version,
+                    "discarding the pending rotation: the ring it derives from was replaced"
+                );
+                self.move_stage(secret, PENDING, None, Some(version))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn stage(&self, id: &str) -> Result<Stage> {
+        let (_, versions) = self.describe(self.signing()?).await?;
+        let stages = versions.get(id);
+        let has = |label: &str| stages.is_some_and(|s| s.iter().any(|x| x == label));
+        Ok(if has(CURRENT) {
+            Stage::Current
+        } else if has(PENDING) {
+            Stage::Pending
+        } else {
+            Stage::Unknown
+        })
+    }
+
+    async fn load_pending(&self, id: &str) -> Result<Option<RingState>> {
+        self.ring(self.signing()?, PENDING, Some(id)).await
+    }
+
+    async fn put_pending(&self, id: &str, ring: &RingState) -> Result<()> {
+        self.put_ring(self.signing()?, id, ring, &[PENDING]).await
+    }
+
+    async fn promote(&self, id: &str, base: Option<&str>) -> Result<()> {
+        let secret = self.signing()?;
+        let stored = self.load_ring().await?.map(|r| r.digest());
+        if stored.as_deref() != base {
+            return Err(Error::Conflict(
+                "AWSCURRENT is no longer the ring the pending ring derives from".into(),
+            ));
+        }
+        let (_, versions) = self.describe(secret).await?;
+        let current = versions
+            .iter()
+            .find(|(_, stages)| stages.iter().any(|s| s == CURRENT))
+            .map(|(version, _)| version.as_str());
+        self.move_stage(secret, CURRENT, Some(id), current).await?;
+        // Leaving AWSPENDING on the new current version blocks the next rotation (moto refuses
+        // it); removing it is harmless on AWS.
+        self.move_stage(secret, PENDING, None, Some(id)).await
     }
 
     /// Publishes a new version unless the set is already current (so repeated steps do not

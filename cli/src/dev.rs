@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use chat_auth::claims::{check_subject, encode};
 use chat_auth::http::{Body, no_store};
 use chat_auth::keys::{KeyTimes, SigningKey, StoredKey};
-use chat_auth::publish::{PublicKeySet, PublishedDocs};
+use chat_auth::publish::{PublicKeySet, PublishedDocs, PublishedKey};
 use chat_auth::{Error, Problem, Result};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -42,7 +42,16 @@ impl DevIdp {
         let set = PublicKeySet {
             version: 1,
             current_kid: stored.kid.clone(),
-            keys: vec![stored.published(86_400)?],
+            keys: vec![PublishedKey {
+                kid: stored.kid.clone(),
+                spki: stored.spki()?,
+                activates: now,
+                retires: now + 86_400,
+                expiry: now + 86_400,
+                published: Some(now),
+                stopped: None,
+            }],
+            revoked: Vec::new(),
         };
         Ok(DevIdp {
             key: stored.parse()?,

@@ -1,6 +1,6 @@
 //! `chat-auth`: the local token service and operator commands.
 
-use chat_auth::store::{FileStore, PublicKeySource, RingSource, Rotation, rotate};
+use chat_auth::store::{FileStore, PublicKeySource, ensure_ring, revoke, rotate};
 use chat_auth_cli::{CliError, LocalConfig, server};
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
@@ -41,13 +41,13 @@ enum Command {
         /// The token, or "-" to read it from stdin (keeps it out of the process list).
         token: String,
     },
-    /// Rotate the local ring (next → current → previous), or drop a compromised key at once.
+    /// Rotate the local ring (next signs, current turns verify-only), or revoke a key at once.
     Rotate {
-        /// Drop this kid immediately instead of a scheduled rotation.
+        /// Revoke this kid now (any role) instead of a scheduled rotation.
         #[arg(long, value_name = "KID")]
         emergency: Option<String>,
     },
-    /// Print the published key set with each key's role and schedule.
+    /// Print every key with its state and when it will be pruned (creates the ring if none).
     Keys,
     /// Print what to paste into the page and the Omnichannel admin app.
     Snippet {
@@ -78,6 +78,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let config = LocalConfig::from_env(listen, cli.data_dir)?;
     let shared = &config.shared;
     let store = || FileStore::open(&config.data_dir);
+    let life = shared.lifecycle();
     let now = chat_auth::time::now();
     match cli.command {
         Command::Serve { .. } => {
@@ -98,8 +99,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             server::serve(listener, app).await?;
         }
         Command::Mint { sub, context } => {
-            let store = store()?;
-            let ring = chat_auth::store::ensure_ring(&store, now, shared.rotation_period).await?;
+            let ring = ensure_ring(&store()?, &life, now).await?;
             let mut ctx = chat_auth::CustomContext::new();
             for pair in &context {
                 let (name, value) = pair.split_once('=').ok_or_else(|| {
@@ -142,39 +142,30 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         }
         Command::Rotate { emergency } => {
             let store = store()?;
-            chat_auth::store::ensure_ring(&store, now, shared.rotation_period).await?;
-            let rotation = emergency.map_or(Rotation::Scheduled, Rotation::Emergency);
-            let ring = rotate(&store, &rotation, now, shared.rotation_period).await?;
+            ensure_ring(&store, &life, now).await?;
+            let report = match emergency {
+                Some(kid) => {
+                    let ring = revoke(&store, &kid, &life, now).await?;
+                    json!({"revoked": kid, "ring": key_states(&store, &ring, &life).await?})
+                }
+                None => {
+                    let rotated = rotate(&store, &life, now).await?;
+                    json!({"promoted": rotated.deferred.is_none(), "deferred": rotated.deferred,
+                           "pruned": rotated.pruned,
+                           "ring": key_states(&store, &rotated.ring, &life).await?})
+                }
+            };
             println!(
                 "{}",
-                json!({"version": ring.version, "previous": ring.previous.map(|k| k.kid),
-                       "current": ring.current.kid, "next": ring.next.kid})
+                serde_json::to_string_pretty(&report).unwrap_or_default()
             );
         }
         Command::Keys => {
             let store = store()?;
-            let set = store
-                .load_public()
-                .await?
-                .ok_or(chat_auth::Error::NotProvisioned("public key set"))?;
-            let ring = store.load_ring().await?;
-            let role = |kid: &str| match &ring {
-                Some(r) if r.current.kid == kid => "current",
-                Some(r) if r.next.kid == kid => "next",
-                Some(r) if r.previous.as_ref().is_some_and(|p| p.kid == kid) => "previous",
-                _ => "published",
-            };
-            let keys: Vec<Value> = set
-                .keys
-                .iter()
-                .map(|k| {
-                    json!({"kid": k.kid, "role": role(&k.kid), "activates": k.activates,
-                                "retires": k.retires, "expiry": k.expiry})
-                })
-                .collect();
+            let ring = ensure_ring(&store, &life, now).await?;
             println!(
                 "{}",
-                serde_json::to_string_pretty(&json!({"version": set.version, "keys": keys}))
+                serde_json::to_string_pretty(&key_states(&store, &ring, &life).await?)
                     .unwrap_or_default()
             );
         }
@@ -188,8 +179,47 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             );
             println!("Omnichannel admin > chat authentication settings:");
             println!("  Public key URL:             {base}/public-key");
+            println!("    (the multi-key array: keys rotate without downtime; ?format=pem carries");
+            println!("     one key only, so every rotation would break live chats until re-read)");
             println!("  JavaScript client function: {}", shared.client_function);
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Every key of `ring` with its state, read against what is published: `signing`, `next`
+/// (and when it may start signing), `verify-only` (and from when a rotation may prune it),
+/// and the revoked kids.
+async fn key_states(
+    store: &FileStore,
+    ring: &chat_auth::RingState,
+    life: &chat_auth::Lifecycle,
+) -> Result<Value, CliError> {
+    let published = store.load_public().await?;
+    let entry = |kid: &str| published.as_ref().and_then(|set| set.key(kid)).cloned();
+    let policy = life.policy;
+    let mut keys = vec![json!({
+        "kid": ring.current.kid, "state": "signing", "since": ring.current.times.activates,
+        "published": entry(&ring.current.kid).and_then(|k| k.published),
+    })];
+    let next_published = entry(&ring.next.kid).and_then(|k| k.published);
+    keys.push(json!({
+        "kid": ring.next.kid, "state": "next", "published": next_published,
+        "signs_after": next_published.map(|t| t + policy.min_published),
+        "planned": ring.next.times.activates,
+    }));
+    for key in &ring.retired {
+        let stopped = entry(&key.kid).and_then(|k| k.stopped);
+        keys.push(json!({
+            "kid": key.kid, "state": "verify-only", "stopped": stopped,
+            "verify_until": stopped.map(|t| t + policy.keep_published),
+            "pruned": "by the first rotation after verify_until",
+        }));
+    }
+    let revoked: Vec<Value> = ring
+        .revoked
+        .iter()
+        .map(|r| json!({"kid": r.kid, "state": "revoked", "at": r.at}))
+        .collect();
+    Ok(json!({"version": ring.version, "keys": keys, "revoked": revoked}))
 }

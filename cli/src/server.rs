@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 pub async fn app(config: &LocalConfig) -> Result<Router, CliError> {
     let shared = &config.shared;
     let store = FileStore::open(&config.data_dir)?;
-    let ring = ensure_ring(&store, chat_auth::time::now(), shared.rotation_period).await?;
+    let ring = ensure_ring(&store, &shared.lifecycle(), chat_auth::time::now()).await?;
     tracing::info!(
         data_dir = %config.data_dir.display(),
         current = %ring.current.kid,

@@ -23,7 +23,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chat_auth::claims::mint;
 use chat_auth::jwt::Validator;
-use chat_auth::{CustomContext, RingState, TokenPolicy};
+use chat_auth::{CustomContext, Lifecycle, RingPolicy, RingState, TokenPolicy};
 use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::{Value, json};
@@ -109,13 +109,16 @@ const NOW: i64 = 1_800_000_000;
 const PERIOD: i64 = 30 * 86_400;
 const SUB: &str = "87b4d06c-7c6e-4e8e-9c3f-0b2f1f6f7a11";
 
-/// A ring as it looks after its first rotation: previous, current and next all published.
+/// A ring as it looks after its first rotation: a verify-only key, current and next published.
 /// Generated once per run (RSA key generation takes a while) and shared by every bench.
 fn ring() -> RingState {
     static RING: LazyLock<RingState> = LazyLock::new(|| {
-        RingState::generate(NOW - PERIOD, PERIOD)
-            .and_then(|r| r.rotate(NOW - 100, PERIOD))
+        let first = RingState::generate(NOW - PERIOD, PERIOD).expect("ring");
+        let life = Lifecycle::new(RingPolicy::new(PERIOD, 0, 300, 60, 30));
+        first
+            .rotate(first.public_set().ok().as_ref(), &life, NOW - 100)
             .expect("ring")
+            .ring
     });
     RING.clone()
 }

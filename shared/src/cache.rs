@@ -4,10 +4,11 @@
 //! runs out, one request refreshes (others keep being served or wait for that one refresh). If
 //! the store is unreachable, the last good value is served until it is `stale_for` past its
 //! time to live, then the cache fails closed: a token is never signed with a key it cannot vouch
-//! for. A refresh that finds the same version keeps the already-parsed value.
+//! for. A refresh that finds the same content (by digest, never by version number: two
+//! different documents can carry one version) keeps the already-parsed value.
 
-use crate::keys::{LoadedRing, RingState};
 use crate::publish::{PublicKeySet, PublishedDocs};
+use crate::ring::{LoadedRing, RingState};
 use crate::store::{PublicKeySource, RingSource};
 use crate::{Error, Result};
 use std::future::Future;
@@ -16,15 +17,15 @@ use std::time::{Duration, Instant};
 
 /// What a refresh found.
 pub enum Fetched<T> {
-    /// The stored version equals the cached one: keep the parsed value.
+    /// The stored document's digest equals the cached one: keep the parsed value.
     Unchanged,
-    /// A new version, parsed.
-    New(u64, T),
+    /// A new document (its digest), parsed.
+    New(String, T),
 }
 
 struct Entry<T> {
     value: Arc<T>,
-    version: u64,
+    digest: String,
     next_check: Instant,
     usable_until: Instant,
 }
@@ -33,7 +34,7 @@ impl<T> Clone for Entry<T> {
     fn clone(&self) -> Self {
         Entry {
             value: self.value.clone(),
-            version: self.version,
+            digest: self.digest.clone(),
             next_check: self.next_check,
             usable_until: self.usable_until,
         }
@@ -84,10 +85,10 @@ impl<T: Send + Sync> Cached<T> {
         *self.entry.write().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
-    /// The cached value, refreshed through `fetch` (given the cached version) when due.
+    /// The cached value, refreshed through `fetch` (given the cached digest) when due.
     pub async fn get<F, Fut>(&self, fetch: F) -> Result<Arc<T>>
     where
-        F: FnOnce(Option<u64>) -> Fut,
+        F: FnOnce(Option<String>) -> Fut,
         Fut: Future<Output = Result<Fetched<T>>>,
     {
         if let Some(value) = self.fresh(Instant::now()) {
@@ -99,12 +100,12 @@ impl<T: Send + Sync> Cached<T> {
             return Ok(value);
         }
         let cached = self.current();
-        match fetch(cached.as_ref().map(|e| e.version)).await {
-            Ok(Fetched::New(version, value)) => {
+        match fetch(cached.as_ref().map(|e| e.digest.clone())).await {
+            Ok(Fetched::New(digest, value)) => {
                 let value = Arc::new(value);
                 self.set(Entry {
                     value: value.clone(),
-                    version,
+                    digest,
                     next_check: now + self.ttl,
                     usable_until: now + self.ttl + self.stale_for,
                 });
@@ -151,8 +152,8 @@ pub trait Document: Sized + Send {
     type Ready: Send + Sync;
     /// What it is called in errors.
     const NAME: &'static str;
-    /// Its version; an unchanged version is not parsed again.
-    fn version(&self) -> u64;
+    /// Its content digest; an unchanged document is not parsed again.
+    fn digest(&self) -> String;
     /// Parses it.
     fn prepare(&self) -> Result<Self::Ready>;
 }
@@ -160,8 +161,8 @@ pub trait Document: Sized + Send {
 impl Document for RingState {
     type Ready = LoadedRing;
     const NAME: &'static str = "key ring";
-    fn version(&self) -> u64 {
-        self.version
+    fn digest(&self) -> String {
+        RingState::digest(self)
     }
     fn prepare(&self) -> Result<LoadedRing> {
         self.load()
@@ -171,8 +172,8 @@ impl Document for RingState {
 impl Document for PublicKeySet {
     type Ready = PublishedDocs;
     const NAME: &'static str = "public key set";
-    fn version(&self) -> u64 {
-        self.version
+    fn digest(&self) -> String {
+        PublicKeySet::digest(self)
     }
     fn prepare(&self) -> Result<PublishedDocs> {
         self.render()
@@ -188,10 +189,11 @@ impl<T: Send + Sync> Cached<T> {
     {
         self.get(|cached| async move {
             let doc = load().await?.ok_or(Error::NotProvisioned(D::NAME))?;
-            if cached == Some(doc.version()) {
+            let digest = doc.digest();
+            if cached.as_ref() == Some(&digest) {
                 Ok(Fetched::Unchanged)
             } else {
-                Ok(Fetched::New(doc.version(), doc.prepare()?))
+                Ok(Fetched::New(digest, doc.prepare()?))
             }
         })
         .await
@@ -205,7 +207,9 @@ pub struct SigningKeys<R> {
 }
 
 impl<R: RingSource> SigningKeys<R> {
-    /// Caches `store`'s ring for `ttl`, bridging outages for `stale_for`.
+    /// Caches `store`'s ring for `ttl`, bridging outages for `stale_for`: the signing stale
+    /// cap, which bounds how long a revocation can take to reach a warm signer that cannot
+    /// reach the store (invariant 6 of [`crate::ring`]).
     pub fn new(store: R, ttl: Duration, stale_for: Duration) -> Self {
         SigningKeys {
             store,
@@ -257,7 +261,7 @@ mod tests {
             let v = cache
                 .get(|_| async {
                     calls.fetch_add(1, Ordering::SeqCst);
-                    Ok(Fetched::New(1, 7))
+                    Ok(Fetched::New("a".into(), 7))
                 })
                 .await
                 .unwrap();
@@ -270,7 +274,7 @@ mod tests {
     async fn an_outage_is_bridged_up_to_the_stale_bound_then_fails_closed() {
         let cache = Cached::new(Duration::ZERO, Duration::from_millis(200));
         cache
-            .get(|_| async { Ok(Fetched::New(1, 1)) })
+            .get(|_| async { Ok(Fetched::New("a".into(), 1)) })
             .await
             .unwrap();
         assert_eq!(
@@ -295,7 +299,7 @@ mod tests {
     async fn corrupt_documents_are_not_bridged() {
         let cache = Cached::new(Duration::ZERO, Duration::from_secs(60));
         cache
-            .get(|_| async { Ok(Fetched::New(1, 1)) })
+            .get(|_| async { Ok(Fetched::New("a".into(), 1)) })
             .await
             .unwrap();
         let err = cache
@@ -309,12 +313,12 @@ mod tests {
     async fn unchanged_versions_keep_the_parsed_value() {
         let cache = Cached::new(Duration::ZERO, Duration::ZERO);
         let first = cache
-            .get(|_| async { Ok(Fetched::New(3, vec![1])) })
+            .get(|_| async { Ok(Fetched::New("c".into(), vec![1])) })
             .await
             .unwrap();
         let again = cache
             .get(|v| async move {
-                assert_eq!(v, Some(3));
+                assert_eq!(v.as_deref(), Some("c"));
                 Ok(Fetched::Unchanged)
             })
             .await

@@ -110,7 +110,7 @@ pub fn check_subject(sub: &str) -> Result<(), Problem> {
     Ok(())
 }
 
-fn random_id() -> Result<String> {
+pub(crate) fn random_id() -> Result<String> {
     let mut bytes = [0u8; 16];
     aws_lc_rs::rand::fill(&mut bytes).map_err(|_| Error::Crypto("random"))?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))
@@ -119,7 +119,7 @@ fn random_id() -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::RingState;
+    use crate::ring::RingState;
     use serde_json::{Value, json};
 
     fn policy() -> TokenPolicy {

@@ -2,7 +2,7 @@
 //! Lambda and locally; a bad value stops the process with a message naming the variable.
 
 use crate::claims::{MAX_TTL, TokenPolicy};
-use crate::keys::MIN_ROTATION_PERIOD;
+use crate::ring::{MIN_ROTATION_PERIOD, RingPolicy};
 use crate::{Error, Result};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -54,6 +54,14 @@ pub struct Config {
     /// How long past its time to live a cached key may serve while the store is unreachable
     /// (`CHAT_AUTH_KEY_STALE_SECONDS`).
     pub key_stale_for: Duration,
+    /// How long a warm signer may keep signing from a ring it could not refresh
+    /// (`CHAT_AUTH_SIGNING_STALE_SECONDS`): shorter than `key_stale_for`, because a revocation
+    /// must reach signers sooner than verifiers need fresh public keys.
+    pub signing_stale_for: Duration,
+    /// How long a key must have been published before it signs
+    /// (`CHAT_AUTH_KEY_MIN_PUBLISHED_SECONDS`); `None`: the public documents' `max-age` plus
+    /// the key cache TTL, computed in [`Config::ring_policy`] so a host's own TTL counts.
+    pub key_min_published: Option<i64>,
     /// Seconds between scheduled rotations (`CHAT_AUTH_ROTATION_PERIOD_DAYS`).
     pub rotation_period: i64,
 }
@@ -148,6 +156,30 @@ impl Config {
                 "must be between 0 and 3600",
             ));
         }
+        let signing_stale = number(&get, "CHAT_AUTH_SIGNING_STALE_SECONDS", 60.min(key_stale))?;
+        if !(0..=key_stale).contains(&signing_stale)
+            || (key_stale > 0 && signing_stale == key_stale)
+        {
+            return Err(config(
+                "CHAT_AUTH_SIGNING_STALE_SECONDS",
+                format!(
+                    "must be at least 0 and shorter than CHAT_AUTH_KEY_STALE_SECONDS ({key_stale})"
+                ),
+            ));
+        }
+        let key_min_published = match get("CHAT_AUTH_KEY_MIN_PUBLISHED_SECONDS") {
+            None => None,
+            Some(_) => {
+                let secs = number(&get, "CHAT_AUTH_KEY_MIN_PUBLISHED_SECONDS", 0)?;
+                if !(0..=7 * 86_400).contains(&secs) {
+                    return Err(config(
+                        "CHAT_AUTH_KEY_MIN_PUBLISHED_SECONDS",
+                        "must be between 0 and 604800 (7 days)",
+                    ));
+                }
+                Some(secs)
+            }
+        };
         let rotation_days = number(&get, "CHAT_AUTH_ROTATION_PERIOD_DAYS", 30)?;
         let rotation_period = rotation_days.saturating_mul(86_400);
         if !(1..=365).contains(&rotation_days) || rotation_period < MIN_ROTATION_PERIOD {
@@ -167,8 +199,28 @@ impl Config {
             identity_mode,
             key_cache_ttl: Duration::from_secs(key_cache_ttl as u64),
             key_stale_for: Duration::from_secs(key_stale as u64),
+            signing_stale_for: Duration::from_secs(signing_stale as u64),
+            key_min_published,
             rotation_period,
         })
+    }
+
+    /// The ring's timing rules (see [`crate::ring`]).
+    pub fn ring_policy(&self) -> RingPolicy {
+        let ttl = self.key_cache_ttl.as_secs() as i64;
+        RingPolicy::new(
+            self.rotation_period,
+            self.key_min_published
+                .unwrap_or(crate::publish::PUBLIC_DOCS_MAX_AGE + ttl),
+            ttl,
+            self.signing_stale_for.as_secs() as i64,
+            self.policy.skew,
+        )
+    }
+
+    /// The ring's rules with fresh RSA keys.
+    pub fn lifecycle(&self) -> crate::ring::Lifecycle {
+        crate::ring::Lifecycle::new(self.ring_policy())
     }
 
     /// The validator for this service's own tokens, with Omnichannel's rules.

@@ -60,11 +60,8 @@ pub enum Error {
         reason: String,
     },
     /// A concurrent writer changed the ring first; the caller should reload and retry.
-    #[error("the key ring changed concurrently (expected version {expected:?})")]
-    Conflict {
-        /// The version the writer based its change on.
-        expected: Option<u64>,
-    },
+    #[error("the key ring changed concurrently: {0}; reload and retry")]
+    Conflict(String),
     /// A rotation request cannot be honoured (unknown kid, ...).
     #[error("{0}")]
     Rotation(String),
@@ -97,7 +94,7 @@ impl Error {
             Error::StoreUnavailable(_) => "key_store_unavailable",
             Error::NotProvisioned(_) => "keys_not_provisioned",
             Error::CorruptKeys { .. } => "key_store_corrupt",
-            Error::Conflict { .. } => "conflict",
+            Error::Conflict(_) => "conflict",
             Error::Rotation(_) => "rotation_refused",
             Error::Crypto(_) => "crypto_failure",
             Error::Io { .. } => "internal_error",
@@ -114,7 +111,7 @@ impl Error {
             Error::OriginNotAllowed => 403,
             Error::NotFound => 404,
             Error::MethodNotAllowed => 405,
-            Error::Conflict { .. } => 409,
+            Error::Conflict(_) => 409,
             Error::StoreUnavailable(_) | Error::NotProvisioned(_) | Error::CorruptKeys { .. } => {
                 503
             }

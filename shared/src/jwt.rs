@@ -176,6 +176,13 @@ impl Validator {
                     report.kid = Some(kid.clone());
                     Some(key)
                 }
+                None if keys.is_revoked(kid) => {
+                    report.push(
+                        "revoked_kid",
+                        format!("kid {:?} was revoked", truncate(kid)),
+                    );
+                    None
+                }
                 None => {
                     report.push(
                         "unknown_kid",
@@ -445,7 +452,7 @@ impl<'de> Visitor<'de> for UniqueVisitor {
 mod tests {
     use super::*;
     use crate::claims::{TokenPolicy, mint};
-    use crate::keys::RingState;
+    use crate::ring::RingState;
     use serde_json::json;
 
     const NOW: i64 = 1_800_000_000;

@@ -1,11 +1,6 @@
-//! The key ring: previous (verify only), current (signs), next (published, not yet signing).
-//!
-//! Every key is published one full rotation period before it signs and stays published one
-//! period after it stops, so a consumer that caches the Public key URL for less than a period
-//! never sees a token whose key it lacks. Private keys are parsed once per ring version
-//! ([`RingState::load`]) and reused for every signature.
+//! Single keys: the ring's stored private keys, their parsed signing form, and the public keys
+//! verifiers use. Which key signs and when keys come and go is [`crate::ring`]'s business.
 
-use crate::publish::{PublicKeySet, PublishedKey};
 use crate::{Error, Result};
 use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
 use aws_lc_rs::rsa::{KeyPair, KeySize, PublicKey};
@@ -15,9 +10,6 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::sync::{Arc, Mutex};
-
-/// The minimum rotation period: a key must stay published longer than any token lives (1 h).
-pub const MIN_ROTATION_PERIOD: i64 = 2 * 3600;
 
 /// Private key bytes (PKCS#8 DER) that never print.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,7 +22,8 @@ impl fmt::Debug for SecretDer {
     }
 }
 
-mod b64_std {
+/// Bytes as standard base64 in stored documents.
+pub(crate) mod b64_std {
     use base64::Engine;
     use base64::engine::general_purpose::STANDARD;
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
@@ -106,21 +99,15 @@ impl StoredKey {
         })
     }
 
-    /// The public half in the published form.
-    pub fn published(&self, period: i64) -> Result<PublishedKey> {
-        let signing = self.parse()?;
-        let spki: PublicKeyX509Der = signing
+    /// The public half (SubjectPublicKeyInfo DER): all a key needs once it stops signing.
+    pub fn spki(&self) -> Result<Vec<u8>> {
+        let spki: PublicKeyX509Der = self
+            .parse()?
             .pair
             .public_key()
             .as_der()
             .map_err(|_| Error::Crypto("spki encode"))?;
-        Ok(PublishedKey {
-            kid: self.kid.clone(),
-            spki: spki.as_ref().to_vec(),
-            activates: self.times.activates,
-            retires: self.times.retires,
-            expiry: self.times.retires + period,
-        })
+        Ok(spki.as_ref().to_vec())
     }
 }
 
@@ -257,12 +244,27 @@ impl VerifyingKey {
 #[derive(Debug, Default)]
 pub struct KeySet {
     keys: Vec<VerifyingKey>,
+    revoked: Vec<String>,
 }
 
 impl KeySet {
     /// From parsed keys.
     pub fn new(keys: Vec<VerifyingKey>) -> Self {
-        KeySet { keys }
+        KeySet {
+            keys,
+            revoked: Vec::new(),
+        }
+    }
+
+    /// Also knows which kids were revoked, so that a verifier can name the reason.
+    pub fn with_revoked(mut self, revoked: Vec<String>) -> Self {
+        self.revoked = revoked;
+        self
+    }
+
+    /// True when `kid` was revoked by the publisher.
+    pub fn is_revoked(&self, kid: &str) -> bool {
+        self.revoked.iter().any(|r| r == kid)
     }
 
     /// The key with this kid.
@@ -289,157 +291,6 @@ impl KeySet {
     }
 }
 
-/// One version of the private ring, as stored (signing secret / `ring.json`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RingState {
-    /// Increases by one at every change; stores use it for compare-and-swap.
-    pub version: u64,
-    /// Seconds between scheduled rotations; also how long a retired key stays published.
-    pub rotation_period: i64,
-    /// Verify-only key that signed until the last rotation.
-    pub previous: Option<StoredKey>,
-    /// The signing key.
-    pub current: StoredKey,
-    /// Published, signs after the next rotation.
-    pub next: StoredKey,
-}
-
-/// Alias used by hosts: a ring is a [`RingState`].
-pub type KeyRing = RingState;
-
-impl RingState {
-    /// A first ring: current signs from `now`, next is published for promotion one period on.
-    pub fn generate(now: i64, rotation_period: i64) -> Result<Self> {
-        check_period(rotation_period)?;
-        Ok(RingState {
-            version: 1,
-            rotation_period,
-            previous: None,
-            current: StoredKey::generate(KeyTimes {
-                created: now,
-                activates: now,
-                retires: now + rotation_period,
-            })?,
-            next: StoredKey::generate(next_times(now, rotation_period))?,
-        })
-    }
-
-    /// Scheduled rotation: next → current, current → previous, a new next, the old previous is
-    /// dropped. `rotation_period` may change here (it applies to the new schedule).
-    pub fn rotate(&self, now: i64, rotation_period: i64) -> Result<Self> {
-        check_period(rotation_period)?;
-        let mut previous = self.current.clone();
-        previous.times.retires = now;
-        let mut current = self.next.clone();
-        current.times.activates = now;
-        current.times.retires = now + rotation_period;
-        Ok(RingState {
-            version: self.version + 1,
-            rotation_period,
-            previous: Some(previous),
-            current,
-            next: StoredKey::generate(next_times(now, rotation_period))?,
-        })
-    }
-
-    /// Emergency rotation: the named key is removed at once. Dropping `current` promotes
-    /// `next` now (it has been published all along) and makes a new next; dropping `next`
-    /// replaces it; dropping `previous` just removes it.
-    pub fn drop_key(&self, kid: &str, now: i64) -> Result<Self> {
-        let period = self.rotation_period;
-        let mut ring = self.clone();
-        ring.version += 1;
-        if self.previous.as_ref().is_some_and(|p| p.kid == kid) {
-            ring.previous = None;
-        } else if self.current.kid == kid {
-            ring.current = self.next.clone();
-            ring.current.times.activates = now;
-            ring.current.times.retires = now + period;
-            ring.next = StoredKey::generate(next_times(now, period))?;
-        } else if self.next.kid == kid {
-            ring.next = StoredKey::generate(next_times(now, period))?;
-        } else {
-            return Err(Error::Rotation(format!("no key {kid:?} in the ring")));
-        }
-        Ok(ring)
-    }
-
-    /// Every key, oldest first.
-    pub fn keys(&self) -> impl Iterator<Item = &StoredKey> {
-        self.previous.iter().chain([&self.current, &self.next])
-    }
-
-    /// The public key set this ring publishes.
-    pub fn public_set(&self) -> Result<PublicKeySet> {
-        Ok(PublicKeySet {
-            version: self.version,
-            current_kid: self.current.kid.clone(),
-            keys: self
-                .keys()
-                .map(|k| k.published(self.rotation_period))
-                .collect::<Result<_>>()?,
-        })
-    }
-
-    /// Parses every key once; the result signs and verifies without further parsing.
-    pub fn load(&self) -> Result<LoadedRing> {
-        let kids: Vec<&str> = self.keys().map(|k| k.kid.as_str()).collect();
-        for (i, kid) in kids.iter().enumerate() {
-            if kids[..i].contains(kid) {
-                return Err(Error::corrupt(
-                    "key ring",
-                    format!("kid {kid} appears twice"),
-                ));
-            }
-        }
-        Ok(LoadedRing {
-            version: self.version,
-            signer: self.current.parse()?,
-        })
-    }
-
-    /// Parses a stored ring document.
-    pub fn from_json(bytes: &[u8]) -> Result<Self> {
-        let ring: RingState =
-            serde_json::from_slice(bytes).map_err(|e| Error::corrupt("key ring", e.to_string()))?;
-        check_period(ring.rotation_period)
-            .map_err(|_| Error::corrupt("key ring", "rotation_period is too short"))?;
-        ring.load()?;
-        Ok(ring)
-    }
-
-    /// The stored form.
-    pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec_pretty(self).unwrap_or_default()
-    }
-}
-
-fn next_times(now: i64, period: i64) -> KeyTimes {
-    KeyTimes {
-        created: now,
-        activates: now + period,
-        retires: now + 2 * period,
-    }
-}
-
-fn check_period(period: i64) -> Result<()> {
-    if period < MIN_ROTATION_PERIOD {
-        return Err(Error::Rotation(format!(
-            "rotation period {period} s is shorter than the minimum {MIN_ROTATION_PERIOD} s"
-        )));
-    }
-    Ok(())
-}
-
-/// A ring version with its signing key parsed.
-#[derive(Debug)]
-pub struct LoadedRing {
-    /// The ring version it came from.
-    pub version: u64,
-    /// The current key.
-    pub signer: SigningKey,
-}
-
 /// base64 (standard) of DER, for the PEM body and stored documents.
 pub(crate) fn pem(label: &str, der: &[u8]) -> String {
     let b64 = STANDARD.encode(der);
@@ -456,7 +307,14 @@ pub(crate) fn pem(label: &str, der: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    const DAY: i64 = 86_400;
+    fn key() -> StoredKey {
+        StoredKey::generate(KeyTimes {
+            created: 0,
+            activates: 0,
+            retires: 10,
+        })
+        .unwrap()
+    }
 
     #[test]
     fn rfc7638_thumbprint_vector() {
@@ -470,84 +328,21 @@ mod tests {
     }
 
     #[test]
-    fn rotation_moves_each_key_one_step_and_keeps_times_honest() {
-        let r1 = RingState::generate(1_000, 30 * DAY).unwrap();
-        assert!(r1.previous.is_none());
-        assert_eq!(r1.next.times.activates, 1_000 + 30 * DAY);
-        let r2 = r1.rotate(2_000, 30 * DAY).unwrap();
-        assert_eq!(r2.version, 2);
-        assert_eq!(r2.previous.as_ref().unwrap().kid, r1.current.kid);
-        assert_eq!(r2.previous.as_ref().unwrap().times.retires, 2_000);
-        assert_eq!(r2.current.kid, r1.next.kid);
-        assert_eq!(r2.current.times.activates, 2_000);
-        assert_ne!(r2.next.kid, r1.next.kid);
-        let r3 = r2.rotate(3_000, 30 * DAY).unwrap();
-        let kids: Vec<_> = r3.keys().map(|k| k.kid.clone()).collect();
-        assert!(!kids.contains(&r1.current.kid), "old previous is dropped");
-        assert_eq!(kids.len(), 3);
-        // Published expiry covers a full period after the key stops signing.
-        let set = r3.public_set().unwrap();
-        for k in &set.keys {
-            assert_eq!(k.expiry, k.retires + 30 * DAY);
-        }
-    }
-
-    #[test]
-    fn emergency_drop_of_each_role() {
-        let r = RingState::generate(0, DAY)
-            .unwrap()
-            .rotate(10, DAY)
-            .unwrap();
-        let prev = r.previous.clone().unwrap().kid;
-        let dropped = r.drop_key(&prev, 20).unwrap();
-        assert!(dropped.previous.is_none());
-        assert_eq!(dropped.current, r.current);
-
-        let cur = r.drop_key(&r.current.kid, 20).unwrap();
-        assert!(cur.keys().all(|k| k.kid != r.current.kid));
-        assert_eq!(cur.current.kid, r.next.kid);
-        assert_eq!(cur.current.times.activates, 20);
-
-        let next = r.drop_key(&r.next.kid, 20).unwrap();
-        assert_eq!(next.current, r.current);
-        assert_ne!(next.next.kid, r.next.kid);
-
-        assert_eq!(
-            r.drop_key("nope", 20).unwrap_err().code(),
-            "rotation_refused"
-        );
-    }
-
-    #[test]
-    fn stored_ring_round_trips_and_detects_tampering() {
-        let r = RingState::generate(0, DAY).unwrap();
-        let json = r.to_json();
-        assert_eq!(RingState::from_json(&json).unwrap(), r);
-        let mut bad = r.clone();
-        bad.current.kid = bad.next.kid.clone();
-        assert_eq!(
-            RingState::from_json(&bad.to_json()).unwrap_err().code(),
-            "key_store_corrupt"
-        );
-        assert!(RingState::from_json(b"{\"version\":1}").is_err());
-    }
-
-    #[test]
     fn a_remembered_parse_never_vouches_for_other_bytes() {
-        let r = RingState::generate(0, DAY).unwrap();
-        let first = r.current.parse().unwrap();
-        let again = r.current.parse().unwrap();
+        let (a, b) = (key(), key());
+        let first = a.parse().unwrap();
+        let again = a.parse().unwrap();
         assert!(
             Arc::ptr_eq(&first.pair, &again.pair),
             "the second parse is remembered"
         );
-        assert_eq!(again.kid, r.current.kid);
+        assert_eq!(again.kid, a.kid);
         // The same key under another kid is still refused: the thumbprint check runs every time.
-        let mut renamed = r.current.clone();
-        renamed.kid = r.next.kid.clone();
+        let mut renamed = a.clone();
+        renamed.kid = b.kid.clone();
         assert_eq!(renamed.parse().unwrap_err().code(), "key_store_corrupt");
         // Any change to the bytes misses and gets the full parse and checks.
-        let mut flipped = r.current.clone();
+        let mut flipped = a.clone();
         let last = flipped.pkcs8.0.len() - 1;
         flipped.pkcs8.0[last] ^= 1;
         assert_eq!(flipped.parse().unwrap_err().code(), "key_store_corrupt");
@@ -555,15 +350,17 @@ mod tests {
 
     #[test]
     fn debug_never_shows_private_material() {
-        let r = RingState::generate(0, DAY).unwrap();
-        let b64 = STANDARD.encode(&r.current.pkcs8.0);
-        let shown = format!("{r:?} {:?}", r.load().unwrap());
+        let k = key();
+        let b64 = STANDARD.encode(&k.pkcs8.0);
+        let shown = format!("{k:?} {:?}", k.parse().unwrap());
         assert!(!shown.contains(&b64[..40]));
         assert!(shown.contains("redacted"));
     }
 
     #[test]
-    fn periods_shorter_than_token_lifetimes_are_refused() {
-        assert!(RingState::generate(0, 3600).is_err());
+    fn the_public_half_matches_the_kid() {
+        let k = key();
+        let public = PublicKey::from_der(&k.spki().unwrap()).unwrap();
+        assert_eq!(thumbprint(&public), k.kid);
     }
 }

@@ -12,6 +12,8 @@ pub mod claims;
 pub mod config;
 pub mod context;
 mod error;
+mod file_store;
+mod fsutil;
 pub mod host;
 pub mod http;
 pub mod identity;
@@ -19,6 +21,7 @@ pub mod jwt;
 pub mod keys;
 pub mod provider;
 pub mod publish;
+pub mod ring;
 pub mod store;
 pub mod telemetry;
 pub mod time;
@@ -27,8 +30,8 @@ pub use claims::{Claims, TokenPolicy};
 pub use config::Config;
 pub use context::CustomContext;
 pub use error::{Error, Problem};
-pub use keys::{KeyRing, LoadedRing, RingState};
 pub use publish::PublicKeySet;
+pub use ring::{KeyRing, Lifecycle, LoadedRing, RingPolicy, RingState};
 
 /// Convenience alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -13,36 +13,32 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+/// Seconds the public documents may be cached (`Cache-Control: max-age`): a key signs only
+/// after it has been published at least this long plus the key cache TTL.
+pub const PUBLIC_DOCS_MAX_AGE: i64 = 300;
+
 /// The public half of a ring key, as stored in the public key set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PublishedKey {
     /// RFC 7638 thumbprint.
     pub kid: String,
     /// SubjectPublicKeyInfo DER.
-    #[serde(with = "spki_b64")]
+    #[serde(with = "crate::keys::b64_std")]
     pub spki: Vec<u8>,
     /// Signs from (planned for `next`).
     pub activates: i64,
     /// Stops signing at (planned for `current` and `next`).
     pub retires: i64,
-    /// When the key leaves the published set; tokens it signed have expired by then.
+    /// When every token the key signed has expired (planned, for keys that still sign or wait).
     pub expiry: i64,
-}
-
-mod spki_b64 {
-    use base64::Engine;
-    use base64::engine::general_purpose::STANDARD;
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
-
-    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&STANDARD.encode(bytes))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        STANDARD
-            .decode(String::deserialize(d)?)
-            .map_err(D::Error::custom)
-    }
+    /// When this key first appeared in a published set: rotation promotes a key only after
+    /// caches have had time to see it. `None` in sets written before this was recorded.
+    #[serde(default)]
+    pub published: Option<i64>,
+    /// When publication first showed another key signing in its place: rotation prunes a key
+    /// only once every token it could have signed has expired after this.
+    #[serde(default)]
+    pub stopped: Option<i64>,
 }
 
 /// The public key set: what validate-token and public-keys read, and what rotation publishes.
@@ -54,23 +50,20 @@ pub struct PublicKeySet {
     pub current_kid: String,
     /// Every published key.
     pub keys: Vec<PublishedKey>,
+    /// Kids revoked by an emergency, so that verifiers can say so instead of "unknown".
+    #[serde(default)]
+    pub revoked: Vec<String>,
 }
 
 impl PublicKeySet {
-    /// The union of two sets (rotation's setSecret step publishes old and new ring together);
-    /// `self`'s current key stays current because it still signs until the rotation finishes.
-    pub fn union(&self, other: &PublicKeySet) -> PublicKeySet {
-        let mut keys = self.keys.clone();
-        for key in &other.keys {
-            if !keys.iter().any(|k| k.kid == key.kid) {
-                keys.push(key.clone());
-            }
-        }
-        PublicKeySet {
-            version: self.version.max(other.version),
-            current_kid: self.current_kid.clone(),
-            keys,
-        }
+    /// The published entry for `kid`.
+    pub fn key(&self, kid: &str) -> Option<&PublishedKey> {
+        self.keys.iter().find(|k| k.kid == kid)
+    }
+
+    /// SHA-256 (hex) of the stored form: what caches compare (invariant 5 of [`crate::ring`]).
+    pub fn digest(&self) -> String {
+        crate::ring::hex_digest(&self.to_json())
     }
 
     /// True when every key of `other` is published here.
@@ -85,7 +78,7 @@ impl PublicKeySet {
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
         let set: PublicKeySet = serde_json::from_slice(bytes)
             .map_err(|e| Error::corrupt("public key set", e.to_string()))?;
-        if !set.keys.iter().any(|k| k.kid == set.current_kid) {
+        if set.key(&set.current_kid).is_none() {
             return Err(Error::corrupt(
                 "public key set",
                 "current_kid is not among the keys",
@@ -144,7 +137,7 @@ impl PublicKeySet {
             jwks: serde_json::to_vec(&json!({ "keys": jwks }))
                 .unwrap_or_default()
                 .into(),
-            keys: KeySet::new(verifiers),
+            keys: KeySet::new(verifiers).with_revoked(self.revoked.clone()),
         })
     }
 }
@@ -264,7 +257,7 @@ fn pem_body(text: &str) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::RingState;
+    use crate::ring::RingState;
 
     #[test]
     fn renders_three_formats_that_a_consumer_can_read_back() {
@@ -296,17 +289,6 @@ mod tests {
         assert_eq!(jwks["keys"][1]["use"], "sig");
         assert_eq!(jwks["keys"][1]["alg"], "RS256");
         assert_eq!(jwks["keys"][1]["e"], "AQAB");
-    }
-
-    #[test]
-    fn union_keeps_the_signing_key_current() {
-        let a = RingState::generate(0, 86_400).unwrap();
-        let b = a.rotate(10, 86_400).unwrap();
-        let u = a.public_set().unwrap().union(&b.public_set().unwrap());
-        assert_eq!(u.current_kid, a.current.kid);
-        assert_eq!(u.keys.len(), 3);
-        assert!(u.contains_all(&b.public_set().unwrap()));
-        assert!(u.contains_all(&a.public_set().unwrap()));
     }
 
     #[test]

@@ -1,25 +1,33 @@
-//! Where the key ring and the published key set live.
+//! Where the key ring and the published key set live, and the one rotation protocol every host
+//! runs over them.
 //!
-//! Split by capability: signing functions read the private ring ([`RingSource`]); verifying
-//! functions read only the public set ([`PublicKeySource`]); rotation writes both
-//! ([`KeyStore`]). Every ring write is a compare-and-swap on [`RingState::version`], so two
-//! rotations racing cannot both win. The Secrets Manager store keeps one ring version per
-//! secret version and the public set in a second secret; the file store keeps `ring.json`
-//! (mode 0600) and `public.json` in a data directory.
+//! Stores are split by capability: signing functions read the private ring ([`RingSource`]);
+//! verifying functions read only the public set ([`PublicKeySource`]); rotation writes both
+//! ([`KeyStore`]). A store holds a current ring, at most one pending ring (named by its rotation
+//! id, as Secrets Manager's AWSPENDING version is named by its ClientRequestToken) and the
+//! published set. Every write of the current ring is a compare-and-swap on the digest of the ring
+//! it replaces.
+//!
+//! The protocol is Secrets Manager's four steps ([`create`], [`set`], [`test`], [`finish`]),
+//! each safe to repeat and to resume after a crash at any point; the local `chat-auth rotate`
+//! runs the same four in a row ([`rotate`]). [`revoke`] is the emergency path. The invariants
+//! they keep are written in [`crate::ring`].
 
-use crate::keys::RingState;
+use crate::claims::mint;
+use crate::context::CustomContext;
+use crate::jwt::Validator;
 use crate::publish::PublicKeySet;
-use crate::{Error, Result};
+use crate::ring::{Lifecycle, RingState, Rotated};
+use crate::{Error, Result, TokenPolicy};
 use std::future::Future;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+pub use crate::file_store::FileStore;
+
 /// Reads the private ring.
 pub trait RingSource: Send + Sync + 'static {
-    /// The stored ring, if one exists.
+    /// The current ring, if one exists.
     fn load_ring(&self) -> impl Future<Output = Result<Option<RingState>>> + Send;
 }
 
@@ -29,17 +37,40 @@ pub trait PublicKeySource: Send + Sync + 'static {
     fn load_public(&self) -> impl Future<Output = Result<Option<PublicKeySet>>> + Send;
 }
 
+/// Where a rotation id stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The current ring was created by it: the rotation is done.
+    Current,
+    /// It names the pending version.
+    Pending,
+    /// Neither.
+    Unknown,
+}
+
 /// Writes the ring and the published set.
 pub trait KeyStore: RingSource + PublicKeySource {
-    /// Stores `ring` only if the stored ring's version is `expected` (`None`: no ring yet);
-    /// otherwise fails with [`Error::Conflict`].
+    /// Stores `ring` as current only if the current ring's digest is `base` (`None`: no ring
+    /// yet), otherwise fails with [`Error::Conflict`]. Discards any pending rotation: it was
+    /// derived from the ring this write replaces.
     fn save_ring(
         &self,
-        expected: Option<u64>,
+        base: Option<&str>,
         ring: &RingState,
     ) -> impl Future<Output = Result<()>> + Send;
     /// Replaces the published set.
     fn publish(&self, set: &PublicKeySet) -> impl Future<Output = Result<()>> + Send;
+    /// Where rotation `id` stands.
+    fn stage(&self, id: &str) -> impl Future<Output = Result<Stage>> + Send;
+    /// The pending ring of rotation `id`, if that rotation is pending and holds one.
+    fn load_pending(&self, id: &str) -> impl Future<Output = Result<Option<RingState>>> + Send;
+    /// Stores `ring` as the pending version of rotation `id` (a pending version of another
+    /// rotation is superseded). Writing the same ring again is a no-op; another ring under the
+    /// same id is a conflict.
+    fn put_pending(&self, id: &str, ring: &RingState) -> impl Future<Output = Result<()>> + Send;
+    /// Makes the pending ring of rotation `id` current, only if the current ring's digest is
+    /// `base`; the pending version ends.
+    fn promote(&self, id: &str, base: Option<&str>) -> impl Future<Output = Result<()>> + Send;
 }
 
 impl<T: RingSource> RingSource for std::sync::Arc<T> {
@@ -57,28 +88,55 @@ impl<T: PublicKeySource> PublicKeySource for std::sync::Arc<T> {
 impl<T: KeyStore> KeyStore for std::sync::Arc<T> {
     fn save_ring(
         &self,
-        expected: Option<u64>,
+        base: Option<&str>,
         ring: &RingState,
     ) -> impl Future<Output = Result<()>> + Send {
-        (**self).save_ring(expected, ring)
+        (**self).save_ring(base, ring)
     }
-
     fn publish(&self, set: &PublicKeySet) -> impl Future<Output = Result<()>> + Send {
         (**self).publish(set)
     }
+    fn stage(&self, id: &str) -> impl Future<Output = Result<Stage>> + Send {
+        (**self).stage(id)
+    }
+    fn load_pending(&self, id: &str) -> impl Future<Output = Result<Option<RingState>>> + Send {
+        (**self).load_pending(id)
+    }
+    fn put_pending(&self, id: &str, ring: &RingState) -> impl Future<Output = Result<()>> + Send {
+        (**self).put_pending(id, ring)
+    }
+    fn promote(&self, id: &str, base: Option<&str>) -> impl Future<Output = Result<()>> + Send {
+        (**self).promote(id, base)
+    }
 }
 
-/// Returns the stored ring, creating (and publishing) a first one when there is none, and
-/// republishing the ring's set when a crash left the published set behind the ring.
-pub async fn ensure_ring<S: KeyStore>(store: &S, now: i64, period: i64) -> Result<RingState> {
+/// Publishes what `current` (with `incoming`, during a rotation) should show, unless it is
+/// already published exactly.
+async fn republish<S: KeyStore>(
+    store: &S,
+    current: &RingState,
+    incoming: Option<&RingState>,
+    life: &Lifecycle,
+    now: i64,
+) -> Result<PublicKeySet> {
+    let before = store.load_public().await?;
+    let set = current.publication(incoming, before.as_ref(), &life.policy, now)?;
+    if before.as_ref() != Some(&set) {
+        store.publish(&set).await?;
+    }
+    Ok(set)
+}
+
+/// Returns the current ring, creating a first one when there is none, and republishing when a
+/// crash left the published set behind the ring.
+pub async fn ensure_ring<S: KeyStore>(store: &S, life: &Lifecycle, now: i64) -> Result<RingState> {
     let ring = match store.load_ring().await? {
         Some(ring) => ring,
         None => {
-            let ring = RingState::generate(now, period)?;
-            store.publish(&ring.public_set()?).await?;
+            let ring = RingState::genesis(life, now)?;
             match store.save_ring(None, &ring).await {
                 Ok(()) => ring,
-                Err(Error::Conflict { .. }) => store
+                Err(Error::Conflict(_)) => store
                     .load_ring()
                     .await?
                     .ok_or(Error::NotProvisioned("key ring"))?,
@@ -86,54 +144,290 @@ pub async fn ensure_ring<S: KeyStore>(store: &S, now: i64, period: i64) -> Resul
             }
         }
     };
-    let wanted = ring.public_set()?;
-    if store.load_public().await?.as_ref() != Some(&wanted) {
-        store.publish(&wanted).await?;
-    }
+    republish(store, &ring, None, life, now).await?;
     Ok(ring)
 }
 
-/// What an operator asks of a rotation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Rotation {
-    /// next → current → previous, new next.
-    Scheduled,
-    /// Drop this kid at once.
-    Emergency(String),
+/// One of the four rotation steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// createSecret: derive the pending ring.
+    Create,
+    /// setSecret: publish the pending ring's keys beside the current ones.
+    Set,
+    /// testSecret: a token signed by the pending key verifies against what is published.
+    Test,
+    /// finishSecret: the pending ring becomes current and its set is published.
+    Finish,
 }
 
-/// Rotates the ring in place (the local counterpart of Secrets Manager's four steps).
-///
-/// Scheduled: publish old ∪ new, store the new ring (compare-and-swap), publish the new set; a
-/// crash between steps leaves every key that may have signed a live token published.
-/// Emergency: store, then publish the new set, so the dropped key disappears at once.
-pub async fn rotate<S: KeyStore>(
+/// The four steps in order.
+pub const STEPS: [Step; 4] = [Step::Create, Step::Set, Step::Test, Step::Finish];
+
+/// What a step did: for `Create`, the rotation it derived (`None` when the pending ring
+/// already existed).
+pub type StepOutcome = Option<Rotated>;
+
+/// Runs one step of rotation `id`, after the generic guards: a rotation whose ring is already
+/// current is done (a repeated finish republishes, in case a crash came between the stage move
+/// and the publication); any other id must be pending, except that `Create` may start one.
+pub async fn step<S: KeyStore>(
     store: &S,
-    rotation: &Rotation,
+    id: &str,
+    step: Step,
+    life: &Lifecycle,
     now: i64,
-    period: i64,
-) -> Result<RingState> {
-    let old = store
+) -> Result<StepOutcome> {
+    match store.stage(id).await? {
+        Stage::Current => {
+            tracing::info!(?step, id, "the rotation's ring is already current");
+            if step == Step::Finish {
+                let current = current_ring(store).await?;
+                republish(store, &current, None, life, now).await?;
+            }
+            return Ok(None);
+        }
+        Stage::Unknown if step != Step::Create => {
+            return Err(Error::Rotation(format!(
+                "rotation {id:?} is not pending (it was superseded, or an emergency revocation discarded it)"
+            )));
+        }
+        Stage::Pending | Stage::Unknown => {}
+    }
+    match step {
+        Step::Create => create(store, id, life, now).await,
+        Step::Set => set(store, id, life, now).await.map(|()| None),
+        Step::Test => test(store, id, now).await.map(|()| None),
+        Step::Finish => finish(store, id, life, now).await.map(|()| None),
+    }
+}
+
+async fn current_ring<S: RingSource>(store: &S) -> Result<RingState> {
+    store
         .load_ring()
         .await?
-        .ok_or(Error::NotProvisioned("key ring"))?;
-    let new = match rotation {
-        Rotation::Scheduled => old.rotate(now, period)?,
-        Rotation::Emergency(kid) => old.drop_key(kid, now)?,
-    };
-    let new_set = new.public_set()?;
-    if *rotation == Rotation::Scheduled {
-        store.publish(&old.public_set()?.union(&new_set)).await?;
+        .ok_or(Error::NotProvisioned("key ring"))
+}
+
+/// The pending ring of `id` and the current ring, checked for lineage.
+async fn pending_and_base<S: KeyStore>(
+    store: &S,
+    id: &str,
+) -> Result<(RingState, Option<RingState>)> {
+    let pending = store.load_pending(id).await?.ok_or(Error::NotProvisioned(
+        "pending ring (run createSecret first)",
+    ))?;
+    let current = store.load_ring().await?;
+    pending.descends_from(current.as_ref())?;
+    Ok((pending, current))
+}
+
+/// createSecret: the pending ring is the current ring rotated (or a first ring), stored under
+/// `id`. A pending ring already there is kept if it still derives from the current ring.
+pub async fn create<S: KeyStore>(
+    store: &S,
+    id: &str,
+    life: &Lifecycle,
+    now: i64,
+) -> Result<StepOutcome> {
+    let current = store.load_ring().await?;
+    if let Some(pending) = store.load_pending(id).await? {
+        pending.descends_from(current.as_ref())?;
+        tracing::info!(id, "createSecret: the pending ring already exists");
+        return Ok(None);
     }
-    store.save_ring(Some(old.version), &new).await?;
-    store.publish(&new_set).await?;
-    Ok(new)
+    let published = store.load_public().await?;
+    let mut rotated = match &current {
+        Some(ring) => ring.rotate(published.as_ref(), life, now)?,
+        None => Rotated {
+            ring: RingState::genesis(life, now)?,
+            deferred: None,
+            pruned: Vec::new(),
+        },
+    };
+    rotated.ring.rotation_id = Some(id.to_owned());
+    store.put_pending(id, &rotated.ring).await?;
+    tracing::info!(
+        id,
+        version = rotated.ring.version,
+        signs = %rotated.ring.current.kid,
+        deferred = rotated.deferred.as_deref().unwrap_or(""),
+        pruned = rotated.pruned.len(),
+        "createSecret: pending ring stored"
+    );
+    Ok(Some(rotated))
+}
+
+/// setSecret: publish the current ring's keys and the pending ring's new ones together, so the
+/// pending keys are verifiable before anything signs with them.
+pub async fn set<S: KeyStore>(store: &S, id: &str, life: &Lifecycle, now: i64) -> Result<()> {
+    let (pending, current) = pending_and_base(store, id).await?;
+    let set = match &current {
+        Some(ring) => republish(store, ring, Some(&pending), life, now).await?,
+        None => republish(store, &pending, None, life, now).await?,
+    };
+    tracing::info!(id, keys = set.keys.len(), "setSecret: published");
+    Ok(())
+}
+
+/// testSecret: the published set holds every key of both rings and no revoked one, and a
+/// token signed by the pending ring's key verifies against it.
+pub async fn test<S: KeyStore>(store: &S, id: &str, now: i64) -> Result<()> {
+    let (pending, current) = pending_and_base(store, id).await?;
+    let failed = |why: String| Error::Rotation(format!("testSecret failed: {why}"));
+    let published = store
+        .load_public()
+        .await?
+        .ok_or_else(|| failed("nothing is published".into()))?;
+    for ring in std::iter::once(&pending).chain(current.as_ref()) {
+        if let Some(kid) = ring.kids().find(|kid| published.key(kid).is_none()) {
+            return Err(failed(format!("key {kid} is not published")));
+        }
+        if let Some(key) = published.keys.iter().find(|k| ring.is_revoked(&k.kid)) {
+            return Err(failed(format!("revoked key {} is published", key.kid)));
+        }
+    }
+    let policy = TokenPolicy {
+        issuer: "chat-auth-rotation-test".into(),
+        ttl: 60,
+        skew: 0,
+    };
+    let claims = policy.claims("rotation-test", &CustomContext::new(), now)?;
+    let probe = mint(&pending.load()?.signer, &claims)?;
+    let validator = Validator {
+        issuer: Some(policy.issuer),
+        audience: None,
+        leeway: 0,
+        omnichannel: true,
+    };
+    let report = validator.validate(&probe.token, &published.render()?.keys, now);
+    if !report.is_active() {
+        let codes: Vec<&str> = report.problems.iter().map(|p| p.code).collect();
+        return Err(failed(format!(
+            "a token signed by the pending key does not verify against the published set: {codes:?}"
+        )));
+    }
+    tracing::info!(id, kid = %probe.kid, "testSecret: the pending key verifies against the published set");
+    Ok(())
+}
+
+/// finishSecret: the pending ring becomes current (compare-and-swap on its base) and its own
+/// set is published, recording when the old signing key stopped.
+pub async fn finish<S: KeyStore>(store: &S, id: &str, life: &Lifecycle, now: i64) -> Result<()> {
+    let (pending, current) = pending_and_base(store, id).await?;
+    let base = current.as_ref().map(RingState::digest);
+    store.promote(id, base.as_deref()).await?;
+    republish(store, &pending, None, life, now).await?;
+    tracing::info!(id, signs = %pending.current.kid, "finishSecret: the ring is current and published");
+    Ok(())
+}
+
+/// A scheduled rotation run to the end at once: the four steps under a fresh rotation id.
+pub async fn rotate<S: KeyStore>(store: &S, life: &Lifecycle, now: i64) -> Result<Rotated> {
+    let id = format!("local-{}", crate::claims::random_id()?);
+    let rotated = create(store, &id, life, now)
+        .await?
+        .ok_or_else(|| Error::Rotation("a fresh rotation id was already pending".into()))?;
+    set(store, &id, life, now).await?;
+    test(store, &id, now).await?;
+    finish(store, &id, life, now).await?;
+    Ok(rotated)
+}
+
+/// Emergency revocation of `kid`: the derived ring is written over the current one
+/// (compare-and-swap; any pending rotation is discarded), then published without the kid. A kid
+/// that is already revoked only republishes, which completes a revocation a crash interrupted.
+pub async fn revoke<S: KeyStore>(
+    store: &S,
+    kid: &str,
+    life: &Lifecycle,
+    now: i64,
+) -> Result<RingState> {
+    let current = current_ring(store).await?;
+    if current.is_revoked(kid) {
+        republish(store, &current, None, life, now).await?;
+        return Ok(current);
+    }
+    let published = store.load_public().await?;
+    let ring = current.revoke(kid, published.as_ref(), life, now)?;
+    store.save_ring(Some(&current.digest()), &ring).await?;
+    republish(store, &ring, None, life, now).await?;
+    Ok(ring)
+}
+
+/// What a [`MemoryStore`] or [`FileStore`] holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Slots {
+    pub(crate) current: Option<RingState>,
+    pub(crate) pending: Option<RingState>,
+}
+
+impl Slots {
+    pub(crate) fn stage(&self, id: &str) -> Stage {
+        let created_by = |ring: &Option<RingState>| {
+            ring.as_ref()
+                .is_some_and(|r| r.rotation_id.as_deref() == Some(id))
+        };
+        if created_by(&self.current) {
+            Stage::Current
+        } else if created_by(&self.pending) {
+            Stage::Pending
+        } else {
+            Stage::Unknown
+        }
+    }
+
+    fn check_base(&self, base: Option<&str>) -> Result<()> {
+        let digest = self.current.as_ref().map(RingState::digest);
+        if digest.as_deref() == base {
+            Ok(())
+        } else {
+            Err(Error::Conflict(
+                "the current ring is not the one this change was derived from".into(),
+            ))
+        }
+    }
+
+    pub(crate) fn save(&mut self, base: Option<&str>, ring: &RingState) -> Result<()> {
+        self.check_base(base)?;
+        self.current = Some(ring.clone());
+        self.pending = None;
+        Ok(())
+    }
+
+    pub(crate) fn put_pending(&mut self, id: &str, ring: &RingState) -> Result<()> {
+        match &self.pending {
+            Some(p) if p.rotation_id.as_deref() == Some(id) && p != ring => Err(Error::Conflict(
+                format!("rotation {id:?} already holds another pending ring"),
+            )),
+            _ => {
+                self.pending = Some(ring.clone());
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) fn pending_of(&self, id: &str) -> Option<RingState> {
+        self.pending
+            .clone()
+            .filter(|p| p.rotation_id.as_deref() == Some(id))
+    }
+
+    pub(crate) fn promote(&mut self, id: &str, base: Option<&str>) -> Result<()> {
+        let pending = self
+            .pending_of(id)
+            .ok_or_else(|| Error::Rotation(format!("rotation {id:?} is not pending")))?;
+        self.check_base(base)?;
+        self.current = Some(pending);
+        self.pending = None;
+        Ok(())
+    }
 }
 
 /// An in-memory store for tests; counts reads so tests can prove caching.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    state: Mutex<(Option<RingState>, Option<PublicKeySet>)>,
+    state: Mutex<(Slots, Option<PublicKeySet>)>,
     reads: AtomicUsize,
 }
 
@@ -148,7 +442,7 @@ impl MemoryStore {
         self.reads.load(Ordering::Relaxed)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, (Option<RingState>, Option<PublicKeySet>)> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Slots, Option<PublicKeySet>)> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -156,7 +450,7 @@ impl MemoryStore {
 impl RingSource for MemoryStore {
     async fn load_ring(&self) -> Result<Option<RingState>> {
         self.reads.fetch_add(1, Ordering::Relaxed);
-        Ok(self.lock().0.clone())
+        Ok(self.lock().0.current.clone())
     }
 }
 
@@ -168,217 +462,28 @@ impl PublicKeySource for MemoryStore {
 }
 
 impl KeyStore for MemoryStore {
-    async fn save_ring(&self, expected: Option<u64>, ring: &RingState) -> Result<()> {
-        let mut state = self.lock();
-        if state.0.as_ref().map(|r| r.version) != expected {
-            return Err(Error::Conflict { expected });
-        }
-        state.0 = Some(ring.clone());
-        Ok(())
+    async fn save_ring(&self, base: Option<&str>, ring: &RingState) -> Result<()> {
+        self.lock().0.save(base, ring)
     }
 
     async fn publish(&self, set: &PublicKeySet) -> Result<()> {
         self.lock().1 = Some(set.clone());
         Ok(())
     }
-}
 
-/// The embedded default: a data directory holding `ring.json` (0600) and `public.json`.
-#[derive(Debug, Clone)]
-pub struct FileStore {
-    dir: PathBuf,
-}
-
-impl FileStore {
-    /// Uses (and creates, mode 0700) `dir`.
-    pub fn open(dir: impl Into<PathBuf>) -> Result<Self> {
-        let dir = dir.into();
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|source| io_error(&dir, source))?;
-        Ok(FileStore { dir })
+    async fn stage(&self, id: &str) -> Result<Stage> {
+        Ok(self.lock().0.stage(id))
     }
 
-    /// The private ring file.
-    pub fn ring_path(&self) -> PathBuf {
-        self.dir.join("ring.json")
+    async fn load_pending(&self, id: &str) -> Result<Option<RingState>> {
+        Ok(self.lock().0.pending_of(id))
     }
 
-    /// The published set file.
-    pub fn public_path(&self) -> PathBuf {
-        self.dir.join("public.json")
+    async fn put_pending(&self, id: &str, ring: &RingState) -> Result<()> {
+        self.lock().0.put_pending(id, ring)
     }
 
-    async fn read(path: PathBuf) -> Result<Option<Vec<u8>>> {
-        match tokio::fs::read(&path).await {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(io_error(&path, source)),
-        }
-    }
-
-    /// Writes through a private temporary file and a rename, so readers never see half a file.
-    fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-        let tmp = path.with_extension("tmp");
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)
-            .map_err(|source| io_error(&tmp, source))?;
-        file.write_all(bytes)
-            .and_then(|()| file.sync_all())
-            .map_err(|source| io_error(&tmp, source))?;
-        std::fs::rename(&tmp, path).map_err(|source| io_error(path, source))
-    }
-
-    fn locked<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        let lock_path = self.dir.join(".lock");
-        let lock = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&lock_path)
-            .map_err(|source| io_error(&lock_path, source))?;
-        lock.lock().map_err(|source| io_error(&lock_path, source))?;
-        f()
-    }
-}
-
-fn io_error(path: &Path, source: std::io::Error) -> Error {
-    Error::Io {
-        path: path.display().to_string(),
-        source,
-    }
-}
-
-impl RingSource for FileStore {
-    async fn load_ring(&self) -> Result<Option<RingState>> {
-        Self::read(self.ring_path())
-            .await?
-            .map(|bytes| RingState::from_json(&bytes))
-            .transpose()
-    }
-}
-
-impl PublicKeySource for FileStore {
-    async fn load_public(&self) -> Result<Option<PublicKeySet>> {
-        Self::read(self.public_path())
-            .await?
-            .map(|bytes| PublicKeySet::from_json(&bytes))
-            .transpose()
-    }
-}
-
-impl KeyStore for FileStore {
-    async fn save_ring(&self, expected: Option<u64>, ring: &RingState) -> Result<()> {
-        let store = self.clone();
-        let ring = ring.clone();
-        blocking(move || {
-            store.locked(|| {
-                let path = store.ring_path();
-                let stored = match std::fs::read(&path) {
-                    Ok(bytes) => Some(RingState::from_json(&bytes)?.version),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                    Err(source) => return Err(io_error(&path, source)),
-                };
-                if stored != expected {
-                    return Err(Error::Conflict { expected });
-                }
-                Self::write_atomic(&path, &ring.to_json(), 0o600)
-            })
-        })
-        .await
-    }
-
-    async fn publish(&self, set: &PublicKeySet) -> Result<()> {
-        let store = self.clone();
-        let bytes = set.to_json();
-        blocking(move || store.locked(|| Self::write_atomic(&store.public_path(), &bytes, 0o644)))
-            .await
-    }
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::StoreUnavailable(Box::new(e)))?
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::PermissionsExt;
-
-    const DAY: i64 = 86_400;
-
-    #[tokio::test]
-    async fn file_store_creates_a_private_ring_once_and_rotates() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = FileStore::open(dir.path().join("data")).unwrap();
-        let first = ensure_ring(&store, 0, DAY).await.unwrap();
-        let mode = std::fs::metadata(store.ring_path())
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
-        assert_eq!(ensure_ring(&store, 5, DAY).await.unwrap(), first);
-
-        let second = rotate(&store, &Rotation::Scheduled, 10, DAY).await.unwrap();
-        assert_eq!(second.current.kid, first.next.kid);
-        let published = store.load_public().await.unwrap().unwrap();
-        assert_eq!(published, second.public_set().unwrap());
-    }
-
-    #[tokio::test]
-    async fn stale_writers_lose_the_compare_and_swap() {
-        let store = MemoryStore::new();
-        let ring = ensure_ring(&store, 0, DAY).await.unwrap();
-        let a = ring.rotate(1, DAY).unwrap();
-        let b = ring.rotate(2, DAY).unwrap();
-        store.save_ring(Some(ring.version), &a).await.unwrap();
-        assert!(matches!(
-            store.save_ring(Some(ring.version), &b).await,
-            Err(Error::Conflict { .. })
-        ));
-    }
-
-    #[tokio::test]
-    async fn emergency_rotation_unpublishes_the_key_at_once() {
-        let store = MemoryStore::new();
-        let ring = ensure_ring(&store, 0, DAY).await.unwrap();
-        let kid = ring.current.kid.clone();
-        rotate(&store, &Rotation::Emergency(kid.clone()), 1, DAY)
-            .await
-            .unwrap();
-        let set = store.load_public().await.unwrap().unwrap();
-        assert!(set.keys.iter().all(|k| k.kid != kid));
-    }
-
-    #[tokio::test]
-    async fn a_published_set_left_behind_by_a_crash_is_repaired() {
-        let store = MemoryStore::new();
-        let ring = ensure_ring(&store, 0, DAY).await.unwrap();
-        // Crash after the ring was saved but before the final publish.
-        let next = ring.rotate(1, DAY).unwrap();
-        store
-            .publish(
-                &ring
-                    .public_set()
-                    .unwrap()
-                    .union(&next.public_set().unwrap()),
-            )
-            .await
-            .unwrap();
-        store.save_ring(Some(ring.version), &next).await.unwrap();
-        ensure_ring(&store, 2, DAY).await.unwrap();
-        assert_eq!(
-            store.load_public().await.unwrap().unwrap(),
-            next.public_set().unwrap()
-        );
+    async fn promote(&self, id: &str, base: Option<&str>) -> Result<()> {
+        self.lock().0.promote(id, base)
     }
 }

@@ -40,7 +40,16 @@ async fn idp() -> Idp {
     let set = PublicKeySet {
         version: 1,
         current_kid: stored.kid.clone(),
-        keys: vec![stored.published(86_400).unwrap()],
+        keys: vec![chat_auth::publish::PublishedKey {
+            kid: stored.kid.clone(),
+            spki: stored.spki().unwrap(),
+            activates: 0,
+            retires: i64::MAX / 2,
+            expiry: i64::MAX / 2,
+            published: Some(0),
+            stopped: None,
+        }],
+        revoked: Vec::new(),
     };
     let jwks = set.render().unwrap().jwks;
     let app = Router::new().route("/jwks", get(move || async move { jwks.clone() }));

@@ -44,7 +44,7 @@ struct Apps {
 
 async fn apps(config: &Config) -> Apps {
     let store = Arc::new(MemoryStore::new());
-    ensure_ring(&store, chat_auth::time::now(), config.rotation_period)
+    ensure_ring(&store, &config.lifecycle(), chat_auth::time::now())
         .await
         .unwrap();
     let finish = chat_auth::http::finish;

@@ -4,7 +4,7 @@
 
 mod common;
 
-use chat_auth::store::{FileStore, Rotation, rotate};
+use chat_auth::store::{FileStore, rotate};
 use common::{client, get_token, sign_in, start, validate};
 use serde_json::{Value, json};
 
@@ -126,7 +126,11 @@ async fn cors_admits_listed_origins_only() {
 
 #[tokio::test]
 async fn tokens_minted_before_a_rotation_still_validate_after_it() {
-    let server = start(&[("CHAT_AUTH_KEY_CACHE_TTL_SECONDS", "0")]).await;
+    let server = start(&[
+        ("CHAT_AUTH_KEY_CACHE_TTL_SECONDS", "0"),
+        ("CHAT_AUTH_KEY_MIN_PUBLISHED_SECONDS", "0"),
+    ])
+    .await;
     let id = sign_in(&server, CONTACT, json!({})).await;
     let get = || async {
         client()
@@ -142,14 +146,10 @@ async fn tokens_minted_before_a_rotation_still_validate_after_it() {
     };
     let before = get().await;
     let store = FileStore::open(server.data_dir.path()).unwrap();
-    let ring = rotate(
-        &store,
-        &Rotation::Scheduled,
-        chat_auth::time::now(),
-        30 * 86_400,
-    )
-    .await
-    .unwrap();
+    let ring = rotate(&store, &common::aws::life(), chat_auth::time::now())
+        .await
+        .unwrap()
+        .ring;
     let after = get().await;
     assert_ne!(before["kid"], after["kid"]);
     assert_eq!(after["kid"], ring.current.kid);
@@ -157,7 +157,7 @@ async fn tokens_minted_before_a_rotation_still_validate_after_it() {
         let verdict = validate(&server, token.as_str().unwrap()).await;
         assert_eq!(verdict["active"], true, "{verdict}");
     }
-    // The multi-key document publishes previous, current and next.
+    // The multi-key document publishes the verify-only key, current and next.
     let doc: Value = client()
         .get(server.url("/public-key"))
         .send()

@@ -32,7 +32,7 @@ impl<R: RingSource> MintState<R> {
     /// From configuration and a ring store.
     pub fn new(config: &Config, store: R) -> Self {
         MintState {
-            keys: SigningKeys::new(store, config.key_cache_ttl, config.key_stale_for),
+            keys: SigningKeys::new(store, config.key_cache_ttl, config.signing_stale_for),
             policy: config.policy.clone(),
             identity: IdentityMapping::from_config(config),
         }

@@ -22,7 +22,7 @@ async fn main() -> Result<(), Error> {
         Some(var("CHAT_AUTH_SIGNING_SECRET_ID")?),
         var("CHAT_AUTH_PUBLIC_KEYS_SECRET_ID")?,
     );
-    let rotator = Rotator::new(store, config.rotation_period);
+    let rotator = Rotator::new(store, config.lifecycle());
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let rotator = &rotator;
         async move {

@@ -326,13 +326,6 @@ pub async fn assert_nothing_lost(
 pub const SIGNING: &str = "chat-auth/signing";
 /// See [`SIGNING`].
 pub const PUBLIC: &str = "chat-auth/public";
-/// The four rotation steps in Secrets Manager's order.
-pub const STEPS: [chat_auth_aws::rotation::Step; 4] = [
-    chat_auth_aws::rotation::Step::Create,
-    chat_auth_aws::rotation::Step::Set,
-    chat_auth_aws::rotation::Step::Test,
-    chat_auth_aws::rotation::Step::Finish,
-];
 
 /// moto with both secrets (placeholders, as the template creates them), a registered rotation
 /// function, and a store over them; returns the function's ARN too.
@@ -343,4 +336,10 @@ pub async fn provisioned() -> (Moto, chat_auth_aws::SecretsManagerStore, String)
     let store =
         chat_auth_aws::SecretsManagerStore::new(moto.client(), Some(SIGNING.into()), PUBLIC.into());
     (moto, store, arn)
+}
+
+/// The ring rules of the AWS tests: 30-day period, and `next` may sign at once (these tests
+/// rotate seconds apart; the waiting rule has its own tests).
+pub fn life() -> chat_auth::Lifecycle {
+    chat_auth::Lifecycle::new(chat_auth::RingPolicy::new(30 * 86_400, 0, 0, 0, 30))
 }

@@ -181,3 +181,29 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// `ring` after one scheduled rotation at `now`, as if its keys had been published since its
+/// current key's activation (so `next` is promoted and long-retired keys are pruned).
+pub fn rotated(ring: &chat_auth::RingState, now: i64) -> chat_auth::RingState {
+    let life = chat_auth::Lifecycle::new(chat_auth::RingPolicy::new(
+        ring.rotation_period,
+        0,
+        300,
+        60,
+        30,
+    ));
+    let published = ring.public_set().unwrap();
+    let rotated = ring.rotate(Some(&published), &life, now).unwrap();
+    assert!(rotated.deferred.is_none(), "{:?}", rotated.deferred);
+    rotated.ring
+}
+
+/// `set` publishes exactly `ring`'s keys, with its signing key current.
+pub fn assert_publishes(set: &chat_auth::PublicKeySet, ring: &chat_auth::RingState) {
+    let mut published: Vec<&str> = set.keys.iter().map(|k| k.kid.as_str()).collect();
+    let mut held: Vec<&str> = ring.kids().collect();
+    published.sort_unstable();
+    held.sort_unstable();
+    assert_eq!(published, held, "the published set is the ring's");
+    assert_eq!(set.current_kid, ring.current.kid);
+}

@@ -1,0 +1,586 @@
+//! The key ring: one stored version holds every key the service signs or verifies with, and the
+//! record of what may never come back.
+//!
+//! - `current` signs;
+//! - `next` is published and waits to sign;
+//! - `retired` keys are verify-only (their public half only: a key that will never sign again
+//!   has no business keeping its private half);
+//! - `revoked` lists kids that were withdrawn by an emergency and must never reappear;
+//! - `parent` is the digest of the ring this one was derived from (its lineage), and
+//!   `rotation_id` the rotation that created it, if any.
+//!
+//! # The contract
+//! These hold after *any* sequence of events: scheduled rotations at any spacing, crashes between
+//! rotation steps and their retries, emergency revocations of any role, racing writers and clock
+//! jumps. Every path that writes a ring or a published set goes through this module and
+//! [`crate::store`]'s protocol, and `tests/tests/ring_model.rs` checks each invariant after every
+//! event of random sequences.
+//!
+//! 1. **No live token loses its key.** Every unexpired token the service minted verifies against
+//!    every published document unless its key was revoked. A key that stops signing stays
+//!    published, verify-only, until `stopped + keep_published`, where `keep_published` is the
+//!    longest token lifetime + the key cache TTL + the signing stale cap + the clock skew
+//!    ([`RingPolicy::keep_published`]). `stopped` is the moment publication first showed another
+//!    key signing; a ring derivation prunes a key only when the published set records that
+//!    moment and it is far enough past (unknown means kept). At most [`MAX_VERIFY_ONLY`]
+//!    verify-only keys are held: a scheduled rotation that would exceed the bound is deferred (the
+//!    current key keeps signing) until the oldest can be pruned.
+//! 2. **No key signs before caches have seen it.** A rotation promotes `next` only after the
+//!    published set has shown it for [`RingPolicy::min_published`]
+//!    (`CHAT_AUTH_KEY_MIN_PUBLISHED_SECONDS`, by default the public documents' `max-age` + the key
+//!    cache TTL). A rotation that comes too early is *deferred*: the current key keeps signing,
+//!    `next` keeps waiting, the rotation still prunes, and [`Rotated::deferred`] says why and
+//!    when promotion becomes possible. Deferring rather than failing keeps Secrets Manager's
+//!    schedule and CloudFormation's immediate rotations harmless. Two exceptions, each because no
+//!    better key exists: the first ring's key signs at once (no cache can hold an earlier
+//!    document), and revoking the signing key promotes `next` at once (a compromised key must
+//!    stop now; `next` has at least been published since it was made).
+//! 3. **A revoked kid never comes back.** `revoked` is inherited by every derived ring; no ring
+//!    key and no published key is ever in it ([`RingState::check`], [`RingState::publication`]).
+//!    Writing a revocation discards any pending rotation, and every rotation step checks lineage
+//!    ([`RingState::descends_from`]), so a ring derived before the revocation never becomes
+//!    current. The list is bounded at [`MAX_REVOKED`]; forgetting the oldest entry is safe
+//!    because lineage alone already keeps every ring that could hold it from being stored.
+//! 4. **Racing writers: exactly one wins.** Every write of the current ring is a compare-and-swap
+//!    on the *digest* of the ring it was derived from, so every writer that started from one base
+//!    collides, whatever it wrote.
+//! 5. **Caches follow content.** Documents are identified by the digest of their content
+//!    ([`RingState::digest`], [`crate::publish::PublicKeySet::digest`]), never by version number.
+//! 6. **Revocation reaches warm signers.** A warm function signs from a ring it could not refresh
+//!    for at most the signing stale cap (`CHAT_AUTH_SIGNING_STALE_SECONDS`), shorter than the stale
+//!    bound for verification material; past it, minting fails closed (see [`crate::cache`]).
+
+use crate::keys::{KeyTimes, SigningKey, StoredKey, b64_std, thumbprint};
+use crate::publish::{PublicKeySet, PublishedKey};
+use crate::{Error, Result};
+use aws_lc_rs::rsa::PublicKey;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::Arc;
+
+/// The minimum rotation period: a key must stay published longer than any token lives (1 h).
+pub const MIN_ROTATION_PERIOD: i64 = 2 * 3600;
+/// At most this many verify-only keys, so that with `current` and `next` a published document
+/// holds at most ten keys (Zendesk's limit for the same kind of overlapping rotation).
+pub const MAX_VERIFY_ONLY: usize = 8;
+/// At most this many revocations are remembered (about 60 bytes each in a 64 KiB secret).
+pub const MAX_REVOKED: usize = 256;
+
+/// The timing rules of the ring, from configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RingPolicy {
+    /// Seconds between scheduled rotations; a new `next` plans to sign one period after it is
+    /// made.
+    pub rotation_period: i64,
+    /// A key signs only after the published set has shown it this long (invariant 2).
+    pub min_published: i64,
+    /// A key stays published this long after it stopped signing (invariant 1).
+    pub keep_published: i64,
+}
+
+impl RingPolicy {
+    /// The rules from the service's settings: `min_published` as configured, and
+    /// `keep_published` = the longest token lifetime + key cache TTL + signing stale cap + skew.
+    pub fn new(
+        rotation_period: i64,
+        min_published: i64,
+        key_cache_ttl: i64,
+        signing_stale_for: i64,
+        skew: i64,
+    ) -> Self {
+        RingPolicy {
+            rotation_period,
+            min_published,
+            keep_published: crate::claims::MAX_TTL + key_cache_ttl + signing_stale_for + skew,
+        }
+    }
+}
+
+/// The ring rules plus the source of fresh keys.
+///
+/// Key generation is a parameter because RSA-2048 generation costs tens of milliseconds: the
+/// model tests run thousands of sequences from a pre-generated pool. Production uses
+/// [`Lifecycle::new`].
+#[derive(Clone)]
+pub struct Lifecycle {
+    /// The timing rules.
+    pub policy: RingPolicy,
+    keygen: Arc<dyn Fn(KeyTimes) -> Result<StoredKey> + Send + Sync>,
+}
+
+impl fmt::Debug for Lifecycle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lifecycle")
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
+impl Lifecycle {
+    /// Fresh RSA-2048 keys under `policy`.
+    pub fn new(policy: RingPolicy) -> Self {
+        Self::with_keygen(policy, StoredKey::generate)
+    }
+
+    /// Keys from `keygen` (tests).
+    pub fn with_keygen(
+        policy: RingPolicy,
+        keygen: impl Fn(KeyTimes) -> Result<StoredKey> + Send + Sync + 'static,
+    ) -> Self {
+        Lifecycle {
+            policy,
+            keygen: Arc::new(keygen),
+        }
+    }
+
+    fn fresh(&self, times: KeyTimes) -> Result<StoredKey> {
+        (self.keygen)(times)
+    }
+}
+
+/// A key that no longer signs: its public half and its schedule (`retires` is when this ring
+/// demoted it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetiredKey {
+    /// RFC 7638 thumbprint.
+    pub kid: String,
+    /// Schedule.
+    #[serde(flatten)]
+    pub times: KeyTimes,
+    /// SubjectPublicKeyInfo DER.
+    #[serde(with = "b64_std")]
+    pub spki: Vec<u8>,
+}
+
+/// A kid withdrawn by an emergency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    /// The kid.
+    pub kid: String,
+    /// When (unix seconds).
+    pub at: i64,
+}
+
+/// One version of the private ring, as stored (signing secret / `ring.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RingState {
+    /// Increases by one at every change; for people reading logs (caches and writers use the
+    /// digest).
+    pub version: u64,
+    /// Digest of the ring this one was derived from; `None` for a first ring.
+    pub parent: Option<String>,
+    /// The rotation (Secrets Manager's ClientRequestToken, or a local id) that created it.
+    #[serde(default)]
+    pub rotation_id: Option<String>,
+    /// The rotation period this ring was made with.
+    pub rotation_period: i64,
+    /// The signing key.
+    pub current: StoredKey,
+    /// Published, signs after a later rotation.
+    pub next: StoredKey,
+    /// Verify-only keys that still cover live tokens, oldest first.
+    #[serde(default)]
+    pub retired: Vec<RetiredKey>,
+    /// Kids that must never come back, oldest first.
+    #[serde(default)]
+    pub revoked: Vec<Revocation>,
+}
+
+/// Alias used by hosts: a ring is a [`RingState`].
+pub type KeyRing = RingState;
+
+/// What a scheduled rotation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotated {
+    /// The derived ring.
+    pub ring: RingState,
+    /// Why `next` was not promoted, if it was not.
+    pub deferred: Option<String>,
+    /// Verify-only keys dropped because every token they signed has expired.
+    pub pruned: Vec<String>,
+}
+
+impl RingState {
+    /// A first ring with fresh RSA keys: current signs from `now`, next is planned one period on.
+    pub fn generate(now: i64, rotation_period: i64) -> Result<Self> {
+        check_period(rotation_period)?;
+        Self::genesis(
+            &Lifecycle::new(RingPolicy::new(rotation_period, 0, 0, 0, 0)),
+            now,
+        )
+    }
+
+    /// A first ring under `life`.
+    pub fn genesis(life: &Lifecycle, now: i64) -> Result<Self> {
+        let period = life.policy.rotation_period;
+        check_period(period)?;
+        Ok(RingState {
+            version: 1,
+            parent: None,
+            rotation_id: None,
+            rotation_period: period,
+            current: life.fresh(KeyTimes {
+                created: now,
+                activates: now,
+                retires: now + period,
+            })?,
+            next: life.fresh(next_times(now, period))?,
+            retired: Vec::new(),
+            revoked: Vec::new(),
+        })
+    }
+
+    /// SHA-256 (hex) of the stored form: the ring's identity for caches, lineage and
+    /// compare-and-swap.
+    pub fn digest(&self) -> String {
+        hex_digest(&self.to_json())
+    }
+
+    /// Every kid the ring holds, signing first.
+    pub fn kids(&self) -> impl Iterator<Item = &str> {
+        [self.current.kid.as_str(), self.next.kid.as_str()]
+            .into_iter()
+            .chain(self.retired.iter().map(|k| k.kid.as_str()))
+    }
+
+    /// True when `kid` was revoked.
+    pub fn is_revoked(&self, kid: &str) -> bool {
+        self.revoked.iter().any(|r| r.kid == kid)
+    }
+
+    fn child(&self, period: i64) -> RingState {
+        RingState {
+            version: self.version + 1,
+            parent: Some(self.digest()),
+            rotation_id: None,
+            rotation_period: period,
+            ..self.clone()
+        }
+    }
+
+    /// Scheduled rotation: prune what has expired, then promote `next` if invariants 1 and 2
+    /// allow it; otherwise the current key keeps signing and [`Rotated::deferred`] says why.
+    pub fn rotate(
+        &self,
+        published: Option<&PublicKeySet>,
+        life: &Lifecycle,
+        now: i64,
+    ) -> Result<Rotated> {
+        let policy = life.policy;
+        check_period(policy.rotation_period)?;
+        let mut ring = self.child(policy.rotation_period);
+        let pruned = ring.prune(published, &policy, now);
+        let shown = published
+            .and_then(|set| set.key(&self.next.kid))
+            .and_then(|k| k.published);
+        let deferred = match shown {
+            None => Some(format!(
+                "next key {} is not in the published set yet; it signs once it has been published for {} s",
+                self.next.kid, policy.min_published
+            )),
+            Some(since) if now - since < policy.min_published => Some(format!(
+                "next key {} has been published for {} s of the {} s caches need; a rotation at or after {} promotes it",
+                self.next.kid,
+                now - since,
+                policy.min_published,
+                since + policy.min_published
+            )),
+            Some(_) if ring.retired.len() >= MAX_VERIFY_ONLY => Some(format!(
+                "the ring already holds {MAX_VERIFY_ONLY} verify-only keys that cover live tokens; the oldest can be pruned at {}",
+                ring.retired
+                    .first()
+                    .and_then(|k| stopped_at(k, published))
+                    .map_or_else(
+                        || "its next publication".to_owned(),
+                        |t| (t + policy.keep_published).to_string()
+                    )
+            )),
+            Some(_) => None,
+        };
+        if deferred.is_none() {
+            let mut retired = self.current.clone();
+            retired.times.retires = now;
+            ring.retired.push(RetiredKey {
+                kid: retired.kid.clone(),
+                spki: retired.spki()?,
+                times: retired.times,
+            });
+            ring.current = self.next.clone();
+            ring.current.times.activates = now;
+            ring.current.times.retires = now + policy.rotation_period;
+            ring.next = life.fresh(next_times(now, policy.rotation_period))?;
+        }
+        Ok(Rotated {
+            ring,
+            deferred,
+            pruned,
+        })
+    }
+
+    /// Emergency revocation of any key: the current key (next signs at once), next (a fresh
+    /// next replaces it) or a verify-only key (its tokens stop verifying). The kid is recorded so
+    /// that it never comes back.
+    pub fn revoke(
+        &self,
+        kid: &str,
+        published: Option<&PublicKeySet>,
+        life: &Lifecycle,
+        now: i64,
+    ) -> Result<RingState> {
+        let period = self.rotation_period;
+        let mut ring = self.child(period);
+        if self.current.kid == kid {
+            ring.current = self.next.clone();
+            ring.current.times.activates = now;
+            ring.current.times.retires = now + period;
+            ring.next = life.fresh(next_times(now, period))?;
+        } else if self.next.kid == kid {
+            ring.next = life.fresh(next_times(now, period))?;
+        } else if let Some(i) = self.retired.iter().position(|k| k.kid == kid) {
+            ring.retired.remove(i);
+        } else {
+            return Err(Error::Rotation(format!(
+                "no key {:?} in the ring",
+                kid.chars().take(64).collect::<String>()
+            )));
+        }
+        ring.revoked.push(Revocation {
+            kid: kid.to_owned(),
+            at: now,
+        });
+        let excess = ring.revoked.len().saturating_sub(MAX_REVOKED);
+        ring.revoked.drain(..excess);
+        ring.prune(published, &life.policy, now);
+        Ok(ring)
+    }
+
+    /// Drops the verify-only keys whose tokens have all expired, by the stop time publication
+    /// recorded (invariant 1); returns their kids.
+    fn prune(
+        &mut self,
+        published: Option<&PublicKeySet>,
+        policy: &RingPolicy,
+        now: i64,
+    ) -> Vec<String> {
+        let mut pruned = Vec::new();
+        self.retired.retain(|key| {
+            let expired = stopped_at(key, published)
+                .is_some_and(|stopped| stopped + policy.keep_published <= now);
+            if expired {
+                pruned.push(key.kid.clone());
+            }
+            !expired
+        });
+        pruned
+    }
+
+    /// Checks lineage: this ring was derived from `base` (`None`: it is a first ring).
+    pub fn descends_from(&self, base: Option<&RingState>) -> Result<()> {
+        let expected = base.map(RingState::digest);
+        if self.parent == expected {
+            return Ok(());
+        }
+        Err(Error::Rotation(format!(
+            "the pending ring (version {}) was derived from {}, but the current ring is {}; another writer or an emergency revocation came first, so this rotation cannot finish: start a new one",
+            self.version,
+            short(self.parent.as_deref()),
+            short(expected.as_deref()),
+        )))
+    }
+
+    /// The set to publish while this ring is current, carrying over what `before` (the set
+    /// published so far) recorded. With `incoming` (a pending ring derived from this one), its
+    /// new keys are published too while this ring's current key keeps signing (setSecret).
+    ///
+    /// Publication records when each key first appeared and when it stopped signing; rotation
+    /// reads those times back for invariants 1 and 2. Revoked kids of either ring are left out.
+    pub fn publication(
+        &self,
+        incoming: Option<&RingState>,
+        before: Option<&PublicKeySet>,
+        policy: &RingPolicy,
+        now: i64,
+    ) -> Result<PublicKeySet> {
+        let revoked: BTreeSet<&str> = self
+            .revoked
+            .iter()
+            .chain(incoming.into_iter().flat_map(|r| r.revoked.iter()))
+            .map(|r| r.kid.as_str())
+            .collect();
+        let mut keys: Vec<PublishedKey> = Vec::new();
+        let mut add = |kid: &str, spki: Vec<u8>, times: KeyTimes, signed: Signed| {
+            if revoked.contains(kid) || keys.iter().any(|k| k.kid == kid) {
+                return;
+            }
+            let prior = before.and_then(|set| set.key(kid));
+            let stopped = match signed {
+                Signed::Now | Signed::Never => None,
+                Signed::Before => Some(
+                    prior
+                        .and_then(|k| k.stopped)
+                        .unwrap_or(now)
+                        .max(times.retires),
+                ),
+            };
+            keys.push(PublishedKey {
+                kid: kid.to_owned(),
+                spki,
+                activates: times.activates,
+                retires: times.retires,
+                expiry: stopped.map_or(times.retires + self.rotation_period, |t| {
+                    t + policy.keep_published
+                }),
+                published: Some(prior.and_then(|k| k.published).unwrap_or(now)),
+                stopped,
+            });
+        };
+        add(
+            &self.current.kid,
+            self.current.spki()?,
+            self.current.times,
+            Signed::Now,
+        );
+        for ring in std::iter::once(self).chain(incoming) {
+            add(
+                &ring.next.kid,
+                ring.next.spki()?,
+                ring.next.times,
+                Signed::Never,
+            );
+            for key in &ring.retired {
+                add(&key.kid, key.spki.clone(), key.times, Signed::Before);
+            }
+        }
+        let mut revoked: Vec<String> = revoked.into_iter().map(str::to_owned).collect();
+        let excess = revoked.len().saturating_sub(MAX_REVOKED);
+        revoked.drain(..excess);
+        Ok(PublicKeySet {
+            version: incoming.map_or(self.version, |r| r.version.max(self.version)),
+            current_kid: self.current.kid.clone(),
+            keys,
+            revoked,
+        })
+    }
+
+    /// This ring's keys as a first publication would show them at its current key's
+    /// activation, with the default rules: for tools and tests that need a set from a ring alone.
+    pub fn public_set(&self) -> Result<PublicKeySet> {
+        let policy = RingPolicy::new(self.rotation_period, 0, 300, 60, 30);
+        self.publication(None, None, &policy, self.current.times.activates)
+    }
+
+    /// The structural rules every stored ring obeys: unique kids, none of them revoked, and
+    /// verify-only keys whose kid is their thumbprint.
+    pub fn check(&self) -> Result<()> {
+        let kids: Vec<&str> = self.kids().collect();
+        for (i, kid) in kids.iter().enumerate() {
+            if kids[..i].contains(kid) {
+                return Err(Error::corrupt(
+                    "key ring",
+                    format!("kid {kid} appears twice"),
+                ));
+            }
+            if self.is_revoked(kid) {
+                return Err(Error::corrupt(
+                    "key ring",
+                    format!("kid {kid} is both held and revoked"),
+                ));
+            }
+        }
+        for key in &self.retired {
+            let public = PublicKey::from_der(&key.spki)
+                .map_err(|e| Error::corrupt("key ring", format!("key {}: {e}", key.kid)))?;
+            if thumbprint(&public) != key.kid {
+                return Err(Error::corrupt(
+                    "key ring",
+                    format!("kid {} does not match its key's thumbprint", key.kid),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Parses the signing key; the result signs without further parsing.
+    pub fn load(&self) -> Result<LoadedRing> {
+        self.check()?;
+        self.next.parse()?;
+        Ok(LoadedRing {
+            version: self.version,
+            signer: self.current.parse()?,
+        })
+    }
+
+    /// Parses a stored ring document and checks it.
+    pub fn from_json(bytes: &[u8]) -> Result<Self> {
+        let ring: RingState =
+            serde_json::from_slice(bytes).map_err(|e| Error::corrupt("key ring", e.to_string()))?;
+        check_period(ring.rotation_period)
+            .map_err(|_| Error::corrupt("key ring", "rotation_period is too short"))?;
+        ring.load()?;
+        Ok(ring)
+    }
+
+    /// The stored form.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).unwrap_or_default()
+    }
+}
+
+/// Whether a key signs in the ring being published.
+#[derive(Clone, Copy)]
+enum Signed {
+    Now,
+    Never,
+    Before,
+}
+
+/// When publication first showed `key` no longer signing, if it recorded that.
+fn stopped_at(key: &RetiredKey, published: Option<&PublicKeySet>) -> Option<i64> {
+    published
+        .and_then(|set| set.key(&key.kid))
+        .and_then(|k| k.stopped)
+        .map(|t| t.max(key.times.retires))
+}
+
+/// SHA-256 of `bytes` as lowercase hex.
+pub(crate) fn hex_digest(bytes: &[u8]) -> String {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn short(digest: Option<&str>) -> String {
+    digest.map_or_else(
+        || "no ring".to_owned(),
+        |d| format!("ring {}", &d[..d.len().min(12)]),
+    )
+}
+
+fn next_times(now: i64, period: i64) -> KeyTimes {
+    KeyTimes {
+        created: now,
+        activates: now + period,
+        retires: now + 2 * period,
+    }
+}
+
+fn check_period(period: i64) -> Result<()> {
+    if period < MIN_ROTATION_PERIOD {
+        return Err(Error::Rotation(format!(
+            "rotation period {period} s is shorter than the minimum {MIN_ROTATION_PERIOD} s"
+        )));
+    }
+    Ok(())
+}
+
+/// A ring version with its signing key parsed.
+#[derive(Debug)]
+pub struct LoadedRing {
+    /// The ring version it came from.
+    pub version: u64,
+    /// The current key.
+    pub signer: SigningKey,
+}
