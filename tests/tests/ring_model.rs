@@ -1,0 +1,532 @@
+//! GIVEN random sequences of key-ring events (mints by a warm signer with a cache, scheduled
+//! rotations whose four steps can crash after any step and be retried, emergency revocations
+//! of any role, racing writers, clock jumps from seconds to months), run through the real
+//! protocol (`chat_auth::store`) against the in-memory and the file store, WHEN each event has
+//! run, THEN every invariant written in `chat_auth::ring` holds. The model remembers every token
+//! it minted, with its `exp`, and every kid it revoked.
+//!
+//! `CHAT_AUTH_RING_SEQUENCES` sets the number of sequences per store (default: 8,000 in memory
+//! and 2,000 on files).
+
+use chat_auth::cache::{PublicKeys, SigningKeys};
+use chat_auth::claims::mint;
+use chat_auth::jwt::Validator;
+use chat_auth::keys::{KeyTimes, StoredKey};
+use chat_auth::publish::{parse_jwks, parse_public_key_document};
+use chat_auth::ring::{MAX_VERIFY_ONLY, MIN_ROTATION_PERIOD};
+use chat_auth::store::{
+    self, FileStore, KeyStore, MemoryStore, PublicKeySource, RingSource, STEPS,
+};
+use chat_auth::{CustomContext, Error, Lifecycle, RingPolicy, RingState, TokenPolicy};
+use proptest::prelude::*;
+use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
+
+const START: i64 = 1_800_000_000;
+/// How long the model's warm signer keeps a ring before it reads the store again.
+const SIGNER_CACHE: i64 = 300;
+const SKEW: i64 = 30;
+const POLICY: RingPolicy = RingPolicy {
+    rotation_period: MIN_ROTATION_PERIOD,
+    min_published: 600,
+    keep_published: chat_auth::claims::MAX_TTL + SIGNER_CACHE + 60 + SKEW,
+};
+const MAX_EVENTS: usize = 30;
+/// Fresh keys a sequence can need: two at genesis, at most one per event (a race makes two).
+const POOL: usize = 2 * MAX_EVENTS + 4;
+
+/// RSA key generation costs tens of milliseconds; sequences draw from keys made once.
+static KEYS: LazyLock<Vec<StoredKey>> = LazyLock::new(|| {
+    let times = KeyTimes {
+        created: 0,
+        activates: 0,
+        retires: 0,
+    };
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(move || {
+                    (0..POOL / 2)
+                        .map(|_| StoredKey::generate(times).unwrap())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    })
+});
+
+#[derive(Debug, Clone, Copy)]
+enum Role {
+    Current,
+    Next,
+    VerifyOnly(usize),
+}
+
+#[derive(Debug, Clone)]
+enum Event {
+    Mint {
+        ttl: i64,
+    },
+    /// A scheduled rotation; `crash_after` steps run when it is `Some` (0..=3), else all four.
+    Rotate {
+        crash_after: Option<usize>,
+    },
+    /// Secrets Manager retries the crashed rotation from its first step.
+    Retry,
+    Revoke(Role),
+    /// Two revocations computed from one base, written one after the other.
+    RaceRevokes(Role, Role),
+    /// Two rotations created from one base; both then try to finish.
+    RaceRotations,
+    Advance(i64),
+}
+
+fn role() -> impl Strategy<Value = Role> {
+    prop_oneof![
+        Just(Role::Current),
+        Just(Role::Next),
+        (0..MAX_VERIFY_ONLY).prop_map(Role::VerifyOnly),
+    ]
+}
+
+fn event() -> impl Strategy<Value = Event> {
+    prop_oneof![
+        4 => (60..=3600i64).prop_map(|ttl| Event::Mint { ttl }),
+        4 => prop::option::weighted(0.3, 0..=3usize).prop_map(|crash_after| Event::Rotate { crash_after }),
+        1 => Just(Event::Retry),
+        2 => role().prop_map(Event::Revoke),
+        1 => (role(), role()).prop_map(|(a, b)| Event::RaceRevokes(a, b)),
+        1 => Just(Event::RaceRotations),
+        4 => prop_oneof![
+            1..120i64,
+            60..3600i64,
+            3600..86_400i64,
+            86_400..(90 * 86_400i64),
+        ]
+        .prop_map(Event::Advance),
+    ]
+}
+
+struct Minted {
+    token: String,
+    kid: String,
+    exp: i64,
+}
+
+/// Everything the model knows from outside the store.
+struct Model<S> {
+    store: Arc<S>,
+    life: Lifecycle,
+    now: i64,
+    /// The warm signer's ring and when it read it.
+    signer: Option<(RingState, i64)>,
+    tokens: Vec<Minted>,
+    revoked: BTreeMap<String, i64>,
+    /// When each kid was first seen in the published set.
+    first_published: BTreeMap<String, i64>,
+    /// Kids allowed to sign without having waited: the first ring's, and those promoted by the
+    /// revocation of the signing key.
+    exempt: BTreeSet<String>,
+    /// A crashed rotation and the digest of the ring it started from.
+    crashed: Option<(String, Option<String>)>,
+    next_id: usize,
+    /// The real caches, with no time to live, must follow every change (invariant 5).
+    public_cache: PublicKeys<Arc<S>>,
+    signing_cache: SigningKeys<Arc<S>>,
+    checked: usize,
+}
+
+fn validator() -> Validator {
+    Validator {
+        issuer: Some("model".into()),
+        audience: None,
+        leeway: SKEW,
+        omnichannel: true,
+    }
+}
+
+fn fail(what: String) -> TestCaseError {
+    TestCaseError::fail(what)
+}
+
+/// Errors a step may legitimately end with after another writer or a revocation intervened.
+fn superseded(e: &Error) -> bool {
+    matches!(e, Error::Conflict(_) | Error::Rotation(_))
+}
+
+impl<S: KeyStore> Model<S> {
+    async fn new(store: S) -> Result<Self, TestCaseError> {
+        let cursor = Arc::new(AtomicUsize::new(0));
+        let life = Lifecycle::with_keygen(POLICY, move |times| {
+            let i = cursor.fetch_add(1, Ordering::Relaxed);
+            let key = KEYS
+                .get(i)
+                .ok_or(Error::Crypto("model key pool exhausted"))?;
+            Ok(StoredKey {
+                times,
+                ..key.clone()
+            })
+        });
+        let store = Arc::new(store);
+        let ring = store::ensure_ring(&store, &life, START)
+            .await
+            .map_err(|e| fail(format!("first ring: {e}")))?;
+        let mut model = Model {
+            public_cache: PublicKeys::new(store.clone(), Duration::ZERO, Duration::ZERO),
+            signing_cache: SigningKeys::new(store.clone(), Duration::ZERO, Duration::ZERO),
+            store,
+            life,
+            now: START,
+            signer: None,
+            tokens: Vec::new(),
+            revoked: BTreeMap::new(),
+            first_published: BTreeMap::new(),
+            exempt: BTreeSet::from([ring.current.kid.clone()]),
+            crashed: None,
+            next_id: 0,
+            checked: 0,
+        };
+        model.check().await?;
+        Ok(model)
+    }
+
+    async fn ring(&self) -> Result<RingState, TestCaseError> {
+        self.store
+            .load_ring()
+            .await
+            .map_err(|e| fail(format!("load ring: {e}")))?
+            .ok_or_else(|| fail("no ring".into()))
+    }
+
+    fn fresh_id(&mut self) -> String {
+        self.next_id += 1;
+        format!("rotation-{}", self.next_id)
+    }
+
+    async fn steps(&self, id: &str, steps: &[store::Step]) -> chat_auth::Result<()> {
+        for step in steps {
+            store::step(&*self.store, id, *step, &self.life, self.now).await?;
+        }
+        Ok(())
+    }
+
+    fn kid_of(ring: &RingState, role: Role) -> Option<String> {
+        match role {
+            Role::Current => Some(ring.current.kid.clone()),
+            Role::Next => Some(ring.next.kid.clone()),
+            Role::VerifyOnly(i) => ring.retired.get(i).map(|k| k.kid.clone()),
+        }
+    }
+
+    fn record_revocation(&mut self, before: &RingState, kid: &str) {
+        self.revoked.insert(kid.to_owned(), self.now);
+        if before.current.kid == kid {
+            self.exempt.insert(before.next.kid.clone());
+        }
+    }
+
+    async fn run(&mut self, event: &Event) -> Result<(), TestCaseError> {
+        match *event {
+            Event::Mint { ttl } => self.mint(ttl).await?,
+            Event::Advance(secs) => self.now += secs,
+            Event::Rotate { crash_after } => {
+                let id = self.fresh_id();
+                let base = Some(self.ring().await?.digest());
+                let upto = crash_after.unwrap_or(STEPS.len());
+                self.steps(&id, &STEPS[..upto])
+                    .await
+                    .map_err(|e| fail(format!("rotation with nothing in its way failed: {e}")))?;
+                if crash_after.is_some() {
+                    self.crashed = Some((id, base));
+                }
+            }
+            Event::Retry => {
+                if let Some((id, base)) = self.crashed.take() {
+                    let undisturbed = Some(self.ring().await?.digest()) == base;
+                    match self.steps(&id, &STEPS).await {
+                        Ok(()) => {}
+                        Err(e) if !undisturbed && superseded(&e) => {}
+                        Err(e) => {
+                            return Err(fail(format!(
+                                "retry of an undisturbed rotation failed: {e}"
+                            )));
+                        }
+                    }
+                }
+            }
+            Event::Revoke(role) => {
+                let before = self.ring().await?;
+                if let Some(kid) = Self::kid_of(&before, role) {
+                    store::revoke(&*self.store, &kid, &self.life, self.now)
+                        .await
+                        .map_err(|e| fail(format!("revoke {role:?}: {e}")))?;
+                    self.record_revocation(&before, &kid);
+                }
+            }
+            Event::RaceRevokes(a, b) => {
+                let base = self.ring().await?;
+                let published = self.store.load_public().await.ok().flatten();
+                let (Some(ka), Some(kb)) = (Self::kid_of(&base, a), Self::kid_of(&base, b)) else {
+                    return Ok(());
+                };
+                let digest = base.digest();
+                let ra = base
+                    .revoke(&ka, published.as_ref(), &self.life, self.now)
+                    .map_err(|e| fail(e.to_string()))?;
+                let rb = base
+                    .revoke(&kb, published.as_ref(), &self.life, self.now)
+                    .map_err(|e| fail(e.to_string()))?;
+                self.store
+                    .save_ring(Some(&digest), &ra)
+                    .await
+                    .map_err(|e| fail(format!("the first writer must win: {e}")))?;
+                match self.store.save_ring(Some(&digest), &rb).await {
+                    Err(Error::Conflict(_)) => {}
+                    other => {
+                        return Err(fail(format!(
+                            "the second writer from the same base must lose, got {other:?}"
+                        )));
+                    }
+                }
+                self.record_revocation(&base, &ka);
+                // The first writer completes its revocation (publishes); the loser reloads and
+                // retries, as `store::revoke` callers do.
+                store::revoke(&*self.store, &ka, &self.life, self.now)
+                    .await
+                    .map_err(|e| fail(format!("completing the winner: {e}")))?;
+                let now_ring = self.ring().await?;
+                if now_ring.kids().any(|k| k == kb) {
+                    store::revoke(&*self.store, &kb, &self.life, self.now)
+                        .await
+                        .map_err(|e| fail(format!("the loser's retry: {e}")))?;
+                    self.record_revocation(&now_ring, &kb);
+                }
+            }
+            Event::RaceRotations => {
+                let before = self.ring().await?;
+                let (x, y) = (self.fresh_id(), self.fresh_id());
+                self.steps(&x, &STEPS[..1])
+                    .await
+                    .map_err(|e| fail(format!("first create: {e}")))?;
+                self.steps(&y, &STEPS[..1])
+                    .await
+                    .map_err(|e| fail(format!("second create: {e}")))?;
+                let rx = self.steps(&x, &STEPS[1..]).await;
+                let ry = self.steps(&y, &STEPS[1..]).await;
+                let after = self.ring().await?;
+                let wins = [&rx, &ry].iter().filter(|r| r.is_ok()).count();
+                if wins != 1 || after.version != before.version + 1 {
+                    return Err(fail(format!(
+                        "racing rotations: exactly one must win ({rx:?}, {ry:?}, version {} -> {})",
+                        before.version, after.version
+                    )));
+                }
+                for r in [rx, ry] {
+                    if let Err(e) = r
+                        && !superseded(&e)
+                    {
+                        return Err(fail(format!("the losing rotation failed oddly: {e}")));
+                    }
+                }
+            }
+        }
+        self.check().await
+    }
+
+    async fn mint(&mut self, ttl: i64) -> Result<(), TestCaseError> {
+        let stale = self
+            .signer
+            .as_ref()
+            .is_none_or(|(_, at)| self.now - at >= SIGNER_CACHE);
+        if stale {
+            self.signer = Some((self.ring().await?, self.now));
+        }
+        let Some((ring, _)) = &self.signer else {
+            return Ok(());
+        };
+        let kid = ring.current.kid.clone();
+        // Invariant 6 (in the model's terms): a warm signer stops using a revoked key within its
+        // cache time.
+        if let Some(at) = self.revoked.get(&kid)
+            && self.now - at >= SIGNER_CACHE
+        {
+            return Err(fail(format!("signed with {kid}, revoked at {at}")));
+        }
+        // Invariant 2: the key signing now was published long enough ago.
+        if !self.exempt.contains(&kid) {
+            match self.first_published.get(&kid) {
+                Some(since) if self.now - since >= POLICY.min_published => {}
+                other => {
+                    return Err(fail(format!(
+                        "{kid} signs at {} but was first published at {other:?}",
+                        self.now
+                    )));
+                }
+            }
+        }
+        let policy = TokenPolicy {
+            issuer: "model".into(),
+            ttl,
+            skew: SKEW,
+        };
+        let claims = policy
+            .claims("contact", &CustomContext::new(), self.now)
+            .map_err(|e| fail(e.to_string()))?;
+        let signer = ring.load().map_err(|e| fail(e.to_string()))?.signer;
+        let minted = mint(&signer, &claims).map_err(|e| fail(e.to_string()))?;
+        self.tokens.push(Minted {
+            token: minted.token,
+            kid,
+            exp: claims.exp,
+        });
+        Ok(())
+    }
+
+    /// Invariants 1, 3 and 5 (2 and 6 are checked where keys sign, 4 where writers race).
+    async fn check(&mut self) -> Result<(), TestCaseError> {
+        let ring = self.ring().await?;
+        ring.check()
+            .map_err(|e| fail(format!("stored ring: {e}")))?;
+        if ring.retired.len() > MAX_VERIFY_ONLY {
+            return Err(fail(format!("{} verify-only keys", ring.retired.len())));
+        }
+        let set = self
+            .store
+            .load_public()
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .ok_or_else(|| fail("nothing published".into()))?;
+        for key in &set.keys {
+            self.first_published
+                .entry(key.kid.clone())
+                .or_insert(self.now);
+        }
+        let docs = set.render().map_err(|e| fail(e.to_string()))?;
+        let documents = [
+            ("multi-key", parse_public_key_document(&docs.multi_key)),
+            ("JWKS", parse_jwks(&docs.jwks)),
+        ];
+        // 1. Every unexpired token of a key not revoked verifies against every document.
+        self.tokens.retain(|t| t.exp > self.now);
+        for (name, keys) in &documents {
+            let keys = keys
+                .as_ref()
+                .map_err(|e| fail(format!("{name} unreadable: {e}")))?;
+            for t in self
+                .tokens
+                .iter()
+                .filter(|t| !self.revoked.contains_key(&t.kid))
+            {
+                let report = validator().validate(&t.token, keys, self.now);
+                self.checked += 1;
+                if !report.is_active() {
+                    return Err(fail(format!(
+                        "token of {} (exp {}) lost at {} in the {name} document: {:?}",
+                        t.kid, t.exp, self.now, report.problems
+                    )));
+                }
+            }
+        }
+        // 3. No revoked kid in the ring, its record, or the published set.
+        for kid in self.revoked.keys() {
+            if ring.kids().any(|k| k == kid) || set.key(kid).is_some() {
+                return Err(fail(format!("revoked {kid} is back")));
+            }
+            if !ring.is_revoked(kid) {
+                return Err(fail(format!("the ring forgot the revocation of {kid}")));
+            }
+        }
+        // 5. Caches with no time to live follow the content.
+        let cached = self
+            .public_cache
+            .get()
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        if cached.jwks != docs.jwks {
+            return Err(fail("the public-key cache is pinned to an old set".into()));
+        }
+        let signing = self
+            .signing_cache
+            .get()
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        if signing.signer.kid != ring.current.kid {
+            return Err(fail("the signing cache is pinned to an old ring".into()));
+        }
+        Ok(())
+    }
+}
+
+fn run_sequences<S, F>(name: &str, default_cases: u32, make: F)
+where
+    S: KeyStore,
+    F: Fn() -> (S, Option<tempfile::TempDir>),
+{
+    let cases = std::env::var("CHAT_AUTH_RING_SEQUENCES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default_cases);
+    LazyLock::force(&KEYS);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut runner = TestRunner::new(ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    let started = std::time::Instant::now();
+    let counts = Mutex::new((0usize, 0usize, 0usize));
+    let result = runner.run(&prop::collection::vec(event(), 1..=MAX_EVENTS), |events| {
+        rt.block_on(async {
+            let (store, _dir) = make();
+            let mut model = Model::new(store).await?;
+            for (i, event) in events.iter().enumerate() {
+                model.run(event).await.map_err(|e| {
+                    fail(format!("after event {i} ({event:?}) at {}: {e}", model.now))
+                })?;
+            }
+            let mut c = counts.lock().unwrap();
+            c.0 += 1;
+            c.1 += events.len();
+            c.2 += model.checked;
+            Ok(())
+        })
+    });
+    let (sequences, events, checks) = *counts.lock().unwrap();
+    eprintln!(
+        "ring model on {name}: {sequences} sequences, {events} events, {checks} token checks, {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
+#[test]
+fn the_ring_contract_holds_for_random_event_sequences_in_memory() {
+    run_sequences("the memory store", 8_000, || (MemoryStore::new(), None));
+}
+
+#[test]
+fn the_ring_contract_holds_for_random_event_sequences_on_files() {
+    run_sequences("the file store", 2_000, || {
+        // On tmpfs where there is one: the store's fsyncs would otherwise dominate.
+        let shm = std::path::Path::new("/dev/shm");
+        let dir = if shm.is_dir() {
+            tempfile::tempdir_in(shm)
+        } else {
+            tempfile::tempdir()
+        }
+        .unwrap();
+        (FileStore::open(dir.path().join("ring")).unwrap(), Some(dir))
+    });
+}
