@@ -29,11 +29,11 @@ const START: i64 = 1_800_000_000;
 /// How long the model's warm signer keeps a ring before it reads the store again.
 const SIGNER_CACHE: i64 = 300;
 const SKEW: i64 = 30;
-const POLICY: RingPolicy = RingPolicy {
-    rotation_period: MIN_ROTATION_PERIOD,
-    min_published: 600,
-    keep_published: chat_auth::claims::MAX_TTL + SIGNER_CACHE + 60 + SKEW,
-};
+/// The ring rules of a sequence; `min_published` varies so that some sequences promote at
+/// every rotation and reach the verify-only bound.
+fn policy(min_published: i64) -> RingPolicy {
+    RingPolicy::new(MIN_ROTATION_PERIOD, min_published, SIGNER_CACHE, 60, SKEW)
+}
 const MAX_EVENTS: usize = 30;
 /// Fresh keys a sequence can need: two at genesis, at most one per event (a race makes two).
 const POOL: usize = 2 * MAX_EVENTS + 4;
@@ -162,9 +162,9 @@ fn superseded(e: &Error) -> bool {
 }
 
 impl<S: KeyStore> Model<S> {
-    async fn new(store: S) -> Result<Self, TestCaseError> {
+    async fn new(store: S, min_published: i64) -> Result<Self, TestCaseError> {
         let cursor = Arc::new(AtomicUsize::new(0));
-        let life = Lifecycle::with_keygen(POLICY, move |times| {
+        let life = Lifecycle::with_keygen(policy(min_published), move |times| {
             let i = cursor.fetch_add(1, Ordering::Relaxed);
             let key = KEYS
                 .get(i)
@@ -362,7 +362,7 @@ impl<S: KeyStore> Model<S> {
         // Invariant 2: the key signing now was published long enough ago.
         if !self.exempt.contains(&kid) {
             match self.first_published.get(&kid) {
-                Some(since) if self.now - since >= POLICY.min_published => {}
+                Some(since) if self.now - since >= self.life.policy.min_published => {}
                 other => {
                     return Err(fail(format!(
                         "{kid} signs at {} but was first published at {other:?}",
@@ -485,10 +485,14 @@ where
     });
     let started = std::time::Instant::now();
     let counts = Mutex::new((0usize, 0usize, 0usize));
-    let result = runner.run(&prop::collection::vec(event(), 1..=MAX_EVENTS), |events| {
+    let sequences = (
+        prop_oneof![Just(0i64), Just(60), Just(600)],
+        prop::collection::vec(event(), 1..=MAX_EVENTS),
+    );
+    let result = runner.run(&sequences, |(min_published, events)| {
         rt.block_on(async {
             let (store, _dir) = make();
-            let mut model = Model::new(store).await?;
+            let mut model = Model::new(store, min_published).await?;
             for (i, event) in events.iter().enumerate() {
                 model.run(event).await.map_err(|e| {
                     fail(format!("after event {i} ({event:?}) at {}: {e}", model.now))
