@@ -156,7 +156,11 @@ impl Config {
                 "must be between 0 and 3600",
             ));
         }
-        let signing_stale = number(&get, "CHAT_AUTH_SIGNING_STALE_SECONDS", 60.min(key_stale))?;
+        let signing_stale = number(
+            &get,
+            "CHAT_AUTH_SIGNING_STALE_SECONDS",
+            60.min(key_stale / 2),
+        )?;
         if !(0..=key_stale).contains(&signing_stale)
             || (key_stale > 0 && signing_stale == key_stale)
         {

@@ -187,11 +187,7 @@ pub async fn step<S: KeyStore>(
             }
             return Ok(None);
         }
-        Stage::Unknown if step != Step::Create => {
-            return Err(Error::Rotation(format!(
-                "rotation {id:?} is not pending (it was superseded, or an emergency revocation discarded it)"
-            )));
-        }
+        Stage::Unknown if step != Step::Create => return Err(superseded(id)),
         Stage::Pending | Stage::Unknown => {}
     }
     match step {
@@ -214,12 +210,24 @@ async fn pending_and_base<S: KeyStore>(
     store: &S,
     id: &str,
 ) -> Result<(RingState, Option<RingState>)> {
-    let pending = store.load_pending(id).await?.ok_or(Error::NotProvisioned(
-        "pending ring (run createSecret first)",
-    ))?;
+    let pending = match store.load_pending(id).await? {
+        Some(pending) => pending,
+        None if store.stage(id).await? == Stage::Pending => {
+            return Err(Error::NotProvisioned(
+                "pending ring (run createSecret first)",
+            ));
+        }
+        None => return Err(superseded(id)),
+    };
     let current = store.load_ring().await?;
     pending.descends_from(current.as_ref())?;
     Ok((pending, current))
+}
+
+fn superseded(id: &str) -> Error {
+    Error::Conflict(format!(
+        "rotation {id:?} is not pending: another rotation or an emergency revocation superseded it"
+    ))
 }
 
 /// createSecret: the pending ring is the current ring rotated (or a first ring), stored under

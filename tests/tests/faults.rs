@@ -89,7 +89,7 @@ async fn an_unreachable_store_at_cold_start_fails_closed_with_503() {
 }
 
 #[tokio::test]
-async fn a_warm_function_bridges_an_outage_up_to_the_stale_bound_then_fails_closed() {
+async fn a_warm_signer_bridges_an_outage_up_to_the_signing_stale_cap_then_fails_closed() {
     let moto = Moto::start().await;
     moto.create_secrets(SIGNING, PUBLIC).await;
     let store = SecretsManagerStore::new(moto.client(), Some(SIGNING.into()), PUBLIC.into());
@@ -99,7 +99,8 @@ async fn a_warm_function_bridges_an_outage_up_to_the_stale_bound_then_fails_clos
     let app = mint_app(
         &config(&[
             ("CHAT_AUTH_KEY_CACHE_TTL_SECONDS", "0"),
-            ("CHAT_AUTH_KEY_STALE_SECONDS", "3"),
+            ("CHAT_AUTH_KEY_STALE_SECONDS", "10"),
+            ("CHAT_AUTH_SIGNING_STALE_SECONDS", "3"),
         ]),
         store,
     );
@@ -108,7 +109,7 @@ async fn a_warm_function_bridges_an_outage_up_to_the_stale_bound_then_fails_clos
     let (status, body) = get_token(&app).await;
     assert_eq!(
         status, 200,
-        "cached keys serve within the stale bound: {body}"
+        "the cached ring signs within the signing stale cap: {body}"
     );
     tokio::time::sleep(Duration::from_millis(3500)).await;
     let (status, body) = get_token(&app).await;

@@ -226,6 +226,8 @@ fn lambda_env(moto: &Moto) -> Vec<(String, String)> {
             ("CHAT_AUTH_ISSUER", "contosohelp.com"),
             ("CHAT_AUTH_SUBJECT_CLAIM", "contact_id"),
             ("CHAT_AUTH_CONTEXT_CLAIMS", "msdyn_region=region"),
+            // Rotations here are seconds apart; waiting for caches has its own tests.
+            ("CHAT_AUTH_KEY_MIN_PUBLISHED_SECONDS", "0"),
         ]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string())),
