@@ -584,3 +584,130 @@ pub struct LoadedRing {
     /// The current key.
     pub signer: SigningKey,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: i64 = 3600;
+
+    fn life(min_published: i64) -> Lifecycle {
+        Lifecycle::new(RingPolicy::new(
+            MIN_ROTATION_PERIOD,
+            min_published,
+            300,
+            60,
+            30,
+        ))
+    }
+
+    #[test]
+    fn next_signs_only_after_it_has_been_published_long_enough() {
+        let life = life(600);
+        let ring = RingState::genesis(&life, 0).unwrap();
+        let unpublished = ring.rotate(None, &life, 10).unwrap();
+        assert!(
+            unpublished
+                .deferred
+                .unwrap()
+                .contains("not in the published set")
+        );
+        assert_eq!(unpublished.ring.current, ring.current);
+
+        let set = ring.publication(None, None, &life.policy, 0).unwrap();
+        let early = ring.rotate(Some(&set), &life, 599).unwrap();
+        assert!(early.deferred.unwrap().contains("at or after 600"));
+        assert_eq!(early.ring.next, ring.next, "next keeps waiting");
+        assert_eq!(early.ring.parent.as_deref(), Some(ring.digest().as_str()));
+
+        let on_time = ring.rotate(Some(&set), &life, 600).unwrap();
+        assert_eq!(on_time.deferred, None);
+        assert_eq!(on_time.ring.current.kid, ring.next.kid);
+        assert_eq!(on_time.ring.retired[0].kid, ring.current.kid);
+        assert_eq!(on_time.ring.retired[0].times.retires, 600);
+    }
+
+    #[test]
+    fn a_retired_key_is_pruned_only_once_its_tokens_have_expired() {
+        let life = life(0);
+        let keep = life.policy.keep_published;
+        let first = RingState::genesis(&life, 0).unwrap();
+        let set = first.publication(None, None, &life.policy, 0).unwrap();
+        let second = first.rotate(Some(&set), &life, 100).unwrap().ring;
+        // Publication learns the stop time when it first shows the old key as verify-only.
+        let set = second
+            .publication(None, Some(&set), &life.policy, 150)
+            .unwrap();
+        assert_eq!(set.key(&first.current.kid).unwrap().stopped, Some(150));
+        assert_eq!(set.key(&first.current.kid).unwrap().expiry, 150 + keep);
+        assert_eq!(keep, H + 300 + 60 + 30);
+        let before = second.rotate(Some(&set), &life, 150 + keep - 1).unwrap();
+        assert!(before.pruned.is_empty());
+        assert!(before.ring.kids().any(|k| k == first.current.kid));
+        let after = second.rotate(Some(&set), &life, 150 + keep).unwrap();
+        assert_eq!(after.pruned, vec![first.current.kid.clone()]);
+        // Without a record of the stop time nothing is pruned.
+        let unknown = second.rotate(None, &life, 100 * keep).unwrap();
+        assert!(unknown.pruned.is_empty());
+    }
+
+    #[test]
+    fn revoking_any_role_records_it_and_keeps_it_out() {
+        let life = life(0);
+        let ring = RingState::genesis(&life, 0).unwrap();
+        let set = ring.publication(None, None, &life.policy, 0).unwrap();
+        let ring = ring.rotate(Some(&set), &life, 10).unwrap().ring;
+        let retired = ring.retired[0].kid.clone();
+        for kid in [&ring.current.kid, &ring.next.kid, &retired] {
+            let after = ring.revoke(kid, None, &life, 20).unwrap();
+            assert!(after.kids().all(|k| k != kid));
+            assert!(after.is_revoked(kid));
+            after.check().unwrap();
+            let published = after
+                .publication(None, Some(&set), &life.policy, 20)
+                .unwrap();
+            assert!(published.key(kid).is_none());
+            assert!(published.revoked.contains(kid));
+        }
+        let after = ring.revoke(&ring.current.kid, None, &life, 20).unwrap();
+        assert_eq!(after.current.kid, ring.next.kid, "next signs at once");
+        assert_eq!(
+            ring.revoke("nope", None, &life, 20).unwrap_err().code(),
+            "rotation_refused"
+        );
+        // A ring that holds a revoked kid is corrupt.
+        let mut bad = after.clone();
+        bad.revoked[0].kid = bad.next.kid.clone();
+        assert_eq!(bad.check().unwrap_err().code(), "key_store_corrupt");
+    }
+
+    #[test]
+    fn lineage_refuses_a_pending_ring_from_another_base() {
+        let life = life(0);
+        let base = RingState::genesis(&life, 0).unwrap();
+        let pending = base.rotate(None, &life, 10).unwrap().ring;
+        pending.descends_from(Some(&base)).unwrap();
+        let revoked = base.revoke(&base.current.kid, None, &life, 11).unwrap();
+        let err = pending.descends_from(Some(&revoked)).unwrap_err();
+        assert!(err.to_string().contains("start a new one"), "{err}");
+        assert!(pending.descends_from(None).is_err());
+        base.descends_from(None).unwrap();
+    }
+
+    #[test]
+    fn stored_ring_round_trips_and_detects_tampering() {
+        let r = RingState::generate(0, 86_400).unwrap();
+        assert_eq!(RingState::from_json(&r.to_json()).unwrap(), r);
+        let mut bad = r.clone();
+        bad.current.kid = bad.next.kid.clone();
+        assert_eq!(
+            RingState::from_json(&bad.to_json()).unwrap_err().code(),
+            "key_store_corrupt"
+        );
+        assert!(RingState::from_json(b"{\"version\":1}").is_err());
+        assert!(
+            RingState::generate(0, H).is_err(),
+            "periods shorter than 2 h"
+        );
+    }
+}

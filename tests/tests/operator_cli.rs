@@ -1,5 +1,6 @@
 //! GIVEN the real `chat-auth` binary, WHEN an operator runs its commands against a data
-//! directory, THEN the ring is created, tokens mint and verify, and rotation works.
+//! directory, THEN the ring is created, tokens mint and verify, rotations lose no live token
+//! and wait for caches, and a revoked key never comes back.
 
 mod common;
 
@@ -8,13 +9,27 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 fn run(dir: &std::path::Path, args: &[&str]) -> Output {
+    run_with(dir, args, &[])
+}
+
+fn run_with(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(common::chat_auth_bin())
         .arg("--data-dir")
         .arg(dir)
         .args(args)
         .env("CHAT_AUTH_ISSUER", "contosohelp.com")
+        .envs(env.iter().copied())
         .output()
         .unwrap()
+}
+
+fn json_of(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn verify_stdin(dir: &std::path::Path, token: &str) -> Output {
@@ -36,11 +51,9 @@ fn verify_stdin(dir: &std::path::Path, token: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
-#[test]
-fn mint_verify_rotate_keys() {
-    let dir = tempfile::tempdir().unwrap();
+fn mint(dir: &std::path::Path) -> String {
     let minted = run(
-        dir.path(),
+        dir,
         &[
             "mint",
             "--sub",
@@ -54,48 +67,128 @@ fn mint_verify_rotate_keys() {
         "{}",
         String::from_utf8_lossy(&minted.stderr)
     );
-    let token = String::from_utf8(minted.stdout).unwrap().trim().to_owned();
+    String::from_utf8(minted.stdout).unwrap().trim().to_owned()
+}
 
-    let verified = verify_stdin(dir.path(), &token);
-    assert!(verified.status.success());
-    let report: Value = serde_json::from_slice(&verified.stdout).unwrap();
-    assert_eq!(report["context"]["msdyn_isvip"], "true");
-
-    let rotated = run(dir.path(), &["rotate"]);
-    assert!(rotated.status.success());
-    let ring: Value = serde_json::from_slice(&rotated.stdout).unwrap();
-    assert_eq!(ring["version"], 2);
-    assert!(
-        verify_stdin(dir.path(), &token).status.success(),
-        "rotation keeps old tokens valid"
-    );
-
-    let previous = ring["previous"].as_str().unwrap();
-    let dropped = run(dir.path(), &["rotate", "--emergency", previous]);
-    assert!(dropped.status.success());
-    let refused = verify_stdin(dir.path(), &token);
-    assert_eq!(
-        refused.status.code(),
-        Some(1),
-        "a dropped key's tokens are refused"
-    );
-    let report: Value = serde_json::from_slice(&refused.stdout).unwrap();
-    assert_eq!(report["problems"][0]["code"], "unknown_kid");
-
-    let keys: Value = serde_json::from_slice(&run(dir.path(), &["keys"]).stdout).unwrap();
-    let roles: Vec<&str> = keys["keys"]
+fn states(keys: &Value) -> Vec<&str> {
+    keys["keys"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|k| k["role"].as_str().unwrap())
-        .collect();
-    assert_eq!(roles, vec!["current", "next"]);
+        .map(|k| k["state"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn keys_creates_the_ring_and_rapid_rotations_wait_for_caches_and_lose_no_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = json_of(&run(dir.path(), &["keys"]));
+    assert_eq!(states(&keys), vec!["signing", "next"], "{keys}");
+    let mut tokens = vec![mint(dir.path())];
+    for _ in 0..3 {
+        // With the default wait (max-age 300 + cache TTL), `next` was published seconds ago:
+        // the rotation is deferred and says so, and the current key keeps signing.
+        let rotated = json_of(&run(dir.path(), &["rotate"]));
+        assert_eq!(rotated["promoted"], false, "{rotated}");
+        assert!(
+            rotated["deferred"]
+                .as_str()
+                .unwrap()
+                .contains("of the 302 s caches need"),
+            "{rotated}"
+        );
+        tokens.push(mint(dir.path()));
+    }
+    for token in &tokens {
+        let report: Value =
+            serde_json::from_slice(&verify_stdin(dir.path(), token).stdout).unwrap();
+        assert_eq!(report["active"], true, "{report}");
+    }
+}
+
+#[test]
+fn rotations_keep_every_live_token_and_a_revoked_key_stays_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = [("CHAT_AUTH_KEY_MIN_PUBLISHED_SECONDS", "0")];
+    let mut tokens = vec![mint(dir.path())];
+    for round in 0..3 {
+        let rotated = json_of(&run_with(dir.path(), &["rotate"], &now));
+        assert_eq!(rotated["promoted"], true, "round {round}: {rotated}");
+        tokens.push(mint(dir.path()));
+        for (i, token) in tokens.iter().enumerate() {
+            assert!(
+                verify_stdin(dir.path(), token).status.success(),
+                "round {round}: token {i} of {} lost",
+                tokens.len()
+            );
+        }
+    }
+    let keys = json_of(&run(dir.path(), &["keys"]));
+    assert_eq!(
+        states(&keys),
+        vec![
+            "signing",
+            "next",
+            "verify-only",
+            "verify-only",
+            "verify-only"
+        ],
+        "{keys}"
+    );
+    assert!(keys["keys"][2]["verify_until"].as_i64().unwrap() > 0);
+
+    // Revoke the oldest verify-only key: its token is refused as revoked, the others live.
+    let oldest = keys["keys"][2]["kid"].as_str().unwrap().to_owned();
+    json_of(&run(dir.path(), &["rotate", "--emergency", &oldest]));
+    let refused = verify_stdin(dir.path(), &tokens[0]);
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "a revoked key's tokens are refused"
+    );
+    let report: Value = serde_json::from_slice(&refused.stdout).unwrap();
+    assert_eq!(report["problems"][0]["code"], "revoked_kid");
+    for token in &tokens[1..] {
+        assert!(verify_stdin(dir.path(), token).status.success());
+    }
+    // More rotations never bring it back.
+    for _ in 0..2 {
+        json_of(&run_with(dir.path(), &["rotate"], &now));
+    }
+    let keys = json_of(&run(dir.path(), &["keys"]));
+    assert!(
+        keys["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["kid"] != oldest.as_str())
+    );
+    assert_eq!(keys["revoked"][0]["kid"], oldest.as_str());
+    let published = std::fs::read_to_string(dir.path().join("public.json")).unwrap();
+    assert_eq!(
+        published.matches(oldest.as_str()).count(),
+        1,
+        "only in the revoked list"
+    );
 
     let mode = std::fs::metadata(dir.path().join("ring.json")).unwrap();
     assert_eq!(
         std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
         0o600
     );
+}
+
+#[test]
+fn a_data_directory_others_can_write_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let out = run(dir.path(), &["keys"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("chmod 700"));
 }
 
 #[test]
