@@ -30,15 +30,17 @@ impl Drop for Moto {
 }
 
 impl Moto {
+    /// Starts moto's server through tests/py/moto_server.py (moto with AWS's staging-label
+    /// behaviour; see that file).
     pub async fn start() -> Moto {
         let port = super::free_port();
-        let bin = super::root().join("target/py/bin/moto_server");
-        let child = Command::new(&bin)
+        let child = Command::new(super::python())
+            .arg(super::root().join("tests/py/moto_server.py"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("{} (installed by scripts/test.sh): {e}", bin.display()));
+            .unwrap_or_else(|e| panic!("python with moto (installed by scripts/test.sh): {e}"));
         let endpoint = format!("http://127.0.0.1:{port}");
         let moto = Moto { endpoint, child };
         let http = super::client();
@@ -55,12 +57,30 @@ impl Moto {
             assert!(Instant::now() < deadline, "moto did not start");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        http.post(format!("{}/moto-api/config", moto.endpoint))
+        moto.configure().await;
+        moto
+    }
+
+    /// Lambda functions registered in moto run without Docker.
+    async fn configure(&self) {
+        super::client()
+            .post(format!("{}/moto-api/config", self.endpoint))
             .json(&serde_json::json!({"lambda": {"use_docker": false}}))
             .send()
             .await
-            .unwrap();
-        moto
+            .and_then(|r| r.error_for_status())
+            .expect("moto config");
+    }
+
+    /// Empties moto (much faster than a new server).
+    pub async fn reset(&self) {
+        super::client()
+            .post(format!("{}/moto-api/reset", self.endpoint))
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .expect("moto reset");
+        self.configure().await;
     }
 
     pub fn client(&self) -> Client {
@@ -104,6 +124,15 @@ impl Moto {
 
     /// Starts a rotation the way Secrets Manager does; returns the new version's token.
     pub async fn rotate_secret(&self, secret: &str, lambda_arn: &str) -> String {
+        self.try_rotate_secret(secret, lambda_arn).await.unwrap()
+    }
+
+    /// As [`Moto::rotate_secret`], reporting a refusal instead of panicking.
+    pub async fn try_rotate_secret(
+        &self,
+        secret: &str,
+        lambda_arn: &str,
+    ) -> Result<String, String> {
         let out = self
             .client()
             .rotate_secret()
@@ -116,8 +145,20 @@ impl Moto {
             )
             .send()
             .await
-            .unwrap();
-        out.version_id().unwrap().to_owned()
+            .map_err(|e| {
+                format!(
+                    "rotate_secret: {}",
+                    aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+                )
+            })?;
+        Ok(out.version_id().unwrap_or_default().to_owned())
+    }
+
+    /// Both secrets (placeholders, as the template creates them) and a registered rotation
+    /// function; returns the function's ARN.
+    pub async fn provision(&self) -> String {
+        self.create_secrets(SIGNING, PUBLIC).await;
+        self.register_rotation_lambda()
     }
 
     /// Environment for a function binary talking to this moto.
@@ -331,8 +372,7 @@ pub const PUBLIC: &str = "chat-auth/public";
 /// function, and a store over them; returns the function's ARN too.
 pub async fn provisioned() -> (Moto, chat_auth_aws::SecretsManagerStore, String) {
     let moto = Moto::start().await;
-    moto.create_secrets(SIGNING, PUBLIC).await;
-    let arn = moto.register_rotation_lambda();
+    let arn = moto.provision().await;
     let store =
         chat_auth_aws::SecretsManagerStore::new(moto.client(), Some(SIGNING.into()), PUBLIC.into());
     (moto, store, arn)
