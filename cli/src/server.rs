@@ -40,7 +40,7 @@ pub async fn app(config: &LocalConfig) -> Result<Router, CliError> {
         Arc::new(auth),
         authenticate,
     ));
-    let mut app = mint_token::with_cors(token_routes, &shared.allowed_origins)
+    let mut app = mint_token::with_cors(token_routes, chat_auth::http::Cors::from_config(shared))
         .merge(validate_token::router(Arc::new(
             validate_token::ValidateState::new(shared, store.clone()),
         )))

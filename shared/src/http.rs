@@ -152,18 +152,30 @@ pub fn public_cache() -> [(header::HeaderName, HeaderValue); 1] {
     )]
 }
 
-/// Browser origins allowed to call a route (with credentials).
+/// Browser origins allowed to call a route, and whether they may send cookies.
 #[derive(Debug, Clone)]
 pub struct Cors {
     origins: Arc<[String]>,
+    credentials: bool,
 }
 
 impl Cors {
-    /// From the configured allow-list (already normalised by [`crate::Config`]).
-    pub fn new(origins: &[String]) -> Self {
+    /// From an allow-list (already normalised by [`crate::Config`]); `credentials` only when
+    /// the page's identity may travel in cookies: a bearer-only deployment never lets a
+    /// foreign-looking request carry the user's cookies.
+    pub fn new(origins: &[String], credentials: bool) -> Self {
         Cors {
             origins: origins.into(),
+            credentials,
         }
+    }
+
+    /// The configured allow-list, with credentials unless the identity mode is bearer-only.
+    pub fn from_config(config: &crate::Config) -> Self {
+        Self::new(
+            &config.allowed_origins,
+            config.identity_mode != crate::config::IdentityMode::Bearer,
+        )
     }
 
     fn allows(&self, origin: &str) -> bool {
@@ -172,7 +184,7 @@ impl Cors {
 }
 
 /// CORS middleware: requests without `Origin` (servers, same-origin GETs) pass; an allowed
-/// origin gets `Access-Control-Allow-Origin` with credentials; any other origin is refused with
+/// origin gets `Access-Control-Allow-Origin` (with credentials when allowed); any other origin is refused with
 /// 403 *before* the handler runs, so a foreign page can neither read nor trigger a mint.
 pub async fn cors(State(cors): State<Cors>, req: Request, next: Next) -> Response {
     let Some(origin) = req.headers().get(header::ORIGIN).cloned() else {
@@ -207,10 +219,12 @@ pub async fn cors(State(cors): State<Cors>, req: Request, next: Next) -> Respons
     };
     let h = response.headers_mut();
     h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-        HeaderValue::from_static("true"),
-    );
+    if cors.credentials {
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+    }
     h.append(header::VARY, HeaderValue::from_static("Origin"));
     response
 }

@@ -51,7 +51,7 @@ async fn apps(config: &Config) -> Apps {
     Apps {
         mint: finish(mint_token::router(
             Arc::new(mint_token::MintState::new(config, store.clone())),
-            &config.allowed_origins,
+            chat_auth::http::Cors::from_config(config),
         ))
         .layer(axum::middleware::from_fn(mint_token::lambda_identity)),
         validate: finish(validate_token::router(Arc::new(

@@ -78,6 +78,33 @@ async fn the_sign_in_cookie_works_like_a_bearer_token() {
 }
 
 #[tokio::test]
+async fn bearer_only_identity_never_allows_credentials() {
+    let server = start(&[
+        ("CHAT_AUTH_ALLOWED_ORIGINS", "https://www.contoso.com"),
+        ("CHAT_AUTH_IDENTITY_MODE", "bearer"),
+    ])
+    .await;
+    let id = sign_in(&server, CONTACT, json!({})).await;
+    let ok = client()
+        .get(server.url("/token"))
+        .bearer_auth(&id)
+        .header("origin", "https://www.contoso.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://www.contoso.com"
+    );
+    assert!(
+        ok.headers()
+            .get("access-control-allow-credentials")
+            .is_none()
+    );
+}
+
+#[tokio::test]
 async fn cors_admits_listed_origins_only() {
     let server = start(&[("CHAT_AUTH_ALLOWED_ORIGINS", "https://www.contoso.com")]).await;
     let id = sign_in(&server, CONTACT, json!({})).await;

@@ -48,6 +48,19 @@ fn the_sam_translator_refuses_what_only_the_transform_can_see() {
             "              Authorizer: NoSuchAuthorizer\n",
             "NoSuchAuthorizer",
         ),
+        // The function that the API routes to naming the API: CloudFormation refuses the cycle;
+        // neither the translator nor cfn-lint sees it, the dependency check here does.
+        (
+            "          CHAT_AUTH_TOKEN_URL: /token\n",
+            "          CHAT_AUTH_TOKEN_URL: !Sub \"https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/token\"\n",
+            "Circular dependency",
+        ),
+        // A signer's IAM policy naming the KMS-encrypted secret, whose key names the signer.
+        (
+            "              Action: secretsmanager:GetSecretValue\n              Resource: !Sub \"arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${AWS::StackName}-signing-??????\"\n",
+            "              Action: secretsmanager:GetSecretValue\n              Resource: !Ref SigningSecret\n",
+            "Circular dependency",
+        ),
     ] {
         assert!(template.contains(needle), "{needle}");
         let path = dir.path().join("broken.yaml");
@@ -59,6 +72,81 @@ fn the_sam_translator_refuses_what_only_the_transform_can_see() {
             "the translator accepted {broken:?} instead of {needle:?}: {stderr}"
         );
     }
+}
+
+/// The transformed template, as CloudFormation receives it.
+fn transformed() -> serde_json::Value {
+    let out = Command::new(common::python())
+        .arg(common::root().join("tests/py/sam_transform.py"))
+        .arg(common::root().join("template.yaml"))
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn the_deployed_keys_are_guarded() {
+    let t = transformed();
+    let r = &t["Resources"];
+    for name in ["SigningKmsKey", "SigningSecret", "PublicKeysSecret"] {
+        assert_eq!(r[name]["DeletionPolicy"], "Retain", "{name}");
+        assert_eq!(r[name]["UpdateReplacePolicy"], "Retain", "{name}");
+    }
+    assert_eq!(
+        r["SigningSecret"]["Properties"]["KmsKeyId"]["Ref"],
+        "SigningKmsKey"
+    );
+    // Only the signer roles may decrypt; the account administers the key but cannot decrypt.
+    let statements = r["SigningKmsKey"]["Properties"]["KeyPolicy"]["Statement"]
+        .as_array()
+        .unwrap();
+    let decrypters: Vec<&serde_json::Value> = statements
+        .iter()
+        .filter(|s| s["Action"].to_string().contains("kms:Decrypt") || s["Action"] == "kms:*")
+        .collect();
+    assert_eq!(decrypters.len(), 1, "{decrypters:?}");
+    let principals = decrypters[0]["Principal"]["AWS"].to_string();
+    assert!(
+        principals.contains("MintTokenFunctionRole")
+            && principals.contains("RotateKeysFunctionRole")
+    );
+    // Resource policies deny reading the ring and writing the published set to everyone else.
+    for (policy, action) in [
+        ("SigningSecretPolicy", "secretsmanager:GetSecretValue"),
+        ("SigningSecretPolicy", "secretsmanager:PutSecretValue"),
+        ("PublicKeysSecretPolicy", "secretsmanager:PutSecretValue"),
+    ] {
+        let denies = r[policy]["Properties"]["ResourcePolicy"]["Statement"].to_string();
+        assert!(
+            denies.contains(action) && denies.contains("\"Deny\""),
+            "{policy} {action}"
+        );
+    }
+    assert_eq!(
+        r["RotateKeysFunction"]["Properties"]["ReservedConcurrentExecutions"],
+        1
+    );
+    // CORS is mint-token's (the translator mangles a parameterised CorsConfiguration): no
+    // gateway CORS object, and preflights reach the function without the JWT authorizer.
+    let body = &r["HttpApi"]["Properties"]["Body"];
+    assert!(body.get("x-amazon-apigateway-cors").is_none(), "{body}");
+    let preflight = &body["paths"]["/token"]["options"];
+    assert!(
+        preflight.is_object() && preflight.get("security").is_none(),
+        "{preflight}"
+    );
+    assert!(body["paths"]["/token"]["get"]["security"].is_array());
+    let globals = t["Resources"]["MintTokenFunction"]["Properties"]["Environment"].to_string();
+    assert!(
+        globals.contains("\"CHAT_AUTH_IDENTITY_MODE\":\"bearer\""),
+        "{globals}"
+    );
 }
 
 #[test]

@@ -78,8 +78,8 @@ pub struct TrustedCaller(pub String);
 
 /// The `/token` and `/issue` routes behind the CORS allow-list. Hosts add
 /// [`chat_auth::http::finish`] once around the whole app (a router carries one fallback).
-pub fn router<R: RingSource>(state: Arc<MintState<R>>, origins: &[String]) -> Router {
-    with_cors(routes(state), origins)
+pub fn router<R: RingSource>(state: Arc<MintState<R>>, cors: Cors) -> Router {
+    with_cors(routes(state), cors)
 }
 
 /// The routes without CORS, for hosts that put their own identity layer *inside* CORS (so that
@@ -98,9 +98,9 @@ pub fn routes<R: RingSource>(state: Arc<MintState<R>>) -> Router {
 }
 
 /// Wraps `routes` in the CORS allow-list.
-pub fn with_cors(routes: Router, origins: &[String]) -> Router {
+pub fn with_cors(routes: Router, cors: Cors) -> Router {
     routes.layer(axum::middleware::from_fn_with_state(
-        Cors::new(origins),
+        cors,
         chat_auth::http::cors,
     ))
 }
