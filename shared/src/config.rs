@@ -64,6 +64,9 @@ pub struct Config {
     pub key_min_published: Option<i64>,
     /// Seconds between scheduled rotations (`CHAT_AUTH_ROTATION_PERIOD_DAYS`).
     pub rotation_period: i64,
+    /// IAM identities (role or user ARNs) that may use `/issue` on Lambda
+    /// (`CHAT_AUTH_ISSUE_CALLERS`); none by default.
+    pub issue_callers: Vec<String>,
 }
 
 impl Config {
@@ -184,6 +187,13 @@ impl Config {
                 Some(secs)
             }
         };
+        let issue_callers: Vec<String> = list(get("CHAT_AUTH_ISSUE_CALLERS")).into_iter().collect();
+        if let Some(bad) = issue_callers.iter().find(|a| !a.starts_with("arn:")) {
+            return Err(config(
+                "CHAT_AUTH_ISSUE_CALLERS",
+                format!("{bad:?} is not an IAM ARN like arn:aws:iam::123456789012:role/backend"),
+            ));
+        }
         let rotation_days = number(&get, "CHAT_AUTH_ROTATION_PERIOD_DAYS", 30)?;
         let rotation_period = rotation_days.saturating_mul(86_400);
         if !(1..=365).contains(&rotation_days) || rotation_period < MIN_ROTATION_PERIOD {
@@ -206,6 +216,7 @@ impl Config {
             signing_stale_for: Duration::from_secs(signing_stale as u64),
             key_min_published,
             rotation_period,
+            issue_callers,
         })
     }
 
@@ -227,6 +238,16 @@ impl Config {
         crate::ring::Lifecycle::new(self.ring_policy())
     }
 
+    /// True when the IAM caller API Gateway reports may use `/issue`: its ARN is listed, or it is
+    /// a session of a listed role (`arn:aws:sts::A:assumed-role/R/S` for `arn:aws:iam::A:role/R`,
+    /// with any role path).
+    pub fn issue_caller_allowed(&self, caller: &str) -> bool {
+        self.issue_callers.iter().any(|allowed| {
+            allowed == caller
+                || assumed_role(caller).is_some_and(|role| role_matches(allowed, role))
+        })
+    }
+
     /// The validator for this service's own tokens, with Omnichannel's rules.
     pub fn validator(&self) -> crate::jwt::Validator {
         crate::jwt::Validator {
@@ -236,6 +257,30 @@ impl Config {
             omnichannel: true,
         }
     }
+}
+
+/// `(partition, account, role name)` of an STS assumed-role session ARN.
+fn assumed_role(caller: &str) -> Option<(&str, &str, &str)> {
+    let mut parts = caller.splitn(6, ':');
+    let (Some("arn"), Some(partition), Some("sts"), Some(""), Some(account), Some(resource)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    let role = resource.strip_prefix("assumed-role/")?.split('/').next()?;
+    Some((partition, account, role))
+}
+
+/// True when `allowed` is the IAM role ARN (any path) of `role`.
+fn role_matches(allowed: &str, (partition, account, role): (&str, &str, &str)) -> bool {
+    allowed
+        .strip_prefix(&format!("arn:{partition}:iam::{account}:role/"))
+        .is_some_and(|path| path.rsplit('/').next() == Some(role))
 }
 
 /// Names the variable in a configuration error.
@@ -362,6 +407,29 @@ mod tests {
             Error::Config { var, .. } => var,
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn issue_callers_are_iam_arns_and_match_their_role_sessions() {
+        let c = with(&[(
+            "CHAT_AUTH_ISSUE_CALLERS",
+            "arn:aws:iam::123456789012:role/backend, arn:aws:iam::123456789012:user/ops",
+        )])
+        .unwrap();
+        assert!(c.issue_caller_allowed("arn:aws:iam::123456789012:user/ops"));
+        assert!(c.issue_caller_allowed("arn:aws:sts::123456789012:assumed-role/backend/s1"));
+        assert!(!c.issue_caller_allowed("arn:aws:sts::123456789012:assumed-role/backend2/s1"));
+        assert!(!c.issue_caller_allowed("arn:aws:sts::210987654321:assumed-role/backend/s1"));
+        assert!(!c.issue_caller_allowed("arn:aws:iam::123456789012:user/other"));
+        assert!(
+            !with(&[])
+                .unwrap()
+                .issue_caller_allowed("arn:aws:iam::123456789012:user/ops")
+        );
+        assert_eq!(
+            var_of(with(&[("CHAT_AUTH_ISSUE_CALLERS", "backend")])),
+            "CHAT_AUTH_ISSUE_CALLERS"
+        );
     }
 
     #[test]

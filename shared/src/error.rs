@@ -39,6 +39,9 @@ pub enum Error {
     /// The caller's browser origin is not on the allow-list.
     #[error("origin not allowed")]
     OriginNotAllowed,
+    /// An IAM-authenticated backend that is not on the `/issue` allow-list.
+    #[error("this IAM identity may not use /issue (it is not in CHAT_AUTH_ISSUE_CALLERS)")]
+    CallerNotAllowed,
     /// No route matches the path.
     #[error("no such route")]
     NotFound,
@@ -89,6 +92,7 @@ impl Error {
             Error::Invalid(problem) => problem.code,
             Error::Unauthenticated(_) => "unauthenticated",
             Error::OriginNotAllowed => "origin_not_allowed",
+            Error::CallerNotAllowed => "caller_not_allowed",
             Error::NotFound => "not_found",
             Error::MethodNotAllowed => "method_not_allowed",
             Error::StoreUnavailable(_) => "key_store_unavailable",
@@ -108,7 +112,7 @@ impl Error {
             Error::BadRequest { .. } | Error::Invalid(_) | Error::Rotation(_) => 400,
             Error::PayloadTooLarge { .. } => 413,
             Error::Unauthenticated(_) => 401,
-            Error::OriginNotAllowed => 403,
+            Error::OriginNotAllowed | Error::CallerNotAllowed => 403,
             Error::NotFound => 404,
             Error::MethodNotAllowed => 405,
             Error::Conflict(_) => 409,

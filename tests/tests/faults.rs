@@ -34,11 +34,7 @@ fn config(vars: &[(&str, &str)]) -> Config {
 }
 
 fn mint_app(config: &Config, store: SecretsManagerStore) -> Router {
-    chat_auth::http::finish(mint_token::router(
-        Arc::new(mint_token::MintState::new(config, store)),
-        chat_auth::http::Cors::new(&[], false),
-    ))
-    .layer(axum::middleware::from_fn(mint_token::lambda_identity))
+    mint_token::lambda_app(config, store)
 }
 
 async fn get_token(app: &Router) -> (u16, Value) {

@@ -17,6 +17,7 @@ const ANONYMOUS: &str = include_str!("../fixtures/apigw-v2-get-token-anonymous.j
 const VALIDATE: &str = include_str!("../fixtures/apigw-v2-post-validate.json");
 const PUBLIC_KEY: &str = include_str!("../fixtures/apigw-v2-get-public-key.json");
 const PROVIDER: &str = include_str!("../fixtures/apigw-v2-get-provider.json");
+const ISSUE_IAM: &str = include_str!("../fixtures/apigw-v2-post-issue-iam.json");
 
 fn config(extra: &[(&str, &str)]) -> Config {
     let mut vars = vec![
@@ -49,11 +50,7 @@ async fn apps(config: &Config) -> Apps {
         .unwrap();
     let finish = chat_auth::http::finish;
     Apps {
-        mint: finish(mint_token::router(
-            Arc::new(mint_token::MintState::new(config, store.clone())),
-            chat_auth::http::Cors::from_config(config),
-        ))
-        .layer(axum::middleware::from_fn(mint_token::lambda_identity)),
+        mint: mint_token::lambda_app(config, store.clone()),
         validate: finish(validate_token::router(Arc::new(
             validate_token::ValidateState::new(config, store.clone()),
         ))),
@@ -175,6 +172,35 @@ async fn client_keys_outside_the_allow_list_are_a_400_naming_the_key() {
     let body = answer.json();
     assert_eq!(body["error"]["code"], "context_key_not_allowed");
     assert!(body["error"]["message"].as_str().unwrap().contains("Tier"));
+}
+
+#[tokio::test]
+async fn issue_serves_only_the_listed_iam_callers() {
+    // The caller is a session of role crm-backend (the fixture's userArn is the STS form).
+    for (listed, status) in [
+        ("arn:aws:iam::123456789012:role/crm-backend", 200),
+        (
+            "arn:aws:iam::123456789012:role/integrations/crm-backend",
+            200,
+        ),
+        ("arn:aws:iam::123456789012:role/other-backend", 403),
+        ("arn:aws:iam::999999999999:role/crm-backend", 403),
+    ] {
+        let apps = apps(&config(&[("CHAT_AUTH_ISSUE_CALLERS", listed)])).await;
+        let answer = call(&apps.mint, ISSUE_IAM).await;
+        let body = String::from_utf8_lossy(&answer.body).into_owned();
+        assert_eq!(answer.status, status, "{listed}: {body}");
+        if status == 200 {
+            let minted: Value = serde_json::from_str(&body).unwrap();
+            let claims = payload(minted["token"].as_str().unwrap());
+            assert_eq!(claims["sub"], "87b4d06c-abc2-e811-a9b0-000d3a10e09e");
+        } else {
+            assert!(body.contains("caller_not_allowed"), "{body}");
+        }
+    }
+    // Nobody is listed by default.
+    let apps = apps(&config(&[])).await;
+    assert_eq!(call(&apps.mint, ISSUE_IAM).await.status, 403);
 }
 
 #[tokio::test]

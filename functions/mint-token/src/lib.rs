@@ -38,16 +38,23 @@ impl<R: RingSource> MintState<R> {
         }
     }
 
-    /// Mints a token for `sub` with `context` (claims already mapped and checked).
+    /// Mints a token for `sub` with `context` (claims already mapped and checked); `backend`
+    /// names the IAM caller of `/issue`, whose mints are logged with the subject for audit.
     pub async fn mint(
         &self,
         sub: &str,
         context: &chat_auth::CustomContext,
+        backend: Option<&str>,
     ) -> chat_auth::Result<MintedToken> {
         let ring = self.keys.get().await?;
         let claims = self.policy.claims(sub, context, chat_auth::time::now())?;
         let minted = mint(&ring.signer, &claims)?;
-        tracing::info!(kid = %minted.kid, jti = %claims.jti, "token minted");
+        match backend {
+            Some(caller) => {
+                tracing::info!(kid = %minted.kid, jti = %claims.jti, caller, sub, "token issued to a backend")
+            }
+            None => tracing::info!(kid = %minted.kid, jti = %claims.jti, "token minted"),
+        }
         Ok(minted)
     }
 }
@@ -75,6 +82,15 @@ pub struct IssueRequest {
 /// A backend the gateway authenticated with IAM (SigV4). Only hosts insert it.
 #[derive(Debug, Clone)]
 pub struct TrustedCaller(pub String);
+
+/// The whole mint-token app as Lambda runs it: the routes, CORS from `config`, the common
+/// layers, and identity from API Gateway's request context.
+pub fn lambda_app<R: RingSource>(config: &Config, store: R) -> Router {
+    let state = Arc::new(MintState::new(config, store));
+    chat_auth::http::finish(router(state, Cors::from_config(config))).layer(
+        axum::middleware::from_fn_with_state(Arc::new(config.clone()), lambda_identity),
+    )
+}
 
 /// The `/token` and `/issue` routes behind the CORS allow-list. Hosts add
 /// [`chat_auth::http::finish`] once around the whole app (a router carries one fallback).
@@ -130,7 +146,7 @@ async fn issue<R: RingSource>(
 ) -> chat_auth::Result<Response> {
     let sub = state.identity.subject(claims)?;
     let context = state.identity.context(claims, client_context)?;
-    let minted = state.mint(&sub, &context).await?;
+    let minted = state.mint(&sub, &context, None).await?;
     Ok(token_response(headers, minted))
 }
 
@@ -149,8 +165,7 @@ async fn issue_for_backend<R: RingSource>(
     for (key, value) in request.context.iter().flatten() {
         context.insert_json(key, value)?;
     }
-    let minted = state.mint(&request.sub, &context).await?;
-    tracing::info!(caller = %caller.0, "token issued to a backend");
+    let minted = state.mint(&request.sub, &context, Some(&caller.0)).await?;
     Ok(token_response(&headers, minted))
 }
 
@@ -173,9 +188,14 @@ pub fn token_response(headers: &HeaderMap, minted: MintedToken) -> Response {
 }
 
 /// On Lambda: turns the HTTP API JWT authorizer's claims (already verified by API Gateway)
-/// into [`VerifiedClaims`], and an IAM authorizer's caller into [`TrustedCaller`]. Without an
-/// authorizer context the request stays anonymous.
-pub async fn lambda_identity(mut req: Request, next: Next) -> Response {
+/// into [`VerifiedClaims`], and an IAM authorizer's caller into [`TrustedCaller`] if `config`
+/// lists it for `/issue` (any other IAM caller gets 403). Without an authorizer context the
+/// request stays anonymous.
+pub async fn lambda_identity(
+    State(config): State<Arc<Config>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let authorizer = match req.extensions().get::<RequestContext>() {
         Some(RequestContext::ApiGatewayV2(ctx)) => ctx.authorizer.clone(),
         _ => None,
@@ -185,6 +205,10 @@ pub async fn lambda_identity(mut req: Request, next: Next) -> Response {
         .and_then(|a| a.iam.as_ref())
         .and_then(|iam| iam.user_arn.clone().or_else(|| iam.caller_id.clone()));
     if let Some(caller) = caller {
+        if !config.issue_caller_allowed(&caller) {
+            tracing::warn!(caller, "IAM caller refused: not in CHAT_AUTH_ISSUE_CALLERS");
+            return chat_auth::Error::CallerNotAllowed.into_response();
+        }
         req.extensions_mut().insert(TrustedCaller(caller));
     }
     let claims = match authorizer {
