@@ -4,10 +4,23 @@
 //! Nothing in this crate logs a token, a private key or an upstream credential: errors carry
 //! codes and public messages, keys print as redactions.
 
+use serde_json::{Map, Value, json};
+use std::io::Write;
+use std::sync::OnceLock;
 use tracing_subscriber::EnvFilter;
 
-/// Installs the global subscriber once; later calls are ignored.
+/// The CloudWatch namespace for metrics, when running on Lambda (set once by [`init`]).
+static NAMESPACE: OnceLock<Option<String>> = OnceLock::new();
+
+/// Installs the global subscriber once; later calls are ignored. On Lambda it also enables
+/// metrics, in `CHAT_AUTH_METRICS_NAMESPACE` (default `ChatAuth`).
 pub fn init() {
+    let _ = NAMESPACE.set(std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").map(|_| {
+        std::env::var("CHAT_AUTH_METRICS_NAMESPACE")
+            .ok()
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| "ChatAuth".to_owned())
+    }));
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let builder = tracing_subscriber::fmt()
@@ -25,4 +38,72 @@ pub fn init() {
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .try_init()
     };
+}
+
+/// Emits `metrics` (name, value, unit) with `dimensions` as one CloudWatch embedded metric
+/// format record on stdout: CloudWatch extracts the metrics from the log line, so a request
+/// costs a line, never an API call. Does nothing outside Lambda.
+pub fn metrics(metrics: &[(&str, f64, &str)], dimensions: &[(&str, &str)]) {
+    let Some(Some(namespace)) = NAMESPACE.get() else {
+        return;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let line = emf_record(namespace, metrics, dimensions, now);
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
+/// The embedded-metric-format JSON for one record.
+fn emf_record(
+    namespace: &str,
+    metrics: &[(&str, f64, &str)],
+    dimensions: &[(&str, &str)],
+    timestamp_ms: u64,
+) -> String {
+    let mut record = Map::new();
+    record.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": namespace,
+                "Dimensions": [dimensions.iter().map(|(k, _)| *k).collect::<Vec<_>>()],
+                "Metrics": metrics.iter().map(|(name, _, unit)| json!({"Name": name, "Unit": unit})).collect::<Vec<_>>(),
+            }],
+        }),
+    );
+    for (key, value) in dimensions {
+        record.insert((*key).into(), Value::String((*value).into()));
+    }
+    for (name, value, _) in metrics {
+        record.insert((*name).into(), json!(value));
+    }
+    Value::Object(record).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_is_embedded_metric_format() {
+        let line = emf_record(
+            "ChatAuth/prod",
+            &[("ValidationRefusals", 1.0, "Count")],
+            &[("ProblemCode", "expired")],
+            1_800_000_000_000,
+        );
+        let v: Value = serde_json::from_str(&line).unwrap();
+        let spec = &v["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(v["_aws"]["Timestamp"], 1_800_000_000_000u64);
+        assert_eq!(spec["Namespace"], "ChatAuth/prod");
+        assert_eq!(spec["Dimensions"], json!([["ProblemCode"]]));
+        assert_eq!(
+            spec["Metrics"],
+            json!([{"Name": "ValidationRefusals", "Unit": "Count"}])
+        );
+        assert_eq!(v["ProblemCode"], "expired");
+        assert_eq!(v["ValidationRefusals"], 1.0);
+    }
 }

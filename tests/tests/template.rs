@@ -132,6 +132,11 @@ fn the_deployed_keys_are_guarded() {
         r["RotateKeysFunction"]["Properties"]["ReservedConcurrentExecutions"],
         1
     );
+    let stale = r["SigningKeyStaleAlarm"]["Properties"].to_string();
+    assert!(
+        stale.contains("SigningKeyAgeSeconds") && stale.contains("RotationPeriodDays"),
+        "{stale}"
+    );
     // CORS is mint-token's (the translator mangles a parameterised CorsConfiguration): no
     // gateway CORS object, and preflights reach the function without the JWT authorizer.
     let body = &r["HttpApi"]["Properties"]["Body"];

@@ -47,8 +47,21 @@ impl<R: RingSource> MintState<R> {
         backend: Option<&str>,
     ) -> chat_auth::Result<MintedToken> {
         let ring = self.keys.get().await?;
-        let claims = self.policy.claims(sub, context, chat_auth::time::now())?;
+        let now = chat_auth::time::now();
+        let claims = self.policy.claims(sub, context, now)?;
         let minted = mint(&ring.signer, &claims)?;
+        // The signing key's age is how an alarm sees a stuck rotation.
+        chat_auth::telemetry::metrics(
+            &[
+                ("TokensMinted", 1.0, "Count"),
+                (
+                    "SigningKeyAgeSeconds",
+                    (now - ring.signer.times.activates) as f64,
+                    "Seconds",
+                ),
+            ],
+            &[],
+        );
         match backend {
             Some(caller) => {
                 tracing::info!(kid = %minted.kid, jti = %claims.jti, caller, sub, "token issued to a backend")

@@ -34,10 +34,23 @@ async fn main() -> Result<(), Error> {
             match rotator.handle(invocation, chat_auth::time::now()).await {
                 Ok(summary) => {
                     tracing::info!(%summary, "rotation step succeeded");
+                    let outcome = if summary.contains("deferred") {
+                        "deferred"
+                    } else {
+                        "done"
+                    };
+                    chat_auth::telemetry::metrics(
+                        &[("RotationSteps", 1.0, "Count")],
+                        &[("Outcome", outcome)],
+                    );
                     Ok(json!({ "result": summary }))
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "rotation step failed");
+                    chat_auth::telemetry::metrics(
+                        &[("RotationSteps", 1.0, "Count")],
+                        &[("Outcome", "failed")],
+                    );
                     Err(Error::from(e.to_string()))
                 }
             }

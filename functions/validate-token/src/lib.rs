@@ -56,6 +56,12 @@ async fn validate<P: PublicKeySource>(
     if !report.is_active() {
         let codes: Vec<&str> = report.problems.iter().map(|p| p.code).collect();
         tracing::info!(?codes, "token refused");
+        for code in &codes {
+            chat_auth::telemetry::metrics(
+                &[("ValidationRefusals", 1.0, "Count")],
+                &[("ProblemCode", code)],
+            );
+        }
     }
     Ok((no_store(), Json(report.to_json())).into_response())
 }
