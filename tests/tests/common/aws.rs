@@ -253,6 +253,19 @@ impl LambdaHost {
         env: &[(String, String)],
         stderr: Stdio,
     ) -> LambdaHost {
+        let bin = super::chat_auth_bin().with_file_name(binary);
+        Self::start_command(&bin, &[], binary, env, stderr).await
+    }
+
+    /// Runs `program args...` as the function `name` against the emulator with `env` (for
+    /// example an aarch64 bootstrap under `qemu-aarch64`), its log output sent to `stderr`.
+    pub async fn start_command(
+        program: &std::path::Path,
+        args: &[&std::ffi::OsStr],
+        name: &str,
+        env: &[(String, String)],
+        stderr: Stdio,
+    ) -> LambdaHost {
         let (sender, receiver) = mpsc::channel(16);
         let runtime = Arc::new(Runtime {
             queue: Mutex::new(receiver),
@@ -271,12 +284,12 @@ impl LambdaHost {
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
-        let bin = super::chat_auth_bin().with_file_name(binary);
-        let child = Command::new(&bin)
+        let child = Command::new(program)
+            .args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
-            .env("AWS_LAMBDA_FUNCTION_NAME", binary)
+            .env("AWS_LAMBDA_FUNCTION_NAME", name)
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
@@ -286,7 +299,7 @@ impl LambdaHost {
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
-            .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+            .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
         LambdaHost {
             sender,
             runtime,
@@ -298,6 +311,11 @@ impl LambdaHost {
 
     /// Invokes the function with `event`; Ok(response) or Err(error payload).
     pub async fn invoke(&self, event: Value) -> Result<Value, Value> {
+        self.invoke_within(event, Duration::from_secs(60)).await
+    }
+
+    /// As [`LambdaHost::invoke`], waiting up to `limit` for the answer (emulated CPUs are slow).
+    pub async fn invoke_within(&self, event: Value, limit: Duration) -> Result<Value, Value> {
         let n = self
             .counter
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -305,9 +323,9 @@ impl LambdaHost {
         let (tx, rx) = oneshot::channel();
         self.runtime.waiting.lock().await.insert(id.clone(), tx);
         self.sender.send((id, event)).await.unwrap();
-        tokio::time::timeout(Duration::from_secs(60), rx)
+        tokio::time::timeout(limit, rx)
             .await
-            .expect("the function did not answer within 60 s")
+            .unwrap_or_else(|_| panic!("the function did not answer within {limit:?}"))
             .unwrap()
     }
 }
@@ -382,4 +400,24 @@ pub async fn provisioned() -> (Moto, chat_auth_aws::SecretsManagerStore, String)
 /// rotate seconds apart; the waiting rule has its own tests).
 pub fn life() -> chat_auth::Lifecycle {
     chat_auth::Lifecycle::new(chat_auth::RingPolicy::new(30 * 86_400, 0, 0, 0, 30))
+}
+
+/// The function environment the AWS tests give the real binaries: `moto`'s endpoint and
+/// credentials, both secrets, the issuer, the contact-id subject and the region context claim.
+/// Rotations in these tests are seconds apart, so keys may sign as soon as they are published.
+pub fn lambda_env(moto: &Moto) -> Vec<(String, String)> {
+    let mut env = moto.env();
+    env.extend(
+        [
+            ("CHAT_AUTH_SIGNING_SECRET_ID", SIGNING),
+            ("CHAT_AUTH_PUBLIC_KEYS_SECRET_ID", PUBLIC),
+            ("CHAT_AUTH_ISSUER", ISSUER),
+            ("CHAT_AUTH_SUBJECT_CLAIM", "contact_id"),
+            ("CHAT_AUTH_CONTEXT_CLAIMS", "msdyn_region=region"),
+            ("CHAT_AUTH_KEY_MIN_PUBLISHED_SECONDS", "0"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    env
 }
