@@ -37,7 +37,7 @@ use aws_sdk_secretsmanager::error::DisplayErrorContext;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use chat_auth::keys::KeySet;
-use common::aws::{ISSUER, LambdaHost, Moto, PUBLIC, SIGNING};
+use common::aws::{ISSUER, LambdaHost, Moto, PUBLIC, SIGNING, lambda_env};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::process::Stdio;
@@ -127,17 +127,13 @@ impl Plan {
     }
 }
 
-/// Environment of the function binaries (as in secrets_manager.rs, plus no key cache, a
-/// one-second minimum publication time and ten-minute tokens).
+/// Environment of the function binaries: the AWS tests' own, with no key cache, a one-second
+/// minimum publication time (so a pause lets a rotation promote) and ten-minute tokens.
 fn function_env(moto: &Moto) -> Vec<(String, String)> {
-    let mut env = moto.env();
+    let mut env = lambda_env(moto);
+    env.retain(|(k, _)| k != "CHAT_AUTH_KEY_MIN_PUBLISHED_SECONDS");
     env.extend(
         [
-            ("CHAT_AUTH_SIGNING_SECRET_ID", SIGNING),
-            ("CHAT_AUTH_PUBLIC_KEYS_SECRET_ID", PUBLIC),
-            ("CHAT_AUTH_ISSUER", ISSUER),
-            ("CHAT_AUTH_SUBJECT_CLAIM", "contact_id"),
-            ("CHAT_AUTH_CONTEXT_CLAIMS", "msdyn_region=region"),
             ("CHAT_AUTH_KEY_CACHE_TTL_SECONDS", "0"),
             ("CHAT_AUTH_KEY_MIN_PUBLISHED_SECONDS", "1"),
             ("CHAT_AUTH_TOKEN_TTL_SECONDS", "600"),

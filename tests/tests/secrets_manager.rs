@@ -11,7 +11,7 @@ use chat_auth::{Config, PublicKeySet, RingState};
 use chat_auth_aws::SecretsManagerStore;
 use chat_auth_aws::rotation::Rotator;
 use common::aws::{
-    LambdaHost, Moto, PUBLIC, SIGNING, assert_nothing_lost, life, mint_now, provisioned,
+    LambdaHost, SIGNING, assert_nothing_lost, lambda_env, life, mint_now, provisioned,
 };
 use serde_json::{Value, json};
 
@@ -215,24 +215,6 @@ async fn a_corrupt_ring_is_reported_and_never_overwritten() {
         .await
         .unwrap();
     assert!(value.secret_string().unwrap().contains("not"));
-}
-
-fn lambda_env(moto: &Moto) -> Vec<(String, String)> {
-    let mut env = moto.env();
-    env.extend(
-        [
-            ("CHAT_AUTH_SIGNING_SECRET_ID", SIGNING),
-            ("CHAT_AUTH_PUBLIC_KEYS_SECRET_ID", PUBLIC),
-            ("CHAT_AUTH_ISSUER", "contosohelp.com"),
-            ("CHAT_AUTH_SUBJECT_CLAIM", "contact_id"),
-            ("CHAT_AUTH_CONTEXT_CLAIMS", "msdyn_region=region"),
-            // Rotations here are seconds apart; waiting for caches has its own tests.
-            ("CHAT_AUTH_KEY_MIN_PUBLISHED_SECONDS", "0"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string())),
-    );
-    env
 }
 
 fn rotation_event(step: &str, token: &str) -> Value {
