@@ -2,7 +2,7 @@
 # One benchmark run: the floor (openssl speed rsa2048), the criterion benches, HTTP load on the
 # release-built local server (loopback only, bounded in time), cold start and peak RSS, printed
 # as one Markdown table with every figure set against the floor measured in the same run; then
-# the mint-token function under a Lambda Runtime API emulator with the file ring and with the
+# the mint-token function under cargo-lambda's local Lambda runtime with the file ring and with the
 # Secrets Manager store (moto), counting Secrets Manager calls over warm invocations.
 #
 # Builds first (a fresh clone needs several minutes for that); the measuring itself stops by
@@ -29,6 +29,9 @@ if [ ! -x target/py/bin/moto_server ]; then
     [ -x target/py/bin/python ] || python3 -m venv target/py
     target/py/bin/pip install --quiet 'moto[server]>=5' >&2
 fi
+
+echo "==> cargo-lambda (its local Lambda runtime hosts mint-token)" >&2
+scripts/install-cargo-lambda.sh >&2
 
 echo "==> cargo build --release -p chat-auth -p mint-token; cargo bench --no-run" >&2
 cargo build --release --quiet -p chat-auth -p mint-token

@@ -13,9 +13,7 @@ venv=target/lambda-venv
 started=$(date +%s)
 
 echo "==> cargo-lambda (and zig) in $venv"
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-[ -x "$venv/bin/cargo-lambda" ] || "$venv/bin/pip" install --quiet cargo-lambda
-"$venv/bin/cargo-lambda" lambda --version
+scripts/install-cargo-lambda.sh
 
 echo "==> Rust target aarch64-unknown-linux-gnu"
 rustup target add aarch64-unknown-linux-gnu

@@ -1,110 +1,62 @@
-"""A Lambda Runtime API emulator for one function process, and a Secrets Manager endpoint
+"""cargo-lambda's local Lambda runtime for one function process, and a Secrets Manager endpoint
 (moto) whose request log counts the calls a function makes. Used by run.py for the
 Lambda-shaped rows: the mint-token binary as deployed, driven invocation by invocation.
 """
 
 import json
-import queue
-import threading
+import os
+import socket
+import subprocess
 import time
+import urllib.error
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
-PREFIX = "/2018-06-01/runtime"
-
-
-class QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):
-        pass  # a function process stopped mid-request: expected when it is shut down
+ROOT = Path(__file__).resolve().parents[2]
+CARGO_LAMBDA = os.environ.get("CARGO_LAMBDA", str(ROOT / "target/lambda-venv/bin/cargo-lambda"))
 
 
 class RuntimeApi:
-    """Serves /invocation/next to one function process and collects its answers."""
+    """cargo-lambda's local Lambda runtime (`cargo lambda watch --only-lambda-apis`, the one the
+    tests use) for one function: the function process polls `address`; `invoke` posts to the
+    Invoke API, as `cargo lambda invoke` does."""
 
-    def __init__(self):
-        self.events = queue.Queue()
-        self.answers = {}
-        self.answered = threading.Condition()
-        self.closed = False
-        self.count = 0
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def reply(self, status, body=b"", headers=()):
-                self.send_response(status)
-                for k, v in headers:
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self):
-                if self.path != f"{PREFIX}/invocation/next":
-                    return self.reply(404)
-                while not api.closed:
-                    try:
-                        request_id, event = api.events.get(timeout=0.2)
-                        break
-                    except queue.Empty:
-                        continue
-                else:
-                    return self.reply(410)
-                deadline = int(time.time() * 1000) + 30_000
-                self.reply(200, json.dumps(event).encode(), [
-                    ("Content-Type", "application/json"),
-                    ("Lambda-Runtime-Aws-Request-Id", request_id),
-                    ("Lambda-Runtime-Deadline-Ms", str(deadline)),
-                    ("Lambda-Runtime-Invoked-Function-Arn",
-                     "arn:aws:lambda:us-east-1:123456789012:function:mint-token"),
-                    ("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000"),
-                ])
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                parts = self.path[len(PREFIX):].strip("/").split("/")
-                if parts[:1] == ["init"]:
-                    api.finish("init", "error", body)
-                elif len(parts) == 3 and parts[0] == "invocation":
-                    api.finish(parts[1], parts[2], body)
-                else:
-                    return self.reply(404)
-                self.reply(202, b"{}", [("Content-Type", "application/json")])
-
-        self.server = QuietServer(("127.0.0.1", 0), Handler)
-        self.address = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def finish(self, request_id, kind, body):
-        with self.answered:
-            self.answers[request_id] = (kind, body)
-            self.answered.notify_all()
+    def __init__(self, function="mint-token"):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.proc = subprocess.Popen(
+            [CARGO_LAMBDA, "lambda", "watch", "--only-lambda-apis", "--quiet",
+             "--invoke-address", "127.0.0.1", "--invoke-port", str(port)],
+            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, env={**os.environ, "RUST_LOG": "error"})
+        deadline = time.monotonic() + 60
+        # Unknown paths are routed to a function and wait for one: a TCP connect is the probe.
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"cargo lambda watch ({CARGO_LAMBDA}) did not start")
+                time.sleep(0.05)
+        self.address = f"http://127.0.0.1:{port}/.rt/{function}"
+        self.function = function
+        self.invoke_url = f"http://127.0.0.1:{port}/2015-03-31/functions/{function}/invocations"
 
     def invoke(self, event, timeout=10.0):
-        """Queues `event`; returns (kind, parsed body) once the function answers."""
-        self.count += 1
-        request_id = f"req-{self.count}"
-        self.events.put((request_id, event))
-        deadline = time.monotonic() + timeout
-        with self.answered:
-            while request_id not in self.answers and "init" not in self.answers:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError("the function did not answer")
-                self.answered.wait(left)
-            kind, body = self.answers.pop(request_id, None) or self.answers["init"]
-        return kind, json.loads(body or b"null")
+        """Returns ("response" or "error", parsed body) once the function answers."""
+        req = urllib.request.Request(self.invoke_url, data=json.dumps(event).encode(),
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return "response", json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return "error", json.loads(e.read() or b"null")
 
     def close(self):
-        self.closed = True
-        self.server.shutdown()
-        self.server.server_close()
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
 
 
 def token_event(sub, claims):
@@ -138,7 +90,7 @@ def token_event(sub, claims):
 def lambda_env(runtime):
     return {
         "AWS_LAMBDA_RUNTIME_API": runtime.address,
-        "AWS_LAMBDA_FUNCTION_NAME": "mint-token",
+        "AWS_LAMBDA_FUNCTION_NAME": runtime.function,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
         "AWS_LAMBDA_LOG_STREAM_NAME": "bench",

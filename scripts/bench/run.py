@@ -356,7 +356,7 @@ def invoke_ok(runtime, event):
 
 
 def run_function(fn_bin, env, work, log_name):
-    """Starts mint-token under a fresh Runtime API emulator; returns (process, runtime, spawn
+    """Starts mint-token under a fresh cargo-lambda local runtime; returns (process, runtime, spawn
     time, first answer time)."""
     runtime = lambda_host.RuntimeApi()
     full_env = {"PATH": os.environ.get("PATH", ""), "RUST_LOG": "info",
@@ -375,7 +375,7 @@ def lambda_benches(target, bin_path, work):
     common = {"CHAT_AUTH_CONTEXT_CLAIMS": CONTEXT_CLAIMS}
     results = {}
 
-    log(f"Lambda: mint-token under a Runtime API emulator, file ring, {COLD_RUNS} cold starts")
+    log(f"Lambda: mint-token under cargo-lambda's local runtime, file ring, {COLD_RUNS} cold starts")
     times = []
     for _ in range(COLD_RUNS):
         proc, runtime, t0, t1 = run_function(
@@ -533,7 +533,7 @@ def http_rows(h):
 def lambda_rows(lam):
     floor = around(lam["floor"])
     c = lam["cold_file"]
-    rows = [(f"cold start, mint-token under a Lambda Runtime API emulator, file ring: spawn → "
+    rows = [(f"cold start, mint-token under cargo-lambda's local runtime, file ring: spawn → "
              f"first answer (median of {c['runs']})",
              f"{ms(c['median'])} (min {ms(c['min'])}, max {ms(c['max'])})", "", "", "")]
     sm = lam.get("sm")

@@ -9,7 +9,9 @@
 
 mod common;
 
-use common::aws::{LambdaHost, SIGNING, lambda_env, provisioned};
+use common::aws::{
+    LambdaHost, LambdaRuntime, SIGNING, lambda_env, provisioned, public_keys_event, response_body,
+};
 use serde_json::{Value, json};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -75,11 +77,18 @@ fn bootstrap(function: &str, dir: &Path) -> PathBuf {
 }
 
 /// Starts `function`'s aarch64 bootstrap under qemu-aarch64 against a Runtime API emulator.
-async fn start_arm64(function: &str, dir: &Path, env: &[(String, String)]) -> LambdaHost {
+async fn start_arm64(
+    lambda: &LambdaRuntime,
+    function: &str,
+    dir: &Path,
+    env: &[(String, String)],
+) -> LambdaHost {
     let bin = bootstrap(function, dir);
     let qemu = which("qemu-aarch64");
     let args = [OsStr::new("-L"), OsStr::new(SYSROOT), bin.as_os_str()];
-    LambdaHost::start_command(&qemu, &args, function, env, Stdio::inherit()).await
+    lambda
+        .run_command(&qemu, &args, function, env, Stdio::inherit())
+        .await
 }
 
 fn which(program: &str) -> PathBuf {
@@ -91,39 +100,6 @@ fn which(program: &str) -> PathBuf {
         .unwrap_or_else(|| {
             panic!("{program} is missing: scripts/arm64.sh installs qemu-user with apt-get")
         })
-}
-
-/// The body the client sees: API Gateway decodes base64 bodies (application/jwt is not a text
-/// type for lambda_http).
-fn body(response: &Value) -> String {
-    let body = response["body"].as_str().unwrap();
-    if response["isBase64Encoded"] == true {
-        use base64::Engine;
-        String::from_utf8(
-            base64::engine::general_purpose::STANDARD
-                .decode(body)
-                .unwrap(),
-        )
-        .unwrap()
-    } else {
-        body.to_owned()
-    }
-}
-
-/// GET `path` (no query) as API Gateway v2 sends it to public-keys.
-fn public_keys_event(path: &str) -> Value {
-    let mut event: Value =
-        serde_json::from_str(include_str!("../fixtures/apigw-v2-get-public-key.json")).unwrap();
-    event["rawPath"] = json!(path);
-    event["routeKey"] = json!(format!("GET {path}"));
-    event["requestContext"]["http"]["path"] = json!(path);
-    event["requestContext"]["routeKey"] = json!(format!("GET {path}"));
-    event["rawQueryString"] = json!("");
-    event
-        .as_object_mut()
-        .unwrap()
-        .remove("queryStringParameters");
-    event
 }
 
 /// PyJWT's verdict on `token` with a Public key URL document (tests/py/verify_token.py).
@@ -188,9 +164,10 @@ async fn the_arm64_artifacts_rotate_mint_and_publish_under_qemu() {
     }
     let (moto, store, arn) = provisioned().await;
     let env = lambda_env(&moto);
+    let lambda = LambdaRuntime::start().await;
 
     // One rotation, as Secrets Manager drives it.
-    let rotate = start_arm64("rotate-keys", dir.path(), &env).await;
+    let rotate = start_arm64(&lambda, "rotate-keys", dir.path(), &env).await;
     let token = moto.rotate_secret(SIGNING, &arn).await;
     for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
         let out = rotate
@@ -217,18 +194,18 @@ async fn the_arm64_artifacts_rotate_mint_and_publish_under_qemu() {
     assert!(!versions.values().flatten().any(|s| s == "AWSPENDING"));
 
     // A token from the arm64 mint-token.
-    let mint = start_arm64("mint-token", dir.path(), &env).await;
+    let mint = start_arm64(&lambda, "mint-token", dir.path(), &env).await;
     let event: Value =
         serde_json::from_str(include_str!("../fixtures/apigw-v2-get-token.json")).unwrap();
     let response = mint.invoke_within(event, LIMIT).await.unwrap();
     assert_eq!(response["statusCode"], 200, "{response}");
-    let jwt = body(&response);
+    let jwt = response_body(&response).unwrap();
     eprintln!("arm64: mint-token answered after {:?}", started.elapsed());
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, &jwt).unwrap();
 
     // What the arm64 public-keys publishes, in each format.
-    let keys = start_arm64("public-keys", dir.path(), &env).await;
+    let keys = start_arm64(&lambda, "public-keys", dir.path(), &env).await;
     let pem_event: Value =
         serde_json::from_str(include_str!("../fixtures/apigw-v2-get-public-key.json")).unwrap();
     let mut documents = Vec::new();
@@ -239,7 +216,7 @@ async fn the_arm64_artifacts_rotate_mint_and_publish_under_qemu() {
     ] {
         let response = keys.invoke_within(event, LIMIT).await.unwrap();
         assert_eq!(response["statusCode"], 200, "{what}: {response}");
-        documents.push((what, body(&response)));
+        documents.push((what, response_body(&response).unwrap()));
     }
     eprintln!("arm64: public-keys answered after {:?}", started.elapsed());
 

@@ -35,9 +35,12 @@ mod common;
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::DisplayErrorContext;
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chat_auth::keys::KeySet;
-use common::aws::{ISSUER, LambdaHost, Moto, PUBLIC, SIGNING, lambda_env};
+use common::aws::{
+    ISSUER, LambdaHost, LambdaRuntime, Moto, PUBLIC, SIGNING, lambda_env, public_keys_event,
+    response_body,
+};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::process::Stdio;
@@ -154,20 +157,26 @@ struct Functions {
 }
 
 impl Functions {
-    async fn start(env: &[(String, String)]) -> Functions {
-        let host = |binary: &'static str| async move {
-            let stderr = if std::env::var_os("CHAT_AUTH_SEQUENCE_LOGS").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            };
-            LambdaHost::start_with_stderr(binary, env, stderr).await
+    /// The rival runs under its own runtime: processes of one function under one runtime share
+    /// a queue, and the race needs each revocation in its own process.
+    async fn start(runtimes: &[LambdaRuntime; 2], env: &[(String, String)]) -> Functions {
+        let host = |runtime: &LambdaRuntime, binary: &'static str| {
+            let runtime = runtime.clone();
+            async move {
+                let stderr = if std::env::var_os("CHAT_AUTH_SEQUENCE_LOGS").is_some() {
+                    Stdio::inherit()
+                } else {
+                    Stdio::null()
+                };
+                runtime.run_with_stderr(binary, env, stderr).await
+            }
         };
+        let [main, rival] = runtimes;
         Functions {
-            rotate: host("rotate-keys").await,
-            rival: host("rotate-keys").await,
-            mint: host("mint-token").await,
-            keys: host("public-keys").await,
+            rotate: host(main, "rotate-keys").await,
+            rival: host(rival, "rotate-keys").await,
+            mint: host(main, "mint-token").await,
+            keys: host(main, "public-keys").await,
         }
     }
 }
@@ -179,6 +188,8 @@ struct Rig {
     moto: Moto,
     client: Client,
     arn: String,
+    /// cargo-lambda's runtimes, for the whole run; the function processes are per sequence.
+    runtimes: [LambdaRuntime; 2],
     functions: Option<Functions>,
     mint_event: Value,
     multi_event: Value,
@@ -189,24 +200,6 @@ fn fixture(text: &str) -> Value {
     serde_json::from_str(text).unwrap()
 }
 
-/// GET /public-key without a query (the multi-key array), or the same request to the JWKS path.
-fn keys_event(jwks: bool) -> Value {
-    let mut event = fixture(include_str!("../fixtures/apigw-v2-get-public-key.json"));
-    event["rawQueryString"] = json!("");
-    event
-        .as_object_mut()
-        .unwrap()
-        .remove("queryStringParameters");
-    if jwks {
-        let path = "/.well-known/jwks.json";
-        event["rawPath"] = json!(path);
-        event["routeKey"] = json!(format!("GET {path}"));
-        event["requestContext"]["http"]["path"] = json!(path);
-        event["requestContext"]["routeKey"] = json!(format!("GET {path}"));
-    }
-    event
-}
-
 impl Rig {
     async fn start() -> Rig {
         let moto = Moto::start().await;
@@ -214,10 +207,11 @@ impl Rig {
             client: moto.client(),
             moto,
             arn: String::new(),
+            runtimes: [LambdaRuntime::start().await, LambdaRuntime::start().await],
             functions: None,
             mint_event: fixture(include_str!("../fixtures/apigw-v2-get-token.json")),
-            multi_event: keys_event(false),
-            jwks_event: keys_event(true),
+            multi_event: public_keys_event("/public-key"),
+            jwks_event: public_keys_event("/.well-known/jwks.json"),
         }
     }
 
@@ -230,7 +224,7 @@ impl Rig {
         self.functions = None;
         self.moto.reset().await;
         self.arn = self.moto.provision().await;
-        self.functions = Some(Functions::start(&function_env(&self.moto)).await);
+        self.functions = Some(Functions::start(&self.runtimes, &function_env(&self.moto)).await);
     }
 
     /// `rotate_secret` as Secrets Manager's schedule calls it; the new version's token.
@@ -302,19 +296,6 @@ impl Rig {
                 .map_err(|e| format!("removing AWSPENDING: {}", DisplayErrorContext(&e)))?;
         }
         Ok(still_pending)
-    }
-}
-
-/// An API Gateway response's body as the client sees it (API Gateway decodes base64 bodies).
-fn body_of(response: &Value) -> Result<String, String> {
-    let body = response["body"].as_str().unwrap_or_default();
-    if response["isBase64Encoded"] == true {
-        let bytes = STANDARD
-            .decode(body)
-            .map_err(|e| format!("body is not base64: {e}"))?;
-        String::from_utf8(bytes).map_err(|_| "body is not UTF-8".to_owned())
-    } else {
-        Ok(body.to_owned())
     }
 }
 
@@ -536,7 +517,7 @@ impl<'a> Run<'a> {
             .invoke(event.clone())
             .await
             .map_err(|e| format!("public-keys failed for the {name}: {}", error_message(&e)))?;
-        let body = body_of(&response)?;
+        let body = response_body(&response)?;
         if response["statusCode"] != 200 {
             return Err(format!(
                 "public-keys answered {} for the {name}: {body}",
@@ -644,7 +625,7 @@ impl<'a> Run<'a> {
             .invoke(self.rig.mint_event.clone())
             .await
             .map_err(|e| format!("mint-token failed: {}", error_message(&e)))?;
-        let body = body_of(&response)?;
+        let body = response_body(&response)?;
         if response["statusCode"] != 200 {
             return Err(format!(
                 "mint-token answered {}: {body}",

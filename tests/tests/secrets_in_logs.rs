@@ -4,8 +4,7 @@
 
 mod common;
 
-use base64::Engine;
-use common::aws::{LambdaHost, Moto};
+use common::aws::{LambdaRuntime, Moto, response_body};
 use serde_json::{Value, json};
 use std::fs::File;
 use std::path::Path;
@@ -153,9 +152,10 @@ async fn a_full_run_logs_no_token_key_or_credential() {
         .map(|(k, v)| (k.to_string(), v.to_string())),
     );
     {
-        let rotate =
-            LambdaHost::start_with_stderr("rotate-keys", &env, log_file(&logs, "rotate-keys.log"))
-                .await;
+        let lambda = LambdaRuntime::start().await;
+        let rotate = lambda
+            .run_with_stderr("rotate-keys", &env, log_file(&logs, "rotate-keys.log"))
+            .await;
         let version = moto.rotate_secret("signing", &arn).await;
         for step in [
             "createSecret",
@@ -169,19 +169,13 @@ async fn a_full_run_logs_no_token_key_or_credential() {
                 .await;
         }
         let _ = rotate.invoke(json!({"emergencyKid": "no-such-kid"})).await;
-        let mint_fn =
-            LambdaHost::start_with_stderr("mint-token", &env, log_file(&logs, "mint-token.log"))
-                .await;
+        let mint_fn = lambda
+            .run_with_stderr("mint-token", &env, log_file(&logs, "mint-token.log"))
+            .await;
         let event: Value =
             serde_json::from_str(include_str!("../fixtures/apigw-v2-get-token.json")).unwrap();
         let response = mint_fn.invoke(event).await.unwrap();
-        let body = response["body"].as_str().unwrap();
-        let lambda_token = String::from_utf8(
-            base64::engine::general_purpose::STANDARD
-                .decode(body)
-                .unwrap(),
-        )
-        .unwrap();
+        let lambda_token = response_body(&response).unwrap();
         secrets.extend(token_parts(&lambda_token));
     }
     let stored = moto

@@ -11,7 +11,8 @@ use chat_auth::{Config, PublicKeySet, RingState};
 use chat_auth_aws::SecretsManagerStore;
 use chat_auth_aws::rotation::Rotator;
 use common::aws::{
-    LambdaHost, SIGNING, assert_nothing_lost, lambda_env, life, mint_now, provisioned,
+    LambdaRuntime, SIGNING, assert_nothing_lost, lambda_env, life, mint_now, provisioned,
+    public_keys_event, response_body,
 };
 use serde_json::{Value, json};
 
@@ -225,7 +226,8 @@ fn rotation_event(step: &str, token: &str) -> Value {
 async fn the_real_binaries_rotate_mint_and_publish_under_a_lambda_runtime() {
     let (moto, store, arn) = provisioned().await;
     let env = lambda_env(&moto);
-    let rotate = LambdaHost::start("rotate-keys", &env).await;
+    let lambda = LambdaRuntime::start().await;
+    let rotate = lambda.run("rotate-keys", &env).await;
     for _round in 0..2 {
         let token = moto.rotate_secret(SIGNING, &arn).await;
         for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
@@ -270,36 +272,17 @@ async fn the_real_binaries_rotate_mint_and_publish_under_a_lambda_runtime() {
             .contains("invalid step")
     );
 
-    let mint_fn = LambdaHost::start("mint-token", &env).await;
-    let event: Value =
-        serde_json::from_str(include_str!("../fixtures/apigw-v2-get-token.json")).unwrap();
-    let response = mint_fn.invoke(event).await.unwrap();
+    // The mint goes through `cargo lambda invoke` itself, with the API Gateway fixture file.
+    let mint_fn = lambda.run("mint-token", &env).await;
+    let response = mint_fn.invoke_fixture("apigw-v2-get-token.json").await;
     assert_eq!(response["statusCode"], 200, "{response}");
-    // API Gateway decodes base64 bodies before the client sees them (application/jwt is not a
-    // text type for lambda_http).
-    let body = response["body"].as_str().unwrap();
-    let token = if response["isBase64Encoded"] == true {
-        use base64::Engine;
-        String::from_utf8(
-            base64::engine::general_purpose::STANDARD
-                .decode(body)
-                .unwrap(),
-        )
-        .unwrap()
-    } else {
-        body.to_owned()
-    };
+    let token = response_body(&response).unwrap();
 
-    let keys_fn = LambdaHost::start("public-keys", &env).await;
-    let event: Value =
-        serde_json::from_str(include_str!("../fixtures/apigw-v2-get-public-key.json")).unwrap();
-    let mut multi = event.clone();
-    multi["rawQueryString"] = json!("");
-    multi
-        .as_object_mut()
-        .unwrap()
-        .remove("queryStringParameters");
-    let doc = keys_fn.invoke(multi).await.unwrap();
+    let keys_fn = lambda.run("public-keys", &env).await;
+    let doc = keys_fn
+        .invoke(public_keys_event("/public-key"))
+        .await
+        .unwrap();
     assert_eq!(doc["statusCode"], 200, "{doc}");
     let keys =
         chat_auth::publish::parse_public_key_document(doc["body"].as_str().unwrap().as_bytes())

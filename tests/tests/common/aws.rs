@@ -1,20 +1,13 @@
-//! Real protocol peers for the AWS tests: moto's Secrets Manager server and a Lambda Runtime
-//! API emulator that drives the real function binaries.
+//! Real protocol peers for the AWS tests: moto's Secrets Manager server, and cargo-lambda's
+//! local Lambda runtime driving the real function binaries.
 #![allow(dead_code)]
 
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
-use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
-use axum::response::IntoResponse;
-use axum::routing::{get, post};
 use serde_json::Value;
-use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{Mutex, mpsc, oneshot};
 
 /// A moto server on a free loopback port, killed on drop.
 pub struct Moto {
@@ -176,119 +169,115 @@ impl Moto {
     }
 }
 
-type Reply = oneshot::Sender<Result<Value, Value>>;
+/// cargo-lambda's local Lambda runtime, `cargo lambda watch --only-lambda-apis`: it serves the
+/// Runtime API that function processes poll (`/.rt/<function>`) and the Invoke API
+/// (`POST /2015-03-31/functions/<function>/invocations`, what `cargo lambda invoke` calls).
+/// The tests start the function processes themselves, so any program can be the function (an
+/// aarch64 bootstrap under qemu-aarch64, for one). Processes of one function share its queue:
+/// a test that needs two independent processes of the same function starts a second runtime.
+/// Clones share the one `cargo lambda watch` process, which is killed when the last goes.
+#[derive(Clone)]
+pub struct LambdaRuntime(Arc<RuntimeProcess>);
 
-struct Runtime {
-    queue: Mutex<mpsc::Receiver<(String, Value)>>,
-    waiting: Mutex<HashMap<String, Reply>>,
+struct RuntimeProcess {
+    port: u16,
+    child: std::sync::Mutex<Child>,
 }
 
-/// A Lambda Runtime API emulator running one real function binary.
-pub struct LambdaHost {
-    sender: mpsc::Sender<(String, Value)>,
-    runtime: Arc<Runtime>,
-    child: Child,
-    server: tokio::task::JoinHandle<()>,
-    counter: std::sync::atomic::AtomicUsize,
-}
-
-impl Drop for LambdaHost {
+impl Drop for RuntimeProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.server.abort();
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
-async fn next(State(rt): State<Arc<Runtime>>) -> axum::response::Response {
-    let Some((id, event)) = rt.queue.lock().await.recv().await else {
-        // The host is gone; the function process is being killed.
-        return axum::http::StatusCode::GONE.into_response();
-    };
-    let deadline = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis()
-        + 30_000;
-    let mut headers = HeaderMap::new();
-    headers.insert("lambda-runtime-aws-request-id", id.parse().unwrap());
-    headers.insert(
-        "lambda-runtime-deadline-ms",
-        deadline.to_string().parse().unwrap(),
-    );
-    headers.insert(
-        "lambda-runtime-invoked-function-arn",
-        "arn:aws:lambda:us-east-1:123456789012:function:test"
-            .parse()
-            .unwrap(),
-    );
-    headers.insert(
-        "lambda-runtime-trace-id",
-        "Root=1-00000000-000000000000000000000000".parse().unwrap(),
-    );
-    (headers, axum::Json(event)).into_response()
+/// cargo-lambda: `CARGO_LAMBDA` if set, else the one scripts/install-cargo-lambda.sh puts in
+/// target/lambda-venv.
+pub fn cargo_lambda() -> std::path::PathBuf {
+    std::env::var_os("CARGO_LAMBDA")
+        .map(Into::into)
+        .unwrap_or_else(|| super::root().join("target/lambda-venv/bin/cargo-lambda"))
 }
 
-async fn respond(State(rt): State<Arc<Runtime>>, Path(id): Path<String>, body: axum::body::Bytes) {
-    if let Some(reply) = rt.waiting.lock().await.remove(&id) {
-        let _ = reply.send(Ok(serde_json::from_slice(&body).unwrap_or(Value::Null)));
+impl LambdaRuntime {
+    /// Starts `cargo lambda watch --only-lambda-apis` on a free loopback port, in the workspace
+    /// (it reads the workspace's binary names: only those are functions it routes to).
+    pub async fn start() -> LambdaRuntime {
+        let port = super::free_port();
+        let child = Command::new(cargo_lambda())
+            .args(["lambda", "watch", "--only-lambda-apis", "--quiet"])
+            .args(["--invoke-address", "127.0.0.1"])
+            .args(["--invoke-port", &port.to_string()])
+            .current_dir(super::root())
+            .env("RUST_LOG", "error")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e} (scripts/install-cargo-lambda.sh installs it)",
+                    cargo_lambda().display()
+                )
+            });
+        let runtime = LambdaRuntime(Arc::new(RuntimeProcess {
+            port,
+            child: std::sync::Mutex::new(child),
+        }));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        // Any request to a path it does not know would be routed to a function and wait for
+        // one; a TCP connect is the readiness probe.
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            let exited = runtime.0.child.lock().unwrap().try_wait().unwrap();
+            assert!(exited.is_none(), "cargo lambda watch exited: {exited:?}");
+            assert!(
+                Instant::now() < deadline,
+                "cargo lambda watch did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        runtime
     }
-}
 
-async fn fail(State(rt): State<Arc<Runtime>>, Path(id): Path<String>, body: axum::body::Bytes) {
-    if let Some(reply) = rt.waiting.lock().await.remove(&id) {
-        let _ = reply.send(Err(serde_json::from_slice(&body).unwrap_or(Value::Null)));
-    }
-}
-
-impl LambdaHost {
-    /// Runs target/debug/`binary` against the emulator with `env`.
-    pub async fn start(binary: &str, env: &[(String, String)]) -> LambdaHost {
-        Self::start_with_stderr(binary, env, Stdio::inherit()).await
+    /// Runs target/debug/`binary` as the function of that name with `env`.
+    pub async fn run(&self, binary: &str, env: &[(String, String)]) -> LambdaHost {
+        self.run_with_stderr(binary, env, Stdio::inherit()).await
     }
 
-    /// As [`LambdaHost::start`], with the function's log output sent to `stderr`.
-    pub async fn start_with_stderr(
+    /// As [`LambdaRuntime::run`], with the function's log output sent to `stderr`.
+    pub async fn run_with_stderr(
+        &self,
         binary: &str,
         env: &[(String, String)],
         stderr: Stdio,
     ) -> LambdaHost {
         let bin = super::chat_auth_bin().with_file_name(binary);
-        Self::start_command(&bin, &[], binary, env, stderr).await
+        self.run_command(&bin, &[], binary, env, stderr).await
     }
 
-    /// Runs `program args...` as the function `name` against the emulator with `env` (for
-    /// example an aarch64 bootstrap under `qemu-aarch64`), its log output sent to `stderr`.
-    pub async fn start_command(
+    /// Runs `program args...` as the function `name` (a binary of the workspace) with `env`,
+    /// its log output sent to `stderr`.
+    pub async fn run_command(
+        &self,
         program: &std::path::Path,
         args: &[&std::ffi::OsStr],
         name: &str,
         env: &[(String, String)],
         stderr: Stdio,
     ) -> LambdaHost {
-        let (sender, receiver) = mpsc::channel(16);
-        let runtime = Arc::new(Runtime {
-            queue: Mutex::new(receiver),
-            waiting: Mutex::new(HashMap::new()),
-        });
-        let app = Router::new()
-            .route("/2018-06-01/runtime/invocation/next", get(next))
-            .route(
-                "/2018-06-01/runtime/invocation/{id}/response",
-                post(respond),
-            )
-            .route("/2018-06-01/runtime/invocation/{id}/error", post(fail))
-            .with_state(runtime.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
+        let port = self.0.port;
         let child = Command::new(program)
             .args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+            .env(
+                "AWS_LAMBDA_RUNTIME_API",
+                format!("http://127.0.0.1:{port}/.rt/{name}"),
+            )
             .env("AWS_LAMBDA_FUNCTION_NAME", name)
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
@@ -301,14 +290,28 @@ impl LambdaHost {
             .spawn()
             .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
         LambdaHost {
-            sender,
-            runtime,
+            runtime: self.clone(),
+            name: name.to_owned(),
             child,
-            server,
-            counter: Default::default(),
         }
     }
+}
 
+/// One function process under a [`LambdaRuntime`], killed on drop.
+pub struct LambdaHost {
+    runtime: LambdaRuntime,
+    name: String,
+    child: Child,
+}
+
+impl Drop for LambdaHost {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl LambdaHost {
     /// Invokes the function with `event`; Ok(response) or Err(error payload).
     pub async fn invoke(&self, event: Value) -> Result<Value, Value> {
         self.invoke_within(event, Duration::from_secs(60)).await
@@ -316,18 +319,78 @@ impl LambdaHost {
 
     /// As [`LambdaHost::invoke`], waiting up to `limit` for the answer (emulated CPUs are slow).
     pub async fn invoke_within(&self, event: Value, limit: Duration) -> Result<Value, Value> {
-        let n = self
-            .counter
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let id = format!("req-{n}");
-        let (tx, rx) = oneshot::channel();
-        self.runtime.waiting.lock().await.insert(id.clone(), tx);
-        self.sender.send((id, event)).await.unwrap();
-        tokio::time::timeout(limit, rx)
+        let url = format!(
+            "http://127.0.0.1:{}/2015-03-31/functions/{}/invocations",
+            self.runtime.0.port, self.name
+        );
+        let response = super::client()
+            .post(url)
+            .timeout(limit)
+            .json(&event)
+            .send()
             .await
-            .unwrap_or_else(|_| panic!("the function did not answer within {limit:?}"))
-            .unwrap()
+            .unwrap_or_else(|e| panic!("{} did not answer within {limit:?}: {e}", self.name));
+        let ok = response.status().is_success();
+        let body = response.bytes().await.unwrap();
+        let payload = serde_json::from_slice(&body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+        if ok { Ok(payload) } else { Err(payload) }
     }
+
+    /// Invokes the function with the event in tests/fixtures/`fixture` through the
+    /// `cargo lambda invoke` command itself; its JSON output.
+    pub async fn invoke_fixture(&self, fixture: &str) -> Value {
+        let out = tokio::process::Command::new(cargo_lambda())
+            .args(["lambda", "invoke", &self.name, "--output-format", "json"])
+            .args(["--invoke-address", "127.0.0.1"])
+            .args(["--invoke-port", &self.runtime.0.port.to_string()])
+            .arg("--data-file")
+            .arg(super::root().join("tests/fixtures").join(fixture))
+            .output()
+            .await
+            .expect("cargo lambda invoke");
+        assert!(
+            out.status.success(),
+            "cargo lambda invoke {} {fixture}: {}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("cargo lambda invoke prints JSON")
+    }
+}
+
+/// The body of an API Gateway (payload 2.0) response as text: API Gateway decodes base64
+/// bodies before the client sees them (application/jwt is not a text type for lambda_http).
+pub fn response_body(response: &Value) -> Result<String, String> {
+    use base64::Engine;
+    let body = response["body"]
+        .as_str()
+        .ok_or_else(|| format!("no body in {response}"))?;
+    if response["isBase64Encoded"] == true {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .map_err(|e| format!("body is not base64: {e}"))?;
+        String::from_utf8(bytes).map_err(|e| format!("body is not UTF-8: {e}"))
+    } else {
+        Ok(body.to_owned())
+    }
+}
+
+/// The API Gateway (payload 2.0) `GET path` to public-keys, without a query: `/public-key` is
+/// the multi-key array, `/.well-known/jwks.json` the JWKS.
+pub fn public_keys_event(path: &str) -> Value {
+    let mut event: Value =
+        serde_json::from_str(include_str!("../../fixtures/apigw-v2-get-public-key.json")).unwrap();
+    event["rawPath"] = serde_json::json!(path);
+    event["routeKey"] = serde_json::json!(format!("GET {path}"));
+    event["requestContext"]["http"]["path"] = serde_json::json!(path);
+    event["requestContext"]["routeKey"] = serde_json::json!(format!("GET {path}"));
+    event["rawQueryString"] = serde_json::json!("");
+    event
+        .as_object_mut()
+        .unwrap()
+        .remove("queryStringParameters");
+    event
 }
 
 /// The issuer the AWS tests mint with.
