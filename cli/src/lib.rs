@@ -5,6 +5,7 @@ pub mod dev;
 pub mod error;
 pub mod identity;
 pub mod local;
+pub mod openapi;
 pub mod server;
 
 pub use error::CliError;

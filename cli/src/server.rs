@@ -49,7 +49,8 @@ pub async fn app(config: &LocalConfig) -> Result<Router, CliError> {
         )))
         .merge(provider_script::router(Arc::new(ProviderScript::render(
             shared,
-        ))));
+        ))))
+        .merge(crate::openapi::router());
     if let Some(dev_routes) = dev_routes {
         // Development mode is loopback-only: every local process is a trusted backend for /issue.
         app = app.merge(dev_routes).layer(axum::middleware::from_fn(
