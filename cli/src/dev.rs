@@ -1,7 +1,8 @@
 //! Development mode: a built-in identity provider and the demo page, so the whole flow runs on
-//! one machine with nothing else installed. Only served on loopback (see [`crate::LocalConfig`]).
+//! one machine with nothing else installed. Only with `--dev` (or `CHAT_AUTH_DEV=1`), only on
+//! loopback, only for requests addressed to a loopback host (see [`crate::server`]).
 
-use crate::identity::{BearerAuth, DEV_COOKIE};
+use crate::identity::{BearerAuth, DEV_COOKIE, VerifyingKeys};
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -63,7 +64,7 @@ impl DevIdp {
     pub fn verifier(&self) -> Result<BearerAuth> {
         Ok(BearerAuth::development(
             DEV_ISSUER,
-            chat_auth::publish::parse_jwks(&self.docs.jwks)?,
+            VerifyingKeys::from_jwks(self.docs.jwks.as_ref())?,
         ))
     }
 

@@ -1,17 +1,22 @@
 //! The authorizer's part, played by the local server: a bearer token (or, in development mode,
 //! the demo sign-in cookie) is verified and its claims attached to the request as
 //! [`VerifiedClaims`]. A request without one stays anonymous (and `/token` answers 401); a
-//! request with a bad one is refused here with 401 and the reasons.
+//! request with a bad one is refused here with 401 and the reason.
+//!
+//! Verification is `jsonwebtoken`'s (RS, PS, ES and EdDSA). The algorithm is pinned per key
+//! from its JWK (`alg`, else the only one its key type and curve allow), never taken from the
+//! token's header: a token whose `alg` differs from its key's is refused before any signature
+//! check.
 
+use crate::local::JwksSettings;
 use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chat_auth::http::VerifiedClaims;
-use chat_auth::jwt::Validator;
-use chat_auth::keys::KeySet;
-use chat_auth::publish::parse_jwks;
 use chat_auth::{Error, Result};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::sync::{Arc, RwLock};
@@ -19,142 +24,337 @@ use std::time::{Duration, Instant};
 
 /// The development sign-in cookie.
 pub const DEV_COOKIE: &str = "chat_auth_id";
-/// Refetch the upstream JWKS this often.
-const JWKS_TTL: Duration = Duration::from_secs(600);
-/// An unknown kid triggers a refetch at most this often (a forged kid cannot hammer the IdP).
-const JWKS_MIN_REFETCH: Duration = Duration::from_secs(30);
+/// A JWKS larger than this is refused (real ones are a few KiB).
+const MAX_JWKS_BYTES: usize = 256 * 1024;
+/// One JWKS request may take this long.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Leeway for `exp`/`nbf` of identity tokens.
+const LEEWAY_SECONDS: u64 = 60;
+
+/// One usable verifying key and the one algorithm it verifies.
+struct UpstreamKey {
+    kid: Option<String>,
+    alg: Algorithm,
+    key: DecodingKey,
+}
+
+/// The usable keys of one JWKS document.
+pub struct VerifyingKeys(Vec<UpstreamKey>);
+
+impl VerifyingKeys {
+    /// Every usable key of a JWKS document. A key that cannot be used (unknown type, an
+    /// encryption key, HMAC, a curve or algorithm that does not match) is skipped with a
+    /// warning: one odd key must not lock every user out. A document with no usable key, or
+    /// that is not a JWKS, is an error.
+    pub fn from_jwks(body: &[u8]) -> Result<Self> {
+        let unusable = |why: &str| Error::UpstreamUnavailable(format!("the JWKS {why}"));
+        let doc: Value = serde_json::from_slice(body).map_err(|_| unusable("is not JSON"))?;
+        let members = doc
+            .get("keys")
+            .and_then(Value::as_array)
+            .ok_or_else(|| unusable("has no \"keys\" array"))?;
+        let mut keys = Vec::new();
+        for (index, member) in members.iter().enumerate() {
+            match usable_key(member) {
+                Ok(key) => keys.push(key),
+                Err(why) => {
+                    let kid = member.get("kid").and_then(Value::as_str).unwrap_or("");
+                    tracing::warn!(
+                        index,
+                        kid,
+                        why,
+                        "skipping an unusable key of the upstream JWKS"
+                    );
+                }
+            }
+        }
+        if keys.is_empty() {
+            return Err(unusable("has no usable signing key"));
+        }
+        Ok(VerifyingKeys(keys))
+    }
+
+    /// The key for a token's `kid`; a token without one may use the set's only key.
+    fn find(&self, kid: Option<&str>) -> Option<&UpstreamKey> {
+        match kid {
+            Some(kid) => self.0.iter().find(|k| k.kid.as_deref() == Some(kid)),
+            None if self.0.len() == 1 => self.0.first(),
+            None => None,
+        }
+    }
+}
+
+fn usable_key(member: &Value) -> std::result::Result<UpstreamKey, &'static str> {
+    let jwk: Jwk = serde_json::from_value(member.clone()).map_err(|_| "not a JWK")?;
+    if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
+        return Err("an encryption key (use: enc)");
+    }
+    let alg = pinned_algorithm(&jwk)?;
+    let key = DecodingKey::from_jwk(&jwk).map_err(|_| "its key parameters are invalid")?;
+    Ok(UpstreamKey {
+        kid: jwk.common.key_id.clone(),
+        alg,
+        key,
+    })
+}
+
+/// The JWK's own `alg` when it names a signature algorithm its key type can do; otherwise the
+/// only algorithm the key type and curve allow (RSA keys without `alg` are RS256, the common
+/// case; PS* must be declared).
+fn pinned_algorithm(jwk: &Jwk) -> std::result::Result<Algorithm, &'static str> {
+    let declared = match jwk.common.key_algorithm {
+        None => None,
+        Some(KeyAlgorithm::RS256) => Some(Algorithm::RS256),
+        Some(KeyAlgorithm::RS384) => Some(Algorithm::RS384),
+        Some(KeyAlgorithm::RS512) => Some(Algorithm::RS512),
+        Some(KeyAlgorithm::PS256) => Some(Algorithm::PS256),
+        Some(KeyAlgorithm::PS384) => Some(Algorithm::PS384),
+        Some(KeyAlgorithm::PS512) => Some(Algorithm::PS512),
+        Some(KeyAlgorithm::ES256) => Some(Algorithm::ES256),
+        Some(KeyAlgorithm::ES384) => Some(Algorithm::ES384),
+        Some(KeyAlgorithm::EdDSA) => Some(Algorithm::EdDSA),
+        Some(_) => return Err("its alg is not an asymmetric signature algorithm"),
+    };
+    let alg = match (&jwk.algorithm, declared) {
+        (AlgorithmParameters::RSA(_), None) => Algorithm::RS256,
+        (AlgorithmParameters::RSA(_), Some(a)) if is_rsa(a) => a,
+        (AlgorithmParameters::EllipticCurve(ec), declared) => {
+            let by_curve = match ec.curve {
+                EllipticCurve::P256 => Algorithm::ES256,
+                EllipticCurve::P384 => Algorithm::ES384,
+                _ => return Err("its curve is not P-256 or P-384"),
+            };
+            match declared {
+                None => by_curve,
+                Some(a) if a == by_curve => a,
+                Some(_) => return Err("its alg does not match its curve"),
+            }
+        }
+        (AlgorithmParameters::OctetKeyPair(okp), None | Some(Algorithm::EdDSA))
+            if okp.curve == EllipticCurve::Ed25519 =>
+        {
+            Algorithm::EdDSA
+        }
+        (AlgorithmParameters::OctetKey(_), _) => return Err("a symmetric (oct) key"),
+        _ => return Err("its alg does not match its key type"),
+    };
+    Ok(alg)
+}
+
+fn is_rsa(alg: Algorithm) -> bool {
+    matches!(
+        alg,
+        Algorithm::RS256
+            | Algorithm::RS384
+            | Algorithm::RS512
+            | Algorithm::PS256
+            | Algorithm::PS384
+            | Algorithm::PS512
+    )
+}
 
 /// Where the verifying keys come from.
 enum Keys {
     /// The development identity provider's own key.
-    Fixed(KeySet),
+    Fixed(VerifyingKeys),
     /// An upstream JWKS, fetched and cached.
-    Remote(RemoteJwks),
+    Remote(Box<RemoteJwks>),
 }
 
+/// The upstream JWKS, cached. Fetches are rate-limited as a whole: at most one attempt per
+/// `retry` whether it failed or not, so neither an outage nor tokens with forged kids turn
+/// traffic into fetches. During an outage a set keeps verifying until `ttl + stale` old.
 struct RemoteJwks {
-    url: String,
+    settings: JwksSettings,
     /// Built on first use: loading the system's root certificates is the largest part of a
     /// cold start, and a start that never sees a bearer token should not pay for it.
     client: std::sync::OnceLock<reqwest::Client>,
-    cached: RwLock<Option<(Arc<KeySet>, Instant)>>,
+    state: RwLock<Cache>,
     refresh: tokio::sync::Mutex<()>,
 }
 
+#[derive(Default)]
+struct Cache {
+    keys: Option<(Arc<VerifyingKeys>, Instant)>,
+    last_attempt: Option<Instant>,
+}
+
 impl RemoteJwks {
-    async fn get(&self, max_age: Duration) -> Result<Arc<KeySet>> {
-        if let Some(keys) = self.fresh(max_age) {
+    /// The cached set if fresh (and `newer` is false); else a fetch if one is allowed now;
+    /// else the cached set within its stale bound.
+    async fn get(&self, newer: bool) -> Result<Arc<VerifyingKeys>> {
+        if let Some(keys) = self.cached(newer) {
             return Ok(keys);
         }
         let _guard = self.refresh.lock().await;
-        if let Some(keys) = self.fresh(max_age) {
+        if let Some(keys) = self.cached(newer) {
             return Ok(keys);
         }
-        match self.fetch().await {
-            Ok(keys) => {
-                let keys = Arc::new(keys);
-                *self.cached.write().unwrap_or_else(|e| e.into_inner()) =
-                    Some((keys.clone(), Instant::now()));
-                Ok(keys)
+        let allowed = {
+            let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+            state
+                .last_attempt
+                .is_none_or(|at| at.elapsed() >= self.settings.retry)
+        };
+        if allowed {
+            self.state
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .last_attempt = Some(Instant::now());
+            match self.fetch().await {
+                Ok(keys) => {
+                    let keys = Arc::new(keys);
+                    self.state.write().unwrap_or_else(|e| e.into_inner()).keys =
+                        Some((keys.clone(), Instant::now()));
+                    return Ok(keys);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, url = %self.settings.url,
+                        retry_in_seconds = self.settings.retry.as_secs(),
+                        "could not fetch the upstream JWKS");
+                }
             }
-            Err(e) => {
-                tracing::warn!(error = %e, url = %self.url, "could not fetch the upstream JWKS");
-                self.cached
-                    .read()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .as_ref()
-                    .map(|(k, _)| k.clone())
-                    .ok_or(e)
+        }
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        match &state.keys {
+            Some((keys, at)) if at.elapsed() < self.settings.ttl + self.settings.stale => {
+                Ok(keys.clone())
             }
+            _ => Err(Error::UpstreamUnavailable(
+                "no usable copy of the JWKS".into(),
+            )),
         }
     }
 
-    fn fresh(&self, max_age: Duration) -> Option<Arc<KeySet>> {
-        let cached = self.cached.read().unwrap_or_else(|e| e.into_inner());
-        cached
-            .as_ref()
-            .filter(|(_, at)| at.elapsed() < max_age)
-            .map(|(k, _)| k.clone())
+    /// The cached set while fresh; with `newer` (an unknown kid: the provider may have
+    /// rotated) only if no fetch may be attempted yet.
+    fn cached(&self, newer: bool) -> Option<Arc<VerifyingKeys>> {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let (keys, at) = state.keys.as_ref()?;
+        let fresh = at.elapsed() < self.settings.ttl;
+        let may_fetch = state
+            .last_attempt
+            .is_none_or(|t| t.elapsed() >= self.settings.retry);
+        (fresh && !(newer && may_fetch)).then(|| keys.clone())
     }
 
-    async fn fetch(&self) -> Result<KeySet> {
-        let unavailable = |e: reqwest::Error| Error::StoreUnavailable(Box::new(e));
+    async fn fetch(&self) -> Result<VerifyingKeys> {
+        let failed = |why: String| Error::UpstreamUnavailable(why);
         let client = self.client.get_or_init(|| {
             reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
+                .timeout(FETCH_TIMEOUT)
+                // A redirect could lead the key fetch anywhere, including plain http.
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap_or_default()
         });
-        let body = client
-            .get(&self.url)
+        let mut response = client
+            .get(self.settings.url.clone())
+            .header(header::ACCEPT, "application/json")
             .send()
             .await
-            .and_then(|r| r.error_for_status())
-            .map_err(unavailable)?
-            .bytes()
+            .map_err(|e| failed(format!("request failed: {e}")))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(failed(format!("answered {status} (redirects are refused)")));
+        }
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_JWKS_BYTES as u64)
+        {
+            return Err(failed(format!("larger than {MAX_JWKS_BYTES} bytes")));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(unavailable)?;
-        parse_jwks(&body)
+            .map_err(|e| failed(format!("reading the body: {e}")))?
+        {
+            if body.len() + chunk.len() > MAX_JWKS_BYTES {
+                return Err(failed(format!("larger than {MAX_JWKS_BYTES} bytes")));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        VerifyingKeys::from_jwks(&body)
     }
 }
 
 /// Verifies callers' identity tokens.
 pub struct BearerAuth {
-    validator: Validator,
+    validation: Validation,
     keys: Keys,
     accept_cookie: bool,
 }
 
 impl BearerAuth {
     /// Tokens from the development identity provider (also accepted from its cookie).
-    pub fn development(issuer: &str, keys: KeySet) -> Self {
+    pub fn development(issuer: &str, keys: VerifyingKeys) -> Self {
         BearerAuth {
-            validator: upstream_validator(issuer.to_owned(), Some(issuer.to_owned())),
+            validation: validation(issuer, issuer),
             keys: Keys::Fixed(keys),
             accept_cookie: true,
         }
     }
 
     /// Tokens from the site's identity provider.
-    pub fn upstream(issuer: String, jwks_url: String, audience: Option<String>) -> Self {
+    pub fn upstream(issuer: &str, audience: &str, jwks: JwksSettings) -> Self {
         BearerAuth {
-            validator: upstream_validator(issuer, audience),
-            keys: Keys::Remote(RemoteJwks {
-                url: jwks_url,
+            validation: validation(issuer, audience),
+            keys: Keys::Remote(Box::new(RemoteJwks {
+                settings: jwks,
                 client: std::sync::OnceLock::new(),
-                cached: RwLock::new(None),
+                state: RwLock::new(Cache::default()),
                 refresh: tokio::sync::Mutex::new(()),
-            }),
+            })),
             accept_cookie: false,
         }
     }
 
     /// The verified claims of `token`, or why it was refused.
     pub async fn verify(&self, token: &str) -> Result<Map<String, Value>> {
-        let now = chat_auth::time::now();
-        let mut report = match &self.keys {
-            Keys::Fixed(keys) => self.validator.validate(token, keys, now),
+        // `alg: none` and unknown algorithms do not even parse as a header.
+        let header = jsonwebtoken::decode_header(token).map_err(|_| refused("malformed"))?;
+        let kid = header.kid.as_deref();
+        match &self.keys {
+            Keys::Fixed(keys) => self.verify_with(token, header.alg, keys.find(kid)),
             Keys::Remote(remote) => {
-                let report = self
-                    .validator
-                    .validate(token, &*remote.get(JWKS_TTL).await?, now);
-                if report.problems.iter().any(|p| p.code == "unknown_kid") {
-                    // The IdP may have rotated: look again, at most every JWKS_MIN_REFETCH.
-                    self.validator
-                        .validate(token, &*remote.get(JWKS_MIN_REFETCH).await?, now)
-                } else {
-                    report
+                let keys = remote.get(false).await?;
+                if let Some(key) = keys.find(kid) {
+                    return self.verify_with(token, header.alg, Some(key));
                 }
+                // The provider may have rotated: look again (rate-limited like every fetch).
+                let keys = remote.get(true).await?;
+                self.verify_with(token, header.alg, keys.find(kid))
             }
-        };
-        if report.is_active() {
-            return Ok(report.claims.take().unwrap_or_default());
         }
-        let codes: Vec<&str> = report.problems.iter().map(|p| p.code).collect();
-        Err(Error::Unauthenticated(Cow::Owned(format!(
-            "the identity token was refused: {}",
-            codes.join(", ")
-        ))))
+    }
+
+    fn verify_with(
+        &self,
+        token: &str,
+        alg: Algorithm,
+        key: Option<&UpstreamKey>,
+    ) -> Result<Map<String, Value>> {
+        let key = key.ok_or_else(|| refused("unknown_kid"))?;
+        if alg != key.alg {
+            return Err(refused("alg_mismatch"));
+        }
+        let mut validation = self.validation.clone();
+        validation.algorithms = vec![key.alg];
+        jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| {
+                refused(match e.kind() {
+                    ErrorKind::ExpiredSignature => "expired",
+                    ErrorKind::ImmatureSignature => "not_yet_valid",
+                    ErrorKind::InvalidIssuer => "wrong_issuer",
+                    ErrorKind::InvalidAudience => "wrong_audience",
+                    ErrorKind::InvalidSignature => "bad_signature",
+                    ErrorKind::MissingRequiredClaim(_) => "missing_claim",
+                    ErrorKind::InvalidAlgorithm => "alg_mismatch",
+                    _ => "malformed",
+                })
+            })
     }
 
     fn token_of<'r>(&self, req: &'r Request) -> Option<&'r str> {
@@ -176,13 +376,21 @@ impl BearerAuth {
     }
 }
 
-fn upstream_validator(issuer: String, audience: Option<String>) -> Validator {
-    Validator {
-        issuer: Some(issuer),
-        audience,
-        leeway: 60,
-        omnichannel: false,
-    }
+fn refused(code: &str) -> Error {
+    Error::Unauthenticated(Cow::Owned(format!(
+        "the identity token was refused: {code}"
+    )))
+}
+
+/// `iss`, `aud` and `exp` are required; `nbf` is checked when present.
+fn validation(issuer: &str, audience: &str) -> Validation {
+    let mut v = Validation::new(Algorithm::RS256);
+    v.set_issuer(&[issuer]);
+    v.set_audience(&[audience]);
+    v.set_required_spec_claims(&["exp", "iss", "aud"]);
+    v.validate_nbf = true;
+    v.leeway = LEEWAY_SECONDS;
+    v
 }
 
 /// Middleware: attaches [`VerifiedClaims`] when a valid identity token came with the request.

@@ -1,10 +1,27 @@
-//! Local-only configuration: where to listen, where the key ring lives, and who vouches for
-//! callers (an upstream identity provider, or the built-in development one).
+//! Local-only configuration: where to listen, where the key ring lives, who vouches for
+//! callers (an upstream identity provider, or, only when asked for, the built-in development
+//! one), and the server's limits.
 
-use chat_auth::config::config;
+use chat_auth::config::{bounded, config};
 use chat_auth::{Config, Result};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
+
+/// How the upstream identity provider's JWKS is fetched and cached.
+#[derive(Debug, Clone)]
+pub struct JwksSettings {
+    /// Where its signing keys are published (https, or http on loopback).
+    pub url: reqwest::Url,
+    /// `CHAT_AUTH_UPSTREAM_JWKS_TTL_SECONDS`: how long a fetched set is used before refetching.
+    pub ttl: Duration,
+    /// `CHAT_AUTH_UPSTREAM_JWKS_RETRY_SECONDS`: at most one fetch attempt this often, whatever
+    /// the traffic (an outage or a forged kid must not turn every request into a fetch).
+    pub retry: Duration,
+    /// `CHAT_AUTH_UPSTREAM_JWKS_STALE_SECONDS`: how long past its TTL a set keeps verifying
+    /// while the provider cannot be reached.
+    pub stale: Duration,
+}
 
 /// Who verifies the bearer tokens presented to `/token`.
 #[derive(Debug, Clone)]
@@ -13,13 +30,31 @@ pub enum IdentitySource {
     Upstream {
         /// Required `iss`.
         issuer: String,
-        /// Where its signing keys are published.
-        jwks_url: String,
-        /// Required `aud` member.
-        audience: Option<String>,
+        /// Required `aud` member: without it any token the provider issues for any of the
+        /// tenant's apps would mint chat tokens.
+        audience: String,
+        /// Its keys.
+        jwks: JwksSettings,
     },
-    /// The built-in demo identity provider (`POST /dev/sign-in`); loopback only.
-    Development,
+    /// The built-in demo identity provider (`POST /dev/sign-in`); loopback only, and only with
+    /// `--dev` or `CHAT_AUTH_DEV=1`.
+    Development {
+        /// The secret `/issue` requires in `X-Chat-Auth-Issue-Key`.
+        issue_key: String,
+        /// True when it came from `CHAT_AUTH_DEV_ISSUE_KEY` (then it is never printed).
+        issue_key_from_env: bool,
+    },
+}
+
+/// The local server's limits (tower and tower-http layers, see `crate::server`).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// `CHAT_AUTH_REQUEST_TIMEOUT_SECONDS`: a request that takes longer gets 408.
+    pub request_timeout: Duration,
+    /// `CHAT_AUTH_MAX_CONCURRENT_REQUESTS`: requests beyond it get 503 at once.
+    pub concurrency: usize,
+    /// Total bytes of header names and values a request may carry (431 beyond).
+    pub header_bytes: usize,
 }
 
 /// The local server's settings.
@@ -31,25 +66,33 @@ pub struct LocalConfig {
     pub listen: SocketAddr,
     /// `CHAT_AUTH_DATA_DIR` / `--data-dir`.
     pub data_dir: PathBuf,
-    /// Upstream or development identity.
-    pub identity: IdentitySource,
+    /// Upstream or development identity; `None` when neither is configured (only `serve`
+    /// needs one, see [`LocalConfig::identity`]).
+    identity: Option<IdentitySource>,
+    /// The server's limits.
+    pub limits: Limits,
 }
 
 /// The context mapping the demo page relies on, used in development mode when
 /// `CHAT_AUTH_CONTEXT_CLAIMS` is not set.
 pub const DEV_CONTEXT_CLAIMS: &str = "msdyn_cartvalue=cart_value,msdyn_isvip=vip,region=region";
 
+/// Header bytes a request may carry: browsers send 1-2 KiB; a bearer identity token with many
+/// claims fits several times over.
+const MAX_HEADER_BYTES: usize = 16 * 1024;
+
 impl LocalConfig {
-    /// Reads the environment, with command-line overrides for listen address and data dir.
-    pub fn from_env(listen: Option<String>, data_dir: Option<PathBuf>) -> Result<Self> {
-        Self::from_lookup(|k| std::env::var(k).ok(), listen, data_dir)
+    /// Reads the environment, with command-line overrides (`--listen`, `--data-dir`, `--dev`).
+    pub fn from_env(listen: Option<String>, data_dir: Option<PathBuf>, dev: bool) -> Result<Self> {
+        Self::from_lookup(|k| std::env::var(k).ok(), listen, data_dir, dev)
     }
 
-    /// Reads variables through `lookup`.
+    /// Reads variables through `lookup`; `dev` is the `--dev` flag.
     pub fn from_lookup(
         lookup: impl Fn(&str) -> Option<String>,
         listen: Option<String>,
         data_dir: Option<PathBuf>,
+        dev: bool,
     ) -> Result<Self> {
         let get = |k: &str| {
             lookup(k)
@@ -68,42 +111,20 @@ impl LocalConfig {
         let data_dir = data_dir
             .or_else(|| get("CHAT_AUTH_DATA_DIR").map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from(".chat-auth"));
-        let identity = match (
-            get("CHAT_AUTH_UPSTREAM_ISSUER"),
-            get("CHAT_AUTH_UPSTREAM_JWKS_URL"),
-        ) {
-            (Some(issuer), Some(jwks_url)) => {
-                if !(jwks_url.starts_with("https://") || jwks_url.starts_with("http://")) {
-                    return Err(config(
-                        "CHAT_AUTH_UPSTREAM_JWKS_URL",
-                        "must be an http(s) URL",
-                    ));
+        let dev = dev
+            || match get("CHAT_AUTH_DEV").as_deref() {
+                None | Some("0") | Some("false") => false,
+                Some("1") | Some("true") => true,
+                Some(other) => {
+                    return Err(config("CHAT_AUTH_DEV", format!("{other:?} is not 1 or 0")));
                 }
-                IdentitySource::Upstream {
-                    issuer,
-                    jwks_url,
-                    audience: get("CHAT_AUTH_UPSTREAM_AUDIENCE"),
-                }
-            }
-            (None, None) => IdentitySource::Development,
-            (Some(_), None) => {
-                return Err(config(
-                    "CHAT_AUTH_UPSTREAM_JWKS_URL",
-                    "is required with CHAT_AUTH_UPSTREAM_ISSUER",
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(config(
-                    "CHAT_AUTH_UPSTREAM_ISSUER",
-                    "is required with CHAT_AUTH_UPSTREAM_JWKS_URL",
-                ));
-            }
-        };
-        let development = matches!(identity, IdentitySource::Development);
+            };
+        let identity = identity(&get, dev)?;
+        let development = matches!(identity, Some(IdentitySource::Development { .. }));
         if development && !listen.ip().is_loopback() {
             return Err(config(
                 "CHAT_AUTH_LISTEN",
-                "development mode (no CHAT_AUTH_UPSTREAM_ISSUER) hands out identities to anyone and only listens on loopback",
+                "development mode hands out identities to anyone and only listens on loopback",
             ));
         }
         let mut shared = Config::from_lookup(|k| {
@@ -115,7 +136,7 @@ impl LocalConfig {
         // The local key ring lives next to the server: a short TTL lets `chat-auth rotate`
         // from another terminal take effect within seconds.
         if get("CHAT_AUTH_KEY_CACHE_TTL_SECONDS").is_none() {
-            shared.key_cache_ttl = std::time::Duration::from_secs(2);
+            shared.key_cache_ttl = Duration::from_secs(2);
         }
         if development {
             for origin in [
@@ -127,17 +148,148 @@ impl LocalConfig {
                 }
             }
         }
+        let limits = Limits {
+            request_timeout: Duration::from_secs(bounded(
+                &get,
+                "CHAT_AUTH_REQUEST_TIMEOUT_SECONDS",
+                15,
+                1..=300,
+            )?),
+            concurrency: bounded(&get, "CHAT_AUTH_MAX_CONCURRENT_REQUESTS", 256, 1..=65_536)?
+                as usize,
+            header_bytes: MAX_HEADER_BYTES,
+        };
         Ok(LocalConfig {
             shared,
             listen,
             data_dir,
             identity,
+            limits,
+        })
+    }
+
+    /// Who vouches for callers; `serve` cannot run without one.
+    pub fn identity(&self) -> Result<&IdentitySource> {
+        self.identity.as_ref().ok_or_else(|| {
+            config(
+                "CHAT_AUTH_UPSTREAM_ISSUER",
+                "no identity provider is configured. Either set CHAT_AUTH_UPSTREAM_ISSUER, \
+                 CHAT_AUTH_UPSTREAM_JWKS_URL and CHAT_AUTH_UPSTREAM_AUDIENCE (your identity \
+                 provider), or run `chat-auth serve --dev` (or CHAT_AUTH_DEV=1) for the \
+                 built-in demo sign-in on loopback",
+            )
         })
     }
 
     /// True in development mode.
     pub fn development(&self) -> bool {
-        matches!(self.identity, IdentitySource::Development)
+        matches!(self.identity, Some(IdentitySource::Development { .. }))
+    }
+}
+
+fn identity(get: &impl Fn(&str) -> Option<String>, dev: bool) -> Result<Option<IdentitySource>> {
+    let issuer = get("CHAT_AUTH_UPSTREAM_ISSUER");
+    let url = get("CHAT_AUTH_UPSTREAM_JWKS_URL");
+    let audience = get("CHAT_AUTH_UPSTREAM_AUDIENCE");
+    if dev {
+        if issuer.is_some() || url.is_some() || audience.is_some() {
+            return Err(config(
+                "CHAT_AUTH_DEV",
+                "development mode and an upstream identity provider (CHAT_AUTH_UPSTREAM_*) \
+                 exclude each other",
+            ));
+        }
+        let (issue_key, issue_key_from_env) = match get("CHAT_AUTH_DEV_ISSUE_KEY") {
+            Some(key) if key.len() >= 22 => (key, true),
+            Some(_) => {
+                return Err(config(
+                    "CHAT_AUTH_DEV_ISSUE_KEY",
+                    "must be at least 22 characters (128 bits of base64)",
+                ));
+            }
+            None => (chat_auth::claims::random_id()?, false),
+        };
+        return Ok(Some(IdentitySource::Development {
+            issue_key,
+            issue_key_from_env,
+        }));
+    }
+    let (issuer, url, audience) = match (issuer, url, audience) {
+        (None, None, None) => return Ok(None),
+        (Some(i), Some(u), Some(a)) => (i, u, a),
+        (i, u, _) => {
+            let missing = if i.is_none() {
+                "CHAT_AUTH_UPSTREAM_ISSUER"
+            } else if u.is_none() {
+                "CHAT_AUTH_UPSTREAM_JWKS_URL"
+            } else {
+                "CHAT_AUTH_UPSTREAM_AUDIENCE"
+            };
+            return Err(config(
+                missing,
+                "is required: an upstream identity provider needs CHAT_AUTH_UPSTREAM_ISSUER, \
+                 CHAT_AUTH_UPSTREAM_JWKS_URL and CHAT_AUTH_UPSTREAM_AUDIENCE (the audience keeps \
+                 tokens meant for the tenant's other apps out)",
+            ));
+        }
+    };
+    Ok(Some(IdentitySource::Upstream {
+        issuer,
+        audience,
+        jwks: JwksSettings {
+            url: jwks_url(&url)?,
+            ttl: secs(bounded(
+                get,
+                "CHAT_AUTH_UPSTREAM_JWKS_TTL_SECONDS",
+                600,
+                1..=86_400,
+            )?),
+            retry: secs(bounded(
+                get,
+                "CHAT_AUTH_UPSTREAM_JWKS_RETRY_SECONDS",
+                30,
+                1..=3_600,
+            )?),
+            stale: secs(bounded(
+                get,
+                "CHAT_AUTH_UPSTREAM_JWKS_STALE_SECONDS",
+                3_600,
+                0..=86_400,
+            )?),
+        },
+    }))
+}
+
+/// https, or plain http to a loopback address (an identity provider on the same machine):
+/// keys fetched over the network in clear text could be swapped by anyone on the path.
+/// `localhost`, a name under `.localhost`, or a loopback address (IPv6 in brackets or not).
+pub fn is_loopback_host(host: &str) -> bool {
+    let lower = host.to_ascii_lowercase();
+    lower == "localhost"
+        || lower.ends_with(".localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn jwks_url(raw: &str) -> Result<reqwest::Url> {
+    let var = "CHAT_AUTH_UPSTREAM_JWKS_URL";
+    let url = reqwest::Url::parse(raw).map_err(|e| config(var, format!("not a URL: {e}")))?;
+    let loopback = is_loopback_host(url.host_str().unwrap_or_default());
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if loopback => Ok(url),
+        "http" => Err(config(
+            var,
+            "must be https (plain http only to localhost or a loopback address)",
+        )),
+        other => Err(config(var, format!("{other}: must be https"))),
     }
 }
 
@@ -145,32 +297,85 @@ impl LocalConfig {
 mod tests {
     use super::*;
 
+    fn vars(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    const UPSTREAM: &[(&str, &str)] = &[
+        ("CHAT_AUTH_UPSTREAM_ISSUER", "https://idp"),
+        ("CHAT_AUTH_UPSTREAM_JWKS_URL", "https://idp/jwks"),
+        ("CHAT_AUTH_UPSTREAM_AUDIENCE", "api://chat"),
+    ];
+
     #[test]
-    fn development_mode_refuses_non_loopback() {
-        let err =
-            LocalConfig::from_lookup(|_| None, Some("0.0.0.0:8080".into()), None).unwrap_err();
+    fn without_dev_or_upstream_serve_has_no_identity_and_says_both_ways_out() {
+        let cfg = LocalConfig::from_lookup(|_| None, None, None, false).unwrap();
+        assert!(!cfg.development());
+        let err = cfg.identity().unwrap_err().to_string();
+        assert!(
+            err.contains("--dev") && err.contains("CHAT_AUTH_UPSTREAM_AUDIENCE"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn development_mode_only_when_asked_and_only_on_loopback() {
+        let err = LocalConfig::from_lookup(|_| None, Some("0.0.0.0:8080".into()), None, true)
+            .unwrap_err();
         assert!(err.to_string().contains("CHAT_AUTH_LISTEN"));
-        let ok = LocalConfig::from_lookup(|_| None, None, None).unwrap();
+        let ok =
+            LocalConfig::from_lookup(vars(&[("CHAT_AUTH_DEV", "1")]), None, None, false).unwrap();
         assert!(ok.development());
         assert!(
             ok.shared
                 .allowed_origins
                 .contains(&"http://127.0.0.1:8080".to_owned())
         );
+        let Ok(IdentitySource::Development { issue_key, .. }) = ok.identity() else {
+            panic!("development identity");
+        };
+        assert!(issue_key.len() >= 22);
     }
 
     #[test]
-    fn upstream_mode_needs_both_variables() {
-        let only_issuer =
-            |k: &str| (k == "CHAT_AUTH_UPSTREAM_ISSUER").then(|| "https://idp".to_owned());
-        let err = LocalConfig::from_lookup(only_issuer, None, None).unwrap_err();
-        assert!(err.to_string().contains("CHAT_AUTH_UPSTREAM_JWKS_URL"));
-        let both = |k: &str| match k {
-            "CHAT_AUTH_UPSTREAM_ISSUER" => Some("https://idp".to_owned()),
-            "CHAT_AUTH_UPSTREAM_JWKS_URL" => Some("https://idp/jwks".to_owned()),
-            _ => None,
-        };
-        let ok = LocalConfig::from_lookup(both, Some("0.0.0.0:8080".into()), None).unwrap();
-        assert!(!ok.development());
+    fn upstream_mode_needs_issuer_jwks_and_audience() {
+        for missing in [
+            "CHAT_AUTH_UPSTREAM_ISSUER",
+            "CHAT_AUTH_UPSTREAM_JWKS_URL",
+            "CHAT_AUTH_UPSTREAM_AUDIENCE",
+        ] {
+            let lookup = |k: &str| (k != missing).then(|| vars(UPSTREAM)(k)).flatten();
+            let err = LocalConfig::from_lookup(lookup, None, None, false).unwrap_err();
+            assert!(err.to_string().starts_with(missing), "{err}");
+        }
+        let ok = LocalConfig::from_lookup(vars(UPSTREAM), Some("0.0.0.0:8080".into()), None, false)
+            .unwrap();
+        assert!(matches!(ok.identity(), Ok(IdentitySource::Upstream { .. })));
+        let both = LocalConfig::from_lookup(vars(UPSTREAM), None, None, true).unwrap_err();
+        assert!(both.to_string().starts_with("CHAT_AUTH_DEV"));
+    }
+
+    #[test]
+    fn the_jwks_url_must_be_https_except_on_loopback() {
+        for ok in [
+            "https://login.example.com/keys",
+            "http://127.0.0.1:9000/jwks",
+            "http://localhost/jwks",
+            "http://[::1]:80/jwks",
+        ] {
+            assert!(jwks_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://idp.example.com/jwks",
+            "ftp://idp/jwks",
+            "http://10.0.0.1/jwks",
+        ] {
+            assert!(jwks_url(bad).is_err(), "{bad}");
+        }
     }
 }

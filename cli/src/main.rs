@@ -1,6 +1,7 @@
 //! `chat-auth`: the local token service and operator commands.
 
 use chat_auth::store::{FileStore, PublicKeySource, ensure_ring, revoke, rotate};
+use chat_auth_cli::local::IdentitySource;
 use chat_auth_cli::{CliError, LocalConfig, server};
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
@@ -21,11 +22,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run every route on one port with the file key ring (development mode without an upstream).
+    /// Run every route on one port with the file key ring. Needs an upstream identity provider
+    /// (CHAT_AUTH_UPSTREAM_ISSUER, _JWKS_URL, _AUDIENCE) or --dev.
     Serve {
         /// Address to listen on (default: CHAT_AUTH_LISTEN, else 127.0.0.1:8080).
         #[arg(long)]
         listen: Option<String>,
+        /// Development mode (also CHAT_AUTH_DEV=1): a built-in demo sign-in that vouches for
+        /// anyone, so loopback only, for loopback Host names only.
+        #[arg(long)]
+        dev: bool,
     },
     /// Print a token for SUB signed by the local ring.
     Mint {
@@ -71,11 +77,11 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, CliError> {
-    let listen = match &cli.command {
-        Command::Serve { listen } => listen.clone(),
-        _ => None,
+    let (listen, dev) = match &cli.command {
+        Command::Serve { listen, dev } => (listen.clone(), *dev),
+        _ => (None, false),
     };
-    let config = LocalConfig::from_env(listen, cli.data_dir)?;
+    let config = LocalConfig::from_env(listen, cli.data_dir, dev)?;
     let shared = &config.shared;
     let store = || FileStore::open(&config.data_dir);
     let life = shared.lifecycle();
@@ -90,11 +96,24 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 issuer = %shared.policy.issuer,
                 "chat-auth listening"
             );
-            if config.development() {
+            if let IdentitySource::Development {
+                issue_key,
+                issue_key_from_env,
+            } = config.identity()?
+            {
                 eprintln!(
                     "Demo: http://{}/  (development mode: built-in sign-in, loopback only)",
                     config.listen
                 );
+                if *issue_key_from_env {
+                    eprintln!(
+                        "POST /issue: header X-Chat-Auth-Issue-Key from CHAT_AUTH_DEV_ISSUE_KEY"
+                    );
+                } else {
+                    eprintln!(
+                        "POST /issue: header X-Chat-Auth-Issue-Key: {issue_key}  (this run only)"
+                    );
+                }
             }
             server::serve(listener, app).await?;
         }
@@ -171,11 +190,31 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         }
         Command::Snippet { base_url } => {
             let base = base_url.trim_end_matches('/');
-            let script = chat_auth::provider::ProviderScript::render(shared);
+            let url = format!("{base}/provider.js");
+            let local = chat_auth::provider::ProviderScript::render(shared).integrity;
+            let integrity = match served_script(&url).await {
+                Ok(script) => {
+                    let served = chat_auth::provider::integrity(&script);
+                    if served != local {
+                        eprintln!(
+                            "chat-auth: note: {url} differs from the script this machine's \
+                             configuration renders; the hash below is of the served one"
+                        );
+                    }
+                    served
+                }
+                Err(why) => {
+                    eprintln!(
+                        "chat-auth: warning: could not fetch {url} ({why}); the integrity hash \
+                         below is of this machine's script and matches only if the server runs \
+                         the same version with the same configuration"
+                    );
+                    local
+                }
+            };
             println!("Paste into the page, before the widget's script:");
             println!(
-                "  <script src=\"{base}/provider.js\" integrity=\"{}\" crossorigin=\"anonymous\"></script>",
-                script.integrity
+                "  <script src=\"{url}\" integrity=\"{integrity}\" crossorigin=\"anonymous\"></script>"
             );
             println!("Omnichannel admin > chat authentication settings:");
             println!("  Public key URL:             {base}/public-key");
@@ -185,6 +224,27 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The script as served at `url` (the bytes a browser checks the `integrity` against).
+async fn served_script(url: &str) -> Result<Vec<u8>, String> {
+    const MAX: usize = 1024 * 1024;
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut response = client.get(url).send().await.map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("it answered {}", response.status()));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > MAX {
+            return Err(format!("larger than {MAX} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Every key of `ring` with its state, read against what is published: `signing`, `next`

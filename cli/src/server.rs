@@ -1,13 +1,21 @@
 //! The local server: every function's routes on one port over the file-backed key ring.
 
 use crate::identity::{BearerAuth, authenticate};
-use crate::local::{IdentitySource, LocalConfig};
+use crate::local::{IdentitySource, Limits, LocalConfig, is_loopback_host};
 use crate::{CliError, dev};
 use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use chat_auth::Error;
 use chat_auth::provider::ProviderScript;
 use chat_auth::store::{FileStore, ensure_ring};
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
 
 /// Builds the whole app: opens (or creates) the key ring, then wires every route.
 pub async fn app(config: &LocalConfig) -> Result<Router, CliError> {
@@ -20,26 +28,24 @@ pub async fn app(config: &LocalConfig) -> Result<Router, CliError> {
         next = %ring.next.kid,
         "key ring ready"
     );
-    let (auth, dev_routes) = match &config.identity {
+    let (auth, dev_routes) = match config.identity()? {
         IdentitySource::Upstream {
             issuer,
-            jwks_url,
             audience,
-        } => (
-            BearerAuth::upstream(issuer.clone(), jwks_url.clone(), audience.clone()),
-            None,
-        ),
-        IdentitySource::Development => {
+            jwks,
+        } => (BearerAuth::upstream(issuer, audience, jwks.clone()), None),
+        IdentitySource::Development { issue_key, .. } => {
             let idp = Arc::new(dev::DevIdp::new()?);
-            (idp.verifier()?, Some(dev::router(idp)))
+            (
+                idp.verifier()?,
+                Some((dev::router(idp), Arc::<str>::from(issue_key.as_str()))),
+            )
         }
     };
     let mint = Arc::new(mint_token::MintState::new(shared, store.clone()));
     // Identity is checked inside CORS: a refused bearer's 401 must stay readable by the page.
-    let token_routes = mint_token::routes(mint).layer(axum::middleware::from_fn_with_state(
-        Arc::new(auth),
-        authenticate,
-    ));
+    let token_routes =
+        mint_token::routes(mint).layer(from_fn_with_state(Arc::new(auth), authenticate));
     let mut app = mint_token::with_cors(token_routes, chat_auth::http::Cors::from_config(shared))
         .merge(validate_token::router(Arc::new(
             validate_token::ValidateState::new(shared, store.clone()),
@@ -51,17 +57,108 @@ pub async fn app(config: &LocalConfig) -> Result<Router, CliError> {
             shared,
         ))))
         .merge(crate::openapi::router());
-    if let Some(dev_routes) = dev_routes {
-        // Development mode is loopback-only: every local process is a trusted backend for /issue.
-        app = app.merge(dev_routes).layer(axum::middleware::from_fn(
-            |mut req: axum::extract::Request, next: axum::middleware::Next| async move {
-                req.extensions_mut()
-                    .insert(mint_token::TrustedCaller("local development".into()));
-                next.run(req).await
-            },
-        ));
+    if let Some((dev_routes, issue_key)) = dev_routes {
+        app = app
+            .merge(dev_routes)
+            .layer(from_fn_with_state(issue_key, issue_key_check))
+            .layer(from_fn(loopback_host_only));
     }
-    Ok(chat_auth::http::finish(app))
+    Ok(limited(chat_auth::http::finish(app), &config.limits))
+}
+
+/// The local server's limits, outermost first: header size (431), concurrency (503 at once,
+/// never a queue), then the request timeout (408). All answer with the JSON error body.
+fn limited(app: Router, limits: &Limits) -> Router {
+    let timeout = limits.request_timeout;
+    let header_bytes = limits.header_bytes;
+    app.layer(TimeoutLayer::with_status_code(
+        StatusCode::REQUEST_TIMEOUT,
+        timeout,
+    ))
+    // tower-http's timeout answers with an empty body; give it the JSON error.
+    .layer(from_fn(move |req: Request, next: Next| async move {
+        let response = next.run(req).await;
+        if response.status() == StatusCode::REQUEST_TIMEOUT {
+            return Error::RequestTimeout {
+                seconds: timeout.as_secs(),
+            }
+            .into_response();
+        }
+        response
+    }))
+    .layer(
+        tower::ServiceBuilder::new()
+            .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                Error::Overloaded
+            }))
+            .load_shed()
+            // Global: `Router::layer` wraps every route separately, and one semaphore must
+            // count them all.
+            .layer(GlobalConcurrencyLimitLayer::new(limits.concurrency)),
+    )
+    // Hand-written: tower-http has no header-size layer, and hyper's own limit (about
+    // 400 KiB, 100 headers) answers without a JSON body.
+    .layer(from_fn(move |req: Request, next: Next| async move {
+        let bytes: usize = req
+            .headers()
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len())
+            .sum();
+        if bytes > header_bytes {
+            return Error::HeadersTooLarge {
+                limit: header_bytes,
+            }
+            .into_response();
+        }
+        next.run(req).await
+    }))
+}
+
+/// Development mode: a request must be addressed to a loopback host. A page on any site can
+/// point its own DNS name at 127.0.0.1 (DNS rebinding) and a proxy or tunnel forwards foreign
+/// names; both arrive here with a `Host` that is not loopback.
+async fn loopback_host_only(req: Request, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    if !host.map(without_port).is_some_and(is_loopback_host) {
+        return Error::HostNotAllowed.into_response();
+    }
+    next.run(req).await
+}
+
+fn without_port(host: &str) -> &str {
+    match host.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').map_or(host, |(ip, _)| ip),
+        None => host.split_once(':').map_or(host, |(name, _)| name),
+    }
+}
+
+/// The header carrying development mode's per-run `/issue` secret.
+pub const ISSUE_KEY_HEADER: &str = "x-chat-auth-issue-key";
+
+/// Development mode: `/issue` trusts a caller that presents the per-run issue key (printed at
+/// start). Without the header the request is not trusted (`/issue` answers 401); with a wrong
+/// one it is refused here (403).
+async fn issue_key_check(State(key): State<Arc<str>>, mut req: Request, next: Next) -> Response {
+    match req.headers().get(ISSUE_KEY_HEADER) {
+        None => {}
+        Some(given)
+            if aws_lc_rs::constant_time::verify_slices_are_equal(
+                given.as_bytes(),
+                key.as_bytes(),
+            )
+            .is_ok() =>
+        {
+            req.extensions_mut().insert(mint_token::TrustedCaller(
+                "local development (issue key)".into(),
+            ));
+        }
+        Some(_) => return Error::IssueKeyRefused.into_response(),
+    }
+    next.run(req).await
 }
 
 /// Serves `app` on `listener` until Ctrl-C / SIGTERM.

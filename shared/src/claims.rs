@@ -110,7 +110,8 @@ pub fn check_subject(sub: &str) -> Result<(), Problem> {
     Ok(())
 }
 
-pub(crate) fn random_id() -> Result<String> {
+/// 128 random bits, base64url: a `jti`, or a per-run secret.
+pub fn random_id() -> Result<String> {
     let mut bytes = [0u8; 16];
     aws_lc_rs::rand::fill(&mut bytes).map_err(|_| Error::Crypto("random"))?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))

@@ -300,6 +300,25 @@ fn number(get: &impl Fn(&str) -> Option<String>, var: &'static str, default: i64
     }
 }
 
+/// A whole number from `var` (seconds, a count), `default` when unset, refused outside `range`.
+pub fn bounded(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64> {
+    let value = number(get, var, default as i64)?;
+    u64::try_from(value)
+        .ok()
+        .filter(|v| range.contains(v))
+        .ok_or_else(|| {
+            config(
+                var,
+                format!("{value} is outside {}..={}", range.start(), range.end()),
+            )
+        })
+}
+
 fn list(raw: Option<String>) -> BTreeSet<String> {
     raw.unwrap_or_default()
         .split(',')

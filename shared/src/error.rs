@@ -42,6 +42,34 @@ pub enum Error {
     /// An IAM-authenticated backend that is not on the `/issue` allow-list.
     #[error("this IAM identity may not use /issue (it is not in CHAT_AUTH_ISSUE_CALLERS)")]
     CallerNotAllowed,
+    /// Development mode, and `/issue` without the right per-run issue key.
+    #[error("wrong X-Chat-Auth-Issue-Key: use the one `chat-auth serve --dev` printed at start")]
+    IssueKeyRefused,
+    /// Development mode answers only requests addressed to a loopback host: a foreign `Host`
+    /// is a DNS-rebinding page or a proxy exposing the demo sign-in.
+    #[error(
+        "development mode answers only requests for localhost or a loopback address (Host header)"
+    )]
+    HostNotAllowed,
+    /// The request's headers are larger than the server accepts.
+    #[error("request headers exceed {limit} bytes")]
+    HeadersTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The request took longer than the server allows.
+    #[error("the request took longer than {seconds} s")]
+    RequestTimeout {
+        /// The limit in seconds.
+        seconds: u64,
+    },
+    /// The server is at its concurrency limit; the client should retry.
+    #[error("the server is busy; retry shortly")]
+    Overloaded,
+    /// The upstream identity provider's keys cannot be fetched and no usable cached copy is
+    /// left; identity tokens cannot be verified, so the server fails closed.
+    #[error("identity provider keys unavailable: {0}")]
+    UpstreamUnavailable(String),
     /// No route matches the path.
     #[error("no such route")]
     NotFound,
@@ -92,7 +120,12 @@ impl Error {
             Error::Invalid(problem) => problem.code,
             Error::Unauthenticated(_) => "unauthenticated",
             Error::OriginNotAllowed => "origin_not_allowed",
-            Error::CallerNotAllowed => "caller_not_allowed",
+            Error::CallerNotAllowed | Error::IssueKeyRefused => "caller_not_allowed",
+            Error::HostNotAllowed => "host_not_allowed",
+            Error::HeadersTooLarge { .. } => "headers_too_large",
+            Error::RequestTimeout { .. } => "request_timeout",
+            Error::Overloaded => "overloaded",
+            Error::UpstreamUnavailable(_) => "identity_provider_unavailable",
             Error::NotFound => "not_found",
             Error::MethodNotAllowed => "method_not_allowed",
             Error::StoreUnavailable(_) => "key_store_unavailable",
@@ -112,13 +145,20 @@ impl Error {
             Error::BadRequest { .. } | Error::Invalid(_) | Error::Rotation(_) => 400,
             Error::PayloadTooLarge { .. } => 413,
             Error::Unauthenticated(_) => 401,
-            Error::OriginNotAllowed | Error::CallerNotAllowed => 403,
+            Error::OriginNotAllowed
+            | Error::CallerNotAllowed
+            | Error::IssueKeyRefused
+            | Error::HostNotAllowed => 403,
+            Error::RequestTimeout { .. } => 408,
+            Error::HeadersTooLarge { .. } => 431,
             Error::NotFound => 404,
             Error::MethodNotAllowed => 405,
             Error::Conflict(_) => 409,
-            Error::StoreUnavailable(_) | Error::NotProvisioned(_) | Error::CorruptKeys { .. } => {
-                503
-            }
+            Error::StoreUnavailable(_)
+            | Error::NotProvisioned(_)
+            | Error::CorruptKeys { .. }
+            | Error::Overloaded
+            | Error::UpstreamUnavailable(_) => 503,
             Error::Config { .. } | Error::Crypto(_) | Error::Io { .. } => 500,
         }
     }
@@ -126,9 +166,13 @@ impl Error {
     /// The message shown to clients: server-side causes are summarised, never detailed, so
     /// that paths, upstream errors and key material stay in the (redacted) logs.
     pub fn public_message(&self) -> String {
-        match self.status() {
-            500 => "internal error".to_owned(),
-            503 => "the signing keys are temporarily unavailable".to_owned(),
+        match (self, self.status()) {
+            (_, 500) => "internal error".to_owned(),
+            (Error::Overloaded, _) => self.to_string(),
+            (Error::UpstreamUnavailable(_), _) => {
+                "the identity provider's keys are temporarily unavailable".to_owned()
+            }
+            (_, 503) => "the signing keys are temporarily unavailable".to_owned(),
             _ => self.to_string(),
         }
     }

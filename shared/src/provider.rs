@@ -35,13 +35,18 @@ impl ProviderScript {
         });
         let body = TEMPLATE.replacen(PLACEHOLDER, &script_safe_json(&settings), 1);
         let sha256 = digest::digest(&digest::SHA256, body.as_bytes());
-        let sha384 = digest::digest(&digest::SHA384, body.as_bytes());
         ProviderScript {
             etag: format!("\"{}\"", &URL_SAFE_NO_PAD.encode(sha256.as_ref())[..27]),
-            integrity: format!("sha384-{}", STANDARD.encode(sha384.as_ref())),
+            integrity: integrity(body.as_bytes()),
             body: Bytes::from(body),
         }
     }
+}
+
+/// The Subresource Integrity value (`sha384-...`) of a script's bytes.
+pub fn integrity(script: &[u8]) -> String {
+    let sha384 = digest::digest(&digest::SHA384, script);
+    format!("sha384-{}", STANDARD.encode(sha384.as_ref()))
 }
 
 /// JSON that cannot close a `<script>` element or break a JavaScript string literal.

@@ -122,9 +122,14 @@ impl Case {
     fn bearer(self, token: &str) -> Self {
         self.header("authorization", format!("Bearer {token}"))
     }
+    /// Sent to the development-mode server.
     fn on_dev(mut self) -> Self {
         self.dev = true;
         self
+    }
+    /// With development mode's `/issue` key.
+    fn issue_key(self) -> Self {
+        self.header("x-chat-auth-issue-key", common::ISSUE_KEY)
     }
 }
 
@@ -490,7 +495,8 @@ async fn every_hostile_request_gets_a_structured_error() {
             "context_too_many_variables",
         )
         .json(json!({"sub": "c", "context": many}).to_string())
-        .on_dev(),
+        .on_dev()
+        .issue_key(),
         case(
             "issue: name past the limit",
             "POST",
@@ -499,7 +505,8 @@ async fn every_hostile_request_gets_a_structured_error() {
             "context_name_too_long",
         )
         .json(json!({"sub": "c", "context": {"n".repeat(101): 1}}).to_string())
-        .on_dev(),
+        .on_dev()
+        .issue_key(),
         case(
             "issue: empty subject",
             "POST",
@@ -508,7 +515,8 @@ async fn every_hostile_request_gets_a_structured_error() {
             "invalid_subject",
         )
         .json(r#"{"sub": ""}"#)
-        .on_dev(),
+        .on_dev()
+        .issue_key(),
         case(
             "issue: control characters in the subject",
             "POST",
@@ -517,7 +525,8 @@ async fn every_hostile_request_gets_a_structured_error() {
             "invalid_subject",
         )
         .json(r#"{"sub": "a\u0000b"}"#)
-        .on_dev(),
+        .on_dev()
+        .issue_key(),
         case(
             "sign-in: reserved claim",
             "POST",
@@ -536,6 +545,52 @@ async fn every_hostile_request_gets_a_structured_error() {
         )
         .json(r#"{"claims": {}}"#)
         .on_dev(),
+        case(
+            "dev issue: no issue key",
+            "POST",
+            "/issue",
+            401,
+            "unauthenticated",
+        )
+        .json(r#"{"sub": "contact-1"}"#)
+        .on_dev(),
+        case(
+            "dev issue: wrong issue key",
+            "POST",
+            "/issue",
+            403,
+            "caller_not_allowed",
+        )
+        .json(r#"{"sub": "contact-1"}"#)
+        .on_dev()
+        .header("x-chat-auth-issue-key", "guessed-guessed-guessed-guessed"),
+        case(
+            "dev: a foreign Host (DNS rebinding, a tunnel)",
+            "GET",
+            "/public-key",
+            403,
+            "host_not_allowed",
+        )
+        .header("host", "rebind.evil.example:8080")
+        .on_dev(),
+        case(
+            "dev: a foreign Host on sign-in",
+            "POST",
+            "/dev/sign-in",
+            403,
+            "host_not_allowed",
+        )
+        .json(r#"{"sub": "contact-1"}"#)
+        .header("host", "127.0.0.1.evil.example")
+        .on_dev(),
+        case(
+            "headers past 16 KiB",
+            "GET",
+            "/public-key",
+            431,
+            "headers_too_large",
+        )
+        .header("x-padding", "p".repeat(17 * 1024)),
     ];
     assert!(cases.len() >= 30, "{} cases", cases.len());
 
@@ -591,6 +646,7 @@ async fn every_hostile_request_gets_a_structured_error() {
     assert_eq!(ok.status(), 200);
     let ok = http
         .post(dev.url("/issue"))
+        .header("x-chat-auth-issue-key", common::ISSUE_KEY)
         .json(&json!({"sub": "c", "context": {"n".repeat(100): 1}}))
         .send()
         .await

@@ -171,7 +171,7 @@ async fn issue_for_backend<R: RingSource>(
 ) -> chat_auth::Result<Response> {
     let Some(axum::Extension(caller)) = caller else {
         return Err(chat_auth::Error::Unauthenticated(
-            "/issue accepts only IAM-signed requests from trusted backends".into(),
+            "/issue accepts only trusted backends (on AWS: IAM-signed requests from CHAT_AUTH_ISSUE_CALLERS; locally: the X-Chat-Auth-Issue-Key header)".into(),
         ));
     };
     let mut context = chat_auth::CustomContext::new();

@@ -27,19 +27,28 @@ impl Drop for Server {
     }
 }
 
-/// Starts `chat-auth serve` in-process with extra environment variables.
+/// Development mode's `/issue` key in the tests (`CHAT_AUTH_DEV_ISSUE_KEY`).
+pub const ISSUE_KEY: &str = "test-issue-key-0123456789abcdef";
+
+/// Starts `chat-auth serve` in-process with extra environment variables: in development mode
+/// (with [`ISSUE_KEY`]) unless they configure an upstream identity provider.
 pub async fn start(vars: &[(&str, &str)]) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let data_dir = tempfile::tempdir().unwrap();
-    let vars: Vec<(String, String)> = vars
+    let mut vars: Vec<(String, String)> = vars
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+    let dev = !vars.iter().any(|(k, _)| k == "CHAT_AUTH_UPSTREAM_ISSUER");
+    if dev && !vars.iter().any(|(k, _)| k == "CHAT_AUTH_DEV_ISSUE_KEY") {
+        vars.push(("CHAT_AUTH_DEV_ISSUE_KEY".into(), ISSUE_KEY.into()));
+    }
     let config = LocalConfig::from_lookup(
         |k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()),
         Some(addr.to_string()),
         Some(data_dir.path().to_path_buf()),
+        dev,
     )
     .unwrap();
     let app = chat_auth_cli::server::app(&config).await.unwrap();
@@ -125,17 +134,27 @@ impl Drop for ServeProcess {
     }
 }
 
-/// Starts `chat-auth --data-dir DATA serve` with `env` and waits until it answers.
+/// Starts `chat-auth --data-dir DATA serve` with `env` and waits until it answers: in
+/// development mode (`--dev`, with [`ISSUE_KEY`]) unless `env` configures an upstream identity
+/// provider.
 pub async fn serve_process(
     data: &std::path::Path,
     env: &[(&str, &str)],
     stderr: std::process::Stdio,
 ) -> ServeProcess {
     let port = free_port();
-    let child = std::process::Command::new(chat_auth_bin())
+    let upstream = env.iter().any(|(k, _)| *k == "CHAT_AUTH_UPSTREAM_ISSUER");
+    let mut command = std::process::Command::new(chat_auth_bin());
+    command
         .arg("--data-dir")
         .arg(data)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")]);
+    if !upstream {
+        command
+            .arg("--dev")
+            .env("CHAT_AUTH_DEV_ISSUE_KEY", ISSUE_KEY);
+    }
+    let child = command
         .envs(env.iter().copied())
         .stderr(stderr)
         .spawn()
