@@ -228,3 +228,61 @@ fn snippet_prints_the_script_tag_with_integrity_and_the_admin_values() {
     assert!(text.contains("https://chat.contoso.com/public-key"));
     assert!(text.contains("auth.getAuthenticationToken"));
 }
+
+#[tokio::test]
+async fn snippet_hashes_the_script_the_server_actually_serves() {
+    use base64::Engine;
+    let data = tempfile::tempdir().unwrap();
+    // The server's configuration differs from the operator's shell: its script differs too.
+    let server = common::serve_process(
+        data.path(),
+        &[("CHAT_AUTH_CLIENT_FUNCTION", "contoso.chat.getToken")],
+        Stdio::null(),
+    )
+    .await;
+    let served = common::client()
+        .get(format!("{}/provider.js", server.base))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA384, &served);
+    let expected = format!(
+        "sha384-{}",
+        base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+    );
+    let here = tempfile::tempdir().unwrap();
+    let out = run(here.path(), &["snippet", "--base-url", &server.base]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        stdout.contains(&format!("integrity=\"{expected}\"")),
+        "{stdout}"
+    );
+    assert!(stderr.contains("differs"), "{stderr}");
+
+    // Unreachable: this machine's script, with a warning.
+    let local = chat_auth::provider::ProviderScript::render(
+        &chat_auth::Config::from_lookup(|k| {
+            (k == "CHAT_AUTH_ISSUER").then(|| "contosohelp.com".to_owned())
+        })
+        .unwrap(),
+    )
+    .integrity;
+    let gone = format!("http://127.0.0.1:{}", common::free_port());
+    let out = run(here.path(), &["snippet", "--base-url", &gone]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        stdout.contains(&format!("integrity=\"{local}\"")),
+        "{stdout}"
+    );
+    assert!(stderr.contains("warning: could not fetch"), "{stderr}");
+    assert_ne!(local, expected);
+}

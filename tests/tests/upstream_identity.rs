@@ -6,8 +6,9 @@
 //! unknown kids are refused with 401 and the reason; unusable keys in the JWKS are skipped, not
 //! fatal; an endpoint that is down costs at most one fetch per retry interval however many
 //! requests arrive; a warm set keeps verifying through an outage within its stale bound and not
-//! after; redirects and oversized documents are refused; and `serve` without an identity
-//! provider or `--dev` refuses to start.
+//! after; redirects and oversized documents are refused; the server's request timeout and
+//! concurrency limit answer with JSON errors (a hanging provider makes requests slow); and
+//! `serve` without an identity provider or `--dev` refuses to start.
 
 mod common;
 
@@ -19,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use common::{Server, get_token, start};
+use common::{Server, client, get_token, start};
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
@@ -37,6 +38,8 @@ enum Mode {
     Fail,
     Redirect,
     Huge,
+    /// Never answers (within the test).
+    Hang,
 }
 
 struct IdpState {
@@ -144,7 +147,7 @@ impl Idp {
                 "/jwks",
                 get(move || {
                     let state = served.clone();
-                    async move { jwks(&state) }
+                    async move { jwks(&state).await }
                 }),
             )
             .route(
@@ -197,9 +200,14 @@ impl Idp {
     }
 }
 
-fn jwks(state: &IdpState) -> Response {
+async fn jwks(state: &IdpState) -> Response {
     state.fetches.fetch_add(1, Ordering::SeqCst);
-    match *state.mode.lock().unwrap() {
+    let mode = *state.mode.lock().unwrap();
+    if mode == Mode::Hang {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    }
+    match mode {
+        Mode::Hang => StatusCode::GATEWAY_TIMEOUT.into_response(),
         Mode::Serve => state.jwks.clone().into_response(),
         Mode::Fail => StatusCode::SERVICE_UNAVAILABLE.into_response(),
         Mode::Redirect => (StatusCode::FOUND, [(header::LOCATION, "/moved")]).into_response(),
@@ -491,4 +499,63 @@ async fn serve_without_an_identity_provider_or_dev_refuses_to_start() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("CHAT_AUTH_UPSTREAM_AUDIENCE"), "{stderr}");
+}
+
+#[tokio::test]
+async fn slow_requests_time_out_and_excess_ones_are_shed_with_json_errors() {
+    let idp = Idp::start().await;
+    idp.set_mode(Mode::Hang);
+    let server = Arc::new(
+        idp.server(&[
+            ("CHAT_AUTH_REQUEST_TIMEOUT_SECONDS", "2"),
+            ("CHAT_AUTH_MAX_CONCURRENT_REQUESTS", "2"),
+        ])
+        .await,
+    );
+    let token = Arc::new(idp.token("ec", json!({})));
+    let slow: Vec<_> = (0..2)
+        .map(|_| {
+            let (server, token) = (server.clone(), token.clone());
+            tokio::spawn(async move {
+                let started = std::time::Instant::now();
+                let response = get_token(&server, &token).await;
+                let status = response.status().as_u16();
+                let body: Value = response.json().await.unwrap();
+                (status, body, started.elapsed())
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Both slots are taken: the third request is shed at once, whatever its route.
+    let shed = client()
+        .get(server.url("/public-key"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(shed.status(), 503);
+    let body: Value = shed.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "overloaded", "{body}");
+    // The request that fetches times out; one that waited for it may then find no fetch
+    // allowed yet and no cached set (503), never a hang.
+    let mut timed_out = 0;
+    for task in slow {
+        let (status, body, took) = task.await.unwrap();
+        match status {
+            408 => {
+                assert_eq!(body["error"]["code"], "request_timeout");
+                timed_out += 1;
+            }
+            503 => assert_eq!(body["error"]["code"], "identity_provider_unavailable"),
+            other => panic!("{other}: {body}"),
+        }
+        assert!(took < Duration::from_secs(4), "{took:?}");
+    }
+    assert!(timed_out >= 1);
+    // The slots are free again.
+    let ok = client()
+        .get(server.url("/public-key"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
 }
