@@ -254,11 +254,14 @@ async fn snippet_hashes_the_script_the_server_actually_serves() {
         base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
     );
     let here = tempfile::tempdir().unwrap();
-    let out = run(here.path(), &["snippet", "--base-url", &server.base]);
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
+    let snippet = |base: &str| {
+        let out = run(here.path(), &["snippet", "--base-url", base]);
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (stdout, stderr) = snippet(&server.base);
     assert!(
         stdout.contains(&format!("integrity=\"{expected}\"")),
         "{stdout}"
@@ -274,11 +277,7 @@ async fn snippet_hashes_the_script_the_server_actually_serves() {
     )
     .integrity;
     let gone = format!("http://127.0.0.1:{}", common::free_port());
-    let out = run(here.path(), &["snippet", "--base-url", &gone]);
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
+    let (stdout, stderr) = snippet(&gone);
     assert!(
         stdout.contains(&format!("integrity=\"{local}\"")),
         "{stdout}"
