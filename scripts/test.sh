@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 
 echo "==> Python tools (PyJWT, moto, cfn-lint, AWS's SAM translator) in target/py"
 [ -x target/py/bin/python ] || python3 -m venv target/py
-target/py/bin/pip install --quiet 'pyjwt[crypto]>=2.8' 'moto[server]>=5' 'cfn-lint>=1' 'aws-sam-translator>=1.90'
+target/py/bin/pip install --quiet 'pyjwt[crypto]>=2.8' 'moto[server]>=5' 'cfn-lint>=1' 'aws-sam-translator>=1.90' 'schemathesis>=4,<5'
 echo "==> cargo-lambda (its local Lambda runtime runs the function binaries) in target/lambda-venv"
 scripts/install-cargo-lambda.sh
 echo "==> Chromium + ChromeDriver (Debian packages) for the browser tests"; scripts/install-browser.sh
