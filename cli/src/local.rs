@@ -55,6 +55,8 @@ pub struct Limits {
     pub concurrency: usize,
     /// Total bytes of header names and values a request may carry (431 beyond).
     pub header_bytes: usize,
+    /// Header fields a request may carry (431 beyond).
+    pub header_fields: usize,
 }
 
 /// The local server's settings.
@@ -80,6 +82,8 @@ pub const DEV_CONTEXT_CLAIMS: &str = "msdyn_cartvalue=cart_value,msdyn_isvip=vip
 /// Header bytes a request may carry: browsers send 1-2 KiB; a bearer identity token with many
 /// claims fits several times over.
 const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Header fields a request may carry: browsers send about 20.
+const MAX_HEADER_FIELDS: usize = 100;
 
 impl LocalConfig {
     /// Reads the environment, with command-line overrides (`--listen`, `--data-dir`, `--dev`).
@@ -158,6 +162,7 @@ impl LocalConfig {
             concurrency: bounded(&get, "CHAT_AUTH_MAX_CONCURRENT_REQUESTS", 256, 1..=65_536)?
                 as usize,
             header_bytes: MAX_HEADER_BYTES,
+            header_fields: MAX_HEADER_FIELDS,
         };
         Ok(LocalConfig {
             shared,

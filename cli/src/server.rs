@@ -12,7 +12,12 @@ use axum::response::{IntoResponse, Response};
 use chat_auth::Error;
 use chat_auth::provider::ProviderScript;
 use chat_auth::store::{FileStore, ensure_ring};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -70,7 +75,7 @@ pub async fn app(config: &LocalConfig) -> Result<Router, CliError> {
 /// never a queue), then the request timeout (408). All answer with the JSON error body.
 fn limited(app: Router, limits: &Limits) -> Router {
     let timeout = limits.request_timeout;
-    let header_bytes = limits.header_bytes;
+    let (header_bytes, header_fields) = (limits.header_bytes, limits.header_fields);
     app.layer(TimeoutLayer::with_status_code(
         StatusCode::REQUEST_TIMEOUT,
         timeout,
@@ -104,9 +109,10 @@ fn limited(app: Router, limits: &Limits) -> Router {
             .iter()
             .map(|(name, value)| name.as_str().len() + value.len())
             .sum();
-        if bytes > header_bytes {
+        if bytes > header_bytes || req.headers().len() > header_fields {
             return Error::HeadersTooLarge {
-                limit: header_bytes,
+                bytes: header_bytes,
+                fields: header_fields,
             }
             .into_response();
         }
@@ -143,6 +149,9 @@ pub const ISSUE_KEY_HEADER: &str = "x-chat-auth-issue-key";
 /// start). Without the header the request is not trusted (`/issue` answers 401); with a wrong
 /// one it is refused here (403).
 async fn issue_key_check(State(key): State<Arc<str>>, mut req: Request, next: Next) -> Response {
+    if req.uri().path() != "/issue" {
+        return next.run(req).await;
+    }
     match req.headers().get(ISSUE_KEY_HEADER) {
         None => {}
         Some(given)
@@ -161,15 +170,62 @@ async fn issue_key_check(State(key): State<Arc<str>>, mut req: Request, next: Ne
     next.run(req).await
 }
 
-/// Serves `app` on `listener` until Ctrl-C / SIGTERM.
+/// Header fields a request may carry before hyper itself refuses it (431 without a body and
+/// the connection closed): above the JSON `headers_too_large` limit (100 fields, 16 KiB), so
+/// that answers first up to here.
+const MAX_HEADERS: usize = 512;
+/// hyper's read buffer, which bounds the request head: above the 16 KiB header limit.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// A client must send its whole request head within this (slow-header clients hold a
+/// connection open forever otherwise; the request timeout only starts once headers are in).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections still open this long after a shutdown signal are dropped.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// Serves `app` on `listener` until Ctrl-C / SIGTERM. hyper directly rather than
+/// `axum::serve`, which exposes neither the header-read timeout nor the header limits.
 pub async fn serve(listener: TcpListener, app: Router) -> Result<(), CliError> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(chat_auth::host::shutdown_signal())
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_headers(MAX_HEADERS)
+        .max_buf_size(MAX_HEAD_BYTES);
+    let graceful = GracefulShutdown::new();
+    let shutdown = chat_auth::host::shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait, do not spin or exit.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let service = TowerToHyperService::new(app.clone());
+                let connection = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .into_owned();
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
         .await
-        .map_err(|source| CliError::Io {
-            context: "serving".into(),
-            source,
-        })
+        .is_err()
+    {
+        tracing::warn!("connections still open after {DRAIN:?}; dropping them");
+    }
+    Ok(())
 }
 
 /// Binds the configured address.

@@ -51,11 +51,13 @@ pub enum Error {
         "development mode answers only requests for localhost or a loopback address (Host header)"
     )]
     HostNotAllowed,
-    /// The request's headers are larger than the server accepts.
-    #[error("request headers exceed {limit} bytes")]
+    /// The request's headers are larger, or more numerous, than the server accepts.
+    #[error("request headers exceed {bytes} bytes or {fields} fields")]
     HeadersTooLarge {
-        /// The limit in bytes.
-        limit: usize,
+        /// The limit in bytes (names and values).
+        bytes: usize,
+        /// The limit in header fields.
+        fields: usize,
     },
     /// The request took longer than the server allows.
     #[error("the request took longer than {seconds} s")]

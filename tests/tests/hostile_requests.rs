@@ -591,6 +591,16 @@ async fn every_hostile_request_gets_a_structured_error() {
             "headers_too_large",
         )
         .header("x-padding", "p".repeat(17 * 1024)),
+        (0..120).fold(
+            case(
+                "120 header fields",
+                "GET",
+                "/public-key",
+                431,
+                "headers_too_large",
+            ),
+            |c, i| c.header("x-repeat", format!("{i}")),
+        ),
     ];
     assert!(cases.len() >= 30, "{} cases", cases.len());
 

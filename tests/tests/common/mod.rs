@@ -53,7 +53,7 @@ pub async fn start(vars: &[(&str, &str)]) -> Server {
     .unwrap();
     let app = chat_auth_cli::server::app(&config).await.unwrap();
     let task = tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
+        chat_auth_cli::server::serve(listener, app).await.unwrap();
     });
     Server {
         addr,
