@@ -240,11 +240,8 @@ async fn snippet_hashes_the_script_the_server_actually_serves() {
         Stdio::null(),
     )
     .await;
-    let served = common::client()
-        .get(format!("{}/provider.js", server.base))
-        .send()
+    let served = common::get(&format!("{}/provider.js", server.base))
         .await
-        .unwrap()
         .bytes()
         .await
         .unwrap();

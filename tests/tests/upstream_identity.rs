@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use common::{Server, client, get_token, start};
+use common::{Server, get_token, start};
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
@@ -527,11 +527,7 @@ async fn slow_requests_time_out_and_excess_ones_are_shed_with_json_errors() {
         .collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
     // Both slots are taken: the third request is shed at once, whatever its route.
-    let shed = client()
-        .get(server.url("/public-key"))
-        .send()
-        .await
-        .unwrap();
+    let shed = common::get(&server.url("/public-key")).await;
     assert_eq!(shed.status(), 503);
     let body: Value = shed.json().await.unwrap();
     assert_eq!(body["error"]["code"], "overloaded", "{body}");
@@ -552,10 +548,6 @@ async fn slow_requests_time_out_and_excess_ones_are_shed_with_json_errors() {
     }
     assert!(timed_out >= 1);
     // The slots are free again.
-    let ok = client()
-        .get(server.url("/public-key"))
-        .send()
-        .await
-        .unwrap();
+    let ok = common::get(&server.url("/public-key")).await;
     assert_eq!(ok.status(), 200);
 }

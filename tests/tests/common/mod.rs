@@ -62,6 +62,11 @@ pub async fn start(vars: &[(&str, &str)]) -> Server {
     }
 }
 
+/// `GET url` with the test client.
+pub async fn get(url: &str) -> reqwest::Response {
+    client().get(url).send().await.unwrap()
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
