@@ -248,33 +248,21 @@ impl RemoteJwks {
                 .build()
                 .unwrap_or_default()
         });
-        let mut response = client
+        let response = client
             .get(self.settings.url.clone())
             .header(header::ACCEPT, "application/json")
             .send()
             .await
             .map_err(|e| failed(format!("request failed: {e}")))?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(failed(format!("answered {status} (redirects are refused)")));
+        if response.status().is_redirection() {
+            return Err(failed(format!(
+                "answered {} (redirects are refused)",
+                response.status()
+            )));
         }
-        if response
-            .content_length()
-            .is_some_and(|n| n > MAX_JWKS_BYTES as u64)
-        {
-            return Err(failed(format!("larger than {MAX_JWKS_BYTES} bytes")));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
+        let body = crate::fetch::capped_body(response, MAX_JWKS_BYTES)
             .await
-            .map_err(|e| failed(format!("reading the body: {e}")))?
-        {
-            if body.len() + chunk.len() > MAX_JWKS_BYTES {
-                return Err(failed(format!("larger than {MAX_JWKS_BYTES} bytes")));
-            }
-            body.extend_from_slice(&chunk);
-        }
+            .map_err(failed)?;
         VerifyingKeys::from_jwks(&body)
     }
 }

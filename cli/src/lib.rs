@@ -3,6 +3,7 @@
 
 pub mod dev;
 pub mod error;
+pub mod fetch;
 pub mod identity;
 pub mod local;
 pub mod openapi;

@@ -228,23 +228,12 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
 
 /// The script as served at `url` (the bytes a browser checks the `integrity` against).
 async fn served_script(url: &str) -> Result<Vec<u8>, String> {
-    const MAX: usize = 1024 * 1024;
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
         .build()
         .map_err(|e| e.to_string())?;
-    let mut response = client.get(url).send().await.map_err(|e| e.to_string())?;
-    if !response.status().is_success() {
-        return Err(format!("it answered {}", response.status()));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
-        if body.len() + chunk.len() > MAX {
-            return Err(format!("larger than {MAX} bytes"));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+    let response = client.get(url).send().await.map_err(|e| e.to_string())?;
+    chat_auth_cli::fetch::capped_body(response, 1024 * 1024).await
 }
 
 /// Every key of `ring` with its state, read against what is published: `signing`, `next`

@@ -101,8 +101,8 @@ fn limited(app: Router, limits: &Limits) -> Router {
             // count them all.
             .layer(GlobalConcurrencyLimitLayer::new(limits.concurrency)),
     )
-    // Hand-written: tower-http has no header-size layer, and hyper's own limit (about
-    // 400 KiB, 100 headers) answers without a JSON body.
+    // Hand-written: tower-http has no header-size layer, and hyper's own limits (see
+    // `MAX_HEADERS`, `MAX_HEAD_BYTES`) answer without a JSON body.
     .layer(from_fn(move |req: Request, next: Next| async move {
         let bytes: usize = req
             .headers()
