@@ -104,18 +104,8 @@ fn which(program: &str) -> PathBuf {
 
 /// PyJWT's verdict on `token` with a Public key URL document (tests/py/verify_token.py).
 fn verify_with_document(token: &Path, document: &Path) -> Result<Value, String> {
-    let out = Command::new(common::python())
-        .arg(common::root().join("tests/py/verify_token.py"))
-        .arg(token)
-        .arg(document)
-        .arg(common::aws::ISSUER)
-        .output()
-        .expect("python with PyJWT (target/py)");
-    if out.status.success() {
-        Ok(serde_json::from_slice(&out.stdout).unwrap())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
+    let script = common::root().join("tests/py/verify_token.py");
+    pyjwt(&[script.as_os_str(), token.as_os_str(), document.as_os_str()])
 }
 
 /// PyJWT's verdict on `token` with a JWKS: the key named by the token's kid, RS256, the issuer.
@@ -129,10 +119,19 @@ claims = jwt.decode(token, key.key, algorithms=["RS256"], issuer=sys.argv[3],
                     options={"require": ["iss", "sub", "iat", "exp", "nbf"]})
 print(json.dumps(claims))
 "#;
+    pyjwt(&[
+        OsStr::new("-c"),
+        OsStr::new(SCRIPT),
+        token.as_os_str(),
+        jwks.as_os_str(),
+    ])
+}
+
+/// Runs python (with PyJWT, target/py) with `args` and the issuer; the claims it prints, or
+/// its error output.
+fn pyjwt(args: &[&OsStr]) -> Result<Value, String> {
     let out = Command::new(common::python())
-        .args([OsStr::new("-c"), OsStr::new(SCRIPT)])
-        .arg(token)
-        .arg(jwks)
+        .args(args)
         .arg(common::aws::ISSUER)
         .output()
         .expect("python with PyJWT (target/py)");

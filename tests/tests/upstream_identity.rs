@@ -183,9 +183,12 @@ impl Idp {
     /// A token signed with the key of `kid`, claiming `changes` over a valid default.
     fn token(&self, kid: &str, changes: Value) -> String {
         let (alg, _, key) = self.keys.iter().find(|(_, k, _)| k == kid).unwrap();
-        let mut header = Header::new(*alg);
-        header.kid = Some(kid.to_owned());
-        jsonwebtoken::encode(&header, &claims(changes), key).unwrap()
+        signed(*alg, kid, key, changes)
+    }
+
+    /// The signing key of `kid`.
+    fn key(&self, kid: &str) -> &EncodingKey {
+        &self.keys.iter().find(|(_, k, _)| k == kid).unwrap().2
     }
 
     /// The local server verifying against this provider, with `extra` settings.
@@ -216,6 +219,13 @@ async fn jwks(state: &IdpState) -> Response {
             json!({"keys": [], "pad": pad}).to_string().into_response()
         }
     }
+}
+
+/// A token whose header says `alg` and `kid`, signed with `key` whatever those say.
+fn signed(alg: Algorithm, kid: &str, key: &EncodingKey, changes: Value) -> String {
+    let mut header = Header::new(alg);
+    header.kid = Some(kid.to_owned());
+    jsonwebtoken::encode(&header, &claims(changes), key).unwrap()
 }
 
 fn claims(changes: Value) -> Value {
@@ -268,28 +278,15 @@ async fn tokens_the_provider_did_not_mean_for_us_are_refused_with_the_reason() {
     let idp = Idp::start().await;
     let server = idp.server(&[]).await;
     let now = chat_auth::time::now();
-    let hs256_over_the_public_key = {
-        let mut header = Header::new(Algorithm::HS256);
-        header.kid = Some("rs".into());
-        jsonwebtoken::encode(
-            &header,
-            &claims(json!({})),
-            &EncodingKey::from_secret(&idp.rsa_public_pem),
-        )
-        .unwrap()
-    };
-    let es256_signed_but_naming_the_rsa_kid = {
-        let (_, _, ec) = idp.keys.iter().find(|(_, k, _)| k == "ec").unwrap();
-        let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some("rs".into());
-        jsonwebtoken::encode(&header, &claims(json!({})), ec).unwrap()
-    };
-    let ps256_header_on_the_rs256_key = {
-        let (_, _, rs) = idp.keys.iter().find(|(_, k, _)| k == "rs").unwrap();
-        let mut header = Header::new(Algorithm::PS256);
-        header.kid = Some("rs".into());
-        jsonwebtoken::encode(&header, &claims(json!({})), rs).unwrap()
-    };
+    let hs256_over_the_public_key = signed(
+        Algorithm::HS256,
+        "rs",
+        &EncodingKey::from_secret(&idp.rsa_public_pem),
+        json!({}),
+    );
+    let es256_signed_but_naming_the_rsa_kid =
+        signed(Algorithm::ES256, "rs", idp.key("ec"), json!({}));
+    let ps256_header_on_the_rs256_key = signed(Algorithm::PS256, "rs", idp.key("rs"), json!({}));
     let unsigned = format!(
         "{}.{}.",
         URL_SAFE_NO_PAD.encode(r#"{"alg":"none","kid":"rs"}"#),
@@ -339,16 +336,12 @@ async fn tokens_the_provider_did_not_mean_for_us_are_refused_with_the_reason() {
         ("alg none", unsigned, "malformed"),
         (
             "the skipped HMAC member's kid",
-            {
-                let mut header = Header::new(Algorithm::HS256);
-                header.kid = Some("hmac".into());
-                jsonwebtoken::encode(
-                    &header,
-                    &claims(json!({})),
-                    &EncodingKey::from_secret(b"secret"),
-                )
-                .unwrap()
-            },
+            signed(
+                Algorithm::HS256,
+                "hmac",
+                &EncodingKey::from_secret(b"secret"),
+                json!({}),
+            ),
             "unknown_kid",
         ),
         (
@@ -405,10 +398,12 @@ async fn with_the_jwks_endpoint_down_500_requests_cost_one_fetch() {
     let healthy = Idp::start().await;
     let server = healthy.server(&[]).await;
     for i in 0..200 {
-        let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some(format!("forged-{i}"));
-        let (_, _, ec) = healthy.keys.iter().find(|(_, k, _)| k == "ec").unwrap();
-        let forged = jsonwebtoken::encode(&header, &claims(json!({})), ec).unwrap();
+        let forged = signed(
+            Algorithm::ES256,
+            &format!("forged-{i}"),
+            healthy.key("ec"),
+            json!({}),
+        );
         assert_eq!(mint(&server, &forged).await.0, 401);
     }
     assert_eq!(
