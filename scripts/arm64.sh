@@ -11,21 +11,7 @@ started=$(date +%s)
 echo "==> qemu-user and the aarch64 glibc (Debian packages)"
 if ! command -v qemu-aarch64 >/dev/null || [ ! -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] \
   || [ ! -e /usr/aarch64-linux-gnu/lib/libgcc_s.so.1 ]; then
-  sudo=""
-  if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null || { echo "arm64.sh: need root (or sudo) for apt-get" >&2; exit 1; }
-    sudo="sudo"
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  # Wait for another apt/dpkg run instead of failing on its lock.
-  apt=($sudo apt-get -o DPkg::Lock::Timeout=600 -y)
-  packages=(qemu-user libc6-arm64-cross libgcc-s1-arm64-cross)
-  "${apt[@]}" update
-  if ! "${apt[@]}" install --no-install-recommends "${packages[@]}"; then
-    # An interrupted earlier install leaves dpkg half-done; finish it and try once more.
-    "${apt[@]}" -f install
-    "${apt[@]}" install --no-install-recommends "${packages[@]}"
-  fi
+  scripts/apt-install.sh qemu-user libc6-arm64-cross libgcc-s1-arm64-cross
 fi
 qemu-aarch64 --version | head -n 1
 

@@ -11,7 +11,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need() { command -v "$1" >/dev/null 2>&1; }
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 missing=()
 need wrk || missing+=(wrk)
 need openssl || missing+=(openssl)
@@ -19,9 +18,7 @@ need taskset || missing+=(util-linux)
 need python3 || missing+=(python3)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "==> apt-get install ${missing[*]}" >&2
-    as_root apt-get install -y -q -o DPkg::Lock::Timeout=300 "${missing[@]}" >&2 ||
-        { as_root apt-get update -q >&2 &&
-            as_root apt-get install -y -q -o DPkg::Lock::Timeout=300 "${missing[@]}" >&2; }
+    scripts/apt-install.sh "${missing[@]}" >&2
 fi
 
 if [ ! -x target/py/bin/moto_server ]; then
