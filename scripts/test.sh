@@ -9,6 +9,7 @@ target/py/bin/pip install --quiet 'pyjwt[crypto]>=2.8' 'moto[server]>=5' 'cfn-li
 echo "==> cargo-lambda (its local Lambda runtime runs the function binaries) in target/lambda-venv"
 scripts/install-cargo-lambda.sh
 echo "==> Chromium + ChromeDriver (Debian packages) for the browser tests"; scripts/install-browser.sh
+echo "==> Microsoft's widget package (npm, no install scripts), bundled for the browser tests"; scripts/install-widget.sh
 
 echo "==> cargo fmt --check"
 cargo fmt --all --check

@@ -1,30 +1,35 @@
-/* Stand-in for Omnichannel's live chat widget (LCW v1 script API), for the demo page and
- * browser tests. It follows the documented contract only: it asks the page for a token the
- * way the widget does and reports failures with the widget's error codes. It never talks to
- * Omnichannel, and its checks are structural: it does not verify the signature (POST /validate
- * on the token service does that).
+/* Stand-in for Omnichannel's live chat widget (LCW v1 script API), for the demo page and the
+ * browser tests. The script loader behind this API is closed source, so this follows the
+ * documented contract only: it asks the page for a token the way the widget does and reports
+ * failures with the documented error codes. It never talks to Omnichannel.
+ *
+ * What the widget does with the token itself is not imitated beyond one check: the browser tests
+ * run Microsoft's own code for that (FacadeChatSDK and authHelper from
+ * @microsoft/omnichannel-chat-widget, see tests/widget/). The stand-in's validity check is the
+ * facade's, no stricter: three segments, a payload that decodes to JSON, and an `exp` (if any,
+ * 13 digits read as milliseconds) that has not passed. It does not check alg, iss, sub or the
+ * signature (POST /validate on the token service does that).
  *
  *   Microsoft.Omnichannel.LiveChatWidget.SDK.setAuthTokenProvider(fn)  throws if fn is not a function
  *   Microsoft.Omnichannel.LiveChatWidget.SDK.startChat()  -> Promise<{ok, token?, elapsedMs?, errorCode?}>
- *   window events: lcw:ready, lcw:chatStarted {token}, lcw:error {errorCode, message}
- *   window.lcwStandin = { clientFunction, timeoutMs, registrations, startChat }
- *     (clientFunction and timeoutMs may be set before loading; registrations counts the
- *      providers setAuthTokenProvider accepted)
+ *   window events: lcw:ready, lcw:chatStarted {token}, lcw:error {errorCode, errorDescription}
+ *   window.lcwStandin = { timeoutMs, registrations, startChat }
+ *     (timeoutMs may be set before loading; registrations counts the providers
+ *      setAuthTokenProvider accepted)
  */
 (function (w) {
   "use strict";
 
-  var MESSAGES = {
+  // The documented errorDescription of each code (error-code-reference).
+  var DESCRIPTIONS = {
     2: "Auth token provider method execution failed",
     3: "Auth token provider didn't provide any token",
-    4: "Auth token provider provided invalid token",
-    8: "Authentication client function not found on the page"
+    4: "Auth token provider provided invalid token"
   };
 
   // Keep settings a test may have put on window.lcwStandin before this script loaded.
   var pre = w.lcwStandin || {};
   var standin = {
-    clientFunction: pre.clientFunction || "auth.getAuthenticationToken",
     timeoutMs: typeof pre.timeoutMs == "number" ? pre.timeoutMs : 10000,
     registrations: 0, // providers accepted by setAuthTokenProvider
     startChat: null
@@ -35,37 +40,19 @@
     w.dispatchEvent(new CustomEvent(name, { detail: detail }));
   }
 
-  function lookup(path) {
-    var o = w, parts = String(path || "").split(".");
-    for (var i = 0; i < parts.length; i++) {
-      if (o == null || !parts[i]) return undefined;
-      o = o[parts[i]];
-    }
-    return o;
-  }
-
-  function decodeSegment(s) {
-    var bin = atob(s.replace(/-/g, "+").replace(/_/g, "/"));
-    var bytes = new Uint8Array(bin.length);
-    for (var i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-    return JSON.parse(new TextDecoder().decode(bytes));
-  }
-
-  // The checks the widget can make in the browser: shape, RS256, required claims, not expired.
-  function isWellFormedJwt(t) {
+  // FacadeChatSDK.extractExpFromToken + setToken: the payload is decoded with atob (after
+  // base64url -> base64), a falsy exp means "never expires", 13 digits are milliseconds, and the
+  // token is refused when exp < now in whole seconds, with no leeway.
+  function widgetAccepts(t) {
     if (typeof t != "string") return false;
     var parts = t.split(".");
     if (parts.length != 3) return false;
-    for (var i = 0; i < 3; i++) if (!/^[A-Za-z0-9_-]+$/.test(parts[i])) return false;
     try {
-      var header = decodeSegment(parts[0]);
-      var claims = decodeSegment(parts[1]);
-      var now = Date.now() / 1000;
-      return !!header && header.alg === "RS256" &&
-        !!claims && typeof claims.exp == "number" && claims.exp > now &&
-        typeof claims.iat == "number" &&
-        typeof claims.iss == "string" && claims.iss !== "" &&
-        typeof claims.sub == "string" && claims.sub !== "";
+      var claims = JSON.parse(atob(parts[1].replace(/-/g, "+").replace(/_/g, "/")));
+      if (!claims) return false;
+      var exp = claims.exp || 0;
+      if (String(exp).length === 13) exp = Math.floor(exp / 1000);
+      return !(exp > 0 && exp < Math.floor(Date.now() / 1000));
     } catch (e) {
       return false;
     }
@@ -80,14 +67,14 @@
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        emit("lcw:error", { errorCode: code, message: MESSAGES[code] });
+        emit("lcw:error", { errorCode: code, errorDescription: DESCRIPTIONS[code] });
         resolve({ ok: false, errorCode: code });
       }
 
       function callback(token) {
         if (settled) return; // late or repeated answers are ignored, like the widget does
         if (token == null || token === "") return fail(3);
-        if (!isWellFormedJwt(token)) return fail(4);
+        if (!widgetAccepts(token)) return fail(4);
         settled = true;
         clearTimeout(timer);
         emit("lcw:chatStarted", { token: token });
@@ -95,11 +82,7 @@
       }
 
       var fn = provider;
-      if (!fn) {
-        var named = lookup(standin.clientFunction);
-        if (typeof named == "function") fn = named;
-      }
-      if (!fn) return fail(8);
+      if (!fn) return fail(3);
 
       timer = setTimeout(function () { fail(3); }, standin.timeoutMs);
       try {

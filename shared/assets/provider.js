@@ -175,6 +175,8 @@
         cached = null; flight = null; gen++;
       },
       getToken: function () { return getToken(false); },
+      // The admin-configured client function this script defined, e.g. "auth.getAuthenticationToken".
+      clientFunction: cfg.clientFunction,
       provider: provider,
       // reset(): forget the cached token, the in-flight request and configure() options (sign-out).
       reset: function () { opts = {}; cached = null; flight = null; gen++; }

@@ -110,6 +110,17 @@ pub fn check_subject(sub: &str) -> Result<(), Problem> {
     Ok(())
 }
 
+/// True for the hyphenated GUID form Dataverse record ids take (`8-4-4-4-12` hex digits).
+/// Written here because the uuid crate's parser also takes the braced, URN and bare forms.
+pub fn is_guid(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
 /// 128 random bits, base64url: a `jti`, or a per-run secret.
 pub fn random_id() -> Result<String> {
     let mut bytes = [0u8; 16];

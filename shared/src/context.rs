@@ -2,8 +2,9 @@
 //!
 //! Omnichannel ignores `setContextProvider` for authenticated chat: context reaches the
 //! conversation only inside the token, as a *string* holding serialized JSON. Each value must be a
-//! primitive (string, number, boolean) or `{"value": primitive, "isDisplayable": bool}`, and the
-//! keys must match the workstream's context variables exactly, so case is kept as given.
+//! primitive (string, number, boolean) or `{"value": primitive, "isDisplayable": bool}` (also
+//! spelled `"Value"` on Microsoft's pages), and the keys must match the workstream's context
+//! variables exactly, so case is kept as given.
 
 use crate::{Error, Problem};
 use serde::ser::SerializeMap;
@@ -46,13 +47,35 @@ impl Primitive {
 pub enum ContextValue {
     /// `"key": primitive`.
     Plain(Primitive),
-    /// `"key": {"value": primitive, "isDisplayable": bool}`.
+    /// `"key": {"value": primitive, "isDisplayable": bool}`, or with `"Value"`.
     Detailed {
         /// The value.
         value: Primitive,
-        /// Whether agents see it.
-        is_displayable: bool,
+        /// Whether agents see it; `None` when the object had no `isDisplayable`.
+        is_displayable: Option<bool>,
+        /// How the value member was spelled, so that it goes out as it came in.
+        spelling: ValueSpelling,
     },
+}
+
+/// Microsoft's pages spell the value member two ways: `"value"` (the custom-context pages) and
+/// `"Value"` (the display-custom-context page). Which one Omnichannel reads is not documented,
+/// so both are accepted and each is passed on unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueSpelling {
+    /// `"value"`.
+    Lower,
+    /// `"Value"`.
+    Capital,
+}
+
+impl ValueSpelling {
+    fn key(self) -> &'static str {
+        match self {
+            ValueSpelling::Lower => "value",
+            ValueSpelling::Capital => "Value",
+        }
+    }
 }
 
 impl ContextValue {
@@ -70,10 +93,13 @@ impl Serialize for ContextValue {
             ContextValue::Detailed {
                 value,
                 is_displayable,
+                spelling,
             } => {
                 let mut map = serializer.serialize_map(Some(2))?;
-                map.serialize_entry("value", value)?;
-                map.serialize_entry("isDisplayable", is_displayable)?;
+                map.serialize_entry(spelling.key(), value)?;
+                if let Some(flag) = is_displayable {
+                    map.serialize_entry("isDisplayable", flag)?;
+                }
                 map.end()
             }
         }
@@ -215,31 +241,40 @@ fn primitive(name: &str, value: &Value) -> Result<Primitive, Problem> {
     }
 }
 
+/// `{"value"|"Value": primitive, "isDisplayable"?: bool}` and nothing else.
+fn detailed(name: &str, obj: &Map<String, Value>) -> Result<ContextValue, Problem> {
+    let not_the_form = || {
+        Problem::new(
+            "context_value_not_primitive",
+            format!(
+                "context variable {name:?}: an object value must be {{\"value\": primitive, \"isDisplayable\": boolean}} (\"Value\" is accepted for \"value\")"
+            ),
+        )
+    };
+    let (inner, spelling) = match (obj.get("value"), obj.get("Value")) {
+        (Some(v), None) => (v, ValueSpelling::Lower),
+        (None, Some(v)) => (v, ValueSpelling::Capital),
+        _ => return Err(not_the_form()),
+    };
+    let is_displayable = match obj.get("isDisplayable") {
+        None => None,
+        Some(Value::Bool(flag)) => Some(*flag),
+        Some(_) => return Err(not_the_form()),
+    };
+    if obj.len() != 1 + usize::from(is_displayable.is_some()) {
+        return Err(not_the_form());
+    }
+    Ok(ContextValue::Detailed {
+        value: primitive(name, inner)?,
+        is_displayable,
+        spelling,
+    })
+}
+
 fn check_entry(name: &str, value: &Value) -> Result<ContextValue, Problem> {
     check_name(name)?;
     let value = match value {
-        Value::Object(obj) => {
-            let inner = obj.get("value");
-            let flag = obj.get("isDisplayable");
-            match (inner, flag, obj.len()) {
-                (Some(inner), Some(Value::Bool(flag)), 2) => ContextValue::Detailed {
-                    value: primitive(name, inner)?,
-                    is_displayable: *flag,
-                },
-                (Some(inner), None, 1) => ContextValue::Detailed {
-                    value: primitive(name, inner)?,
-                    is_displayable: false,
-                },
-                _ => {
-                    return Err(Problem::new(
-                        "context_value_not_primitive",
-                        format!(
-                            "context variable {name:?}: an object value must be exactly {{\"value\": primitive, \"isDisplayable\": boolean}}"
-                        ),
-                    ));
-                }
-            }
-        }
+        Value::Object(obj) => detailed(name, obj)?,
         other => ContextValue::Plain(primitive(name, other)?),
     };
     let chars = value.primitive().char_len();
@@ -277,6 +312,33 @@ mod tests {
             back,
             json!({"msdyn_CartValue": "10000", "vip": true, "score": 4.5,
                    "region": {"value": "EU", "isDisplayable": true}})
+        );
+    }
+
+    /// Both spellings Microsoft's pages use for the object form come back out as they went in.
+    #[test]
+    fn the_object_form_round_trips_in_either_spelling() {
+        for form in [
+            json!({"value": "EU", "isDisplayable": true}),
+            json!({"Value": "EU", "isDisplayable": false}),
+            json!({"Value": 3}),
+            json!({"value": true}),
+        ] {
+            let mut c = CustomContext::new();
+            c.insert_json("region", &form).unwrap();
+            let back: Value = serde_json::from_str(&c.to_lwicontexts()).unwrap();
+            assert_eq!(back, json!({ "region": form }));
+            let (again, problems) = CustomContext::check_lwicontexts(&c.to_lwicontexts());
+            assert!(problems.is_empty(), "{problems:?}");
+            assert_eq!(again, c);
+        }
+        let err = CustomContext::new()
+            .insert_json("k", &json!({"VALUE": 1}))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(r#"{"value": primitive, "isDisplayable": boolean}"#),
+            "{err}"
         );
     }
 
@@ -335,6 +397,10 @@ mod tests {
             json!({"value": {"x": 1}, "isDisplayable": true}),
             json!({"value": 1, "isDisplayable": "yes"}),
             json!({"value": 1, "isDisplayable": true, "extra": 1}),
+            json!({"value": 1, "Value": 1}),
+            json!({"VALUE": 1, "isDisplayable": true}),
+            json!({"Value": 1, "IsDisplayable": true}),
+            json!({"isDisplayable": true}),
         ] {
             assert_eq!(
                 code(c.insert_json("k", &bad)),

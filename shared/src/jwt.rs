@@ -26,7 +26,9 @@ pub struct Validator {
     pub issuer: Option<String>,
     /// Required `aud` member, when set (upstream identity tokens).
     pub audience: Option<String>,
-    /// Allowed clock difference in seconds for `exp`, `nbf` and `iat`.
+    /// Allowed clock difference in seconds for a future `nbf` or `iat`. Not for `exp`: the
+    /// widget refuses a token once `exp` has passed, with no leeway, so a token that is valid
+    /// here is one the widget takes.
     pub leeway: i64,
     /// Apply Omnichannel's rules: `typ` JWT, required `iss`/`sub`/`iat`, `lwicontexts`.
     pub omnichannel: bool,
@@ -43,7 +45,14 @@ pub struct Report {
     pub context: Option<CustomContext>,
     /// Every reason the token is refused; empty means valid.
     pub problems: Vec<Problem>,
+    /// What is not a refusal but may cost the chat: a token about to expire, a `sub` that is
+    /// not a GUID, no `lwicontexts`.
+    pub warnings: Vec<Problem>,
 }
+
+/// A token that expires sooner than this is warned about: the widget asks the page again for
+/// a token once it has expired, and a chat that starts this close to `exp` will need that soon.
+pub const EXPIRES_SOON_SECONDS: i64 = 60;
 
 impl Report {
     /// True when no problem was found.
@@ -53,6 +62,10 @@ impl Report {
 
     fn push(&mut self, code: &'static str, message: impl Into<String>) {
         self.problems.push(Problem::new(code, message));
+    }
+
+    fn warn(&mut self, code: &'static str, message: impl Into<String>) {
+        self.warnings.push(Problem::new(code, message));
     }
 
     /// The RFC 7662-style answer: `{"active":true, ...claims, "kid", "context"}` or
@@ -78,6 +91,10 @@ impl Report {
                 serde_json::to_value(&self.problems).unwrap_or_default(),
             );
         }
+        out.insert(
+            "warnings".into(),
+            serde_json::to_value(&self.warnings).unwrap_or_default(),
+        );
         Value::Object(out)
     }
 }
@@ -231,21 +248,32 @@ impl Validator {
         if self.omnichannel {
             match claims.get("sub") {
                 None => report.push("missing_sub", "the sub claim is required"),
-                Some(Value::String(sub)) => {
-                    if let Err(p) = crate::claims::check_subject(sub) {
-                        report.problems.push(p);
-                    }
-                }
+                Some(Value::String(sub)) => match crate::claims::check_subject(sub) {
+                    Err(p) => report.problems.push(p),
+                    Ok(()) if !crate::claims::is_guid(sub) => report.warn(
+                        "sub_not_guid",
+                        "sub is not a GUID: Omnichannel links the conversation to a contact or account record by its GUID, and persistent chat needs sub to stay the same for the customer",
+                    ),
+                    Ok(()) => {}
+                },
                 Some(_) => report.push("invalid_subject", "sub must be a string"),
             }
         }
         let iat = time_claim(report, claims, "iat", self.omnichannel);
         let exp = time_claim(report, claims, "exp", true);
         let nbf = time_claim(report, claims, "nbf", false);
-        if let Some(exp) = exp
-            && exp <= now - leeway
-        {
-            report.push("expired", format!("the token expired at {exp} (now {now})"));
+        match exp {
+            Some(exp) if exp <= now => {
+                report.push("expired", format!("the token expired at {exp} (now {now})"))
+            }
+            Some(exp) if exp - now < EXPIRES_SOON_SECONDS => report.warn(
+                "expires_soon",
+                format!(
+                    "the token expires in {} s: the widget will ask the page for a new token right after that",
+                    exp - now
+                ),
+            ),
+            _ => {}
         }
         if let Some(nbf) = nbf
             && nbf > now + leeway
@@ -283,7 +311,10 @@ impl Validator {
         }
         if self.omnichannel {
             match claims.get("lwicontexts") {
-                None => {}
+                None => report.warn(
+                    "no_lwicontexts",
+                    "there is no lwicontexts claim: the conversation gets no custom context (it travels only in the token for authenticated chat)",
+                ),
                 Some(Value::String(raw)) => {
                     let (context, problems) = CustomContext::check_lwicontexts(raw);
                     report.problems.extend(problems);
@@ -630,8 +661,10 @@ mod tests {
         }
     }
 
+    /// The widget refuses a token once `exp < now`, whatever the leeway; leeway is only for a
+    /// clock that runs behind the issuer's (a future `nbf` or `iat`).
     #[test]
-    fn leeway_bounds_expiry_and_future_times() {
+    fn leeway_bounds_future_times_but_never_expiry() {
         let f = fixture();
         let kid = f.ring.current.kid.clone();
         let at = |exp: i64, iat: i64| {
@@ -642,10 +675,47 @@ mod tests {
             );
             codes(&f.validator.validate(&t, &f.keys, NOW))
         };
-        assert!(at(NOW - 59, NOW - 900).is_empty());
-        assert_eq!(at(NOW - 60, NOW - 900), vec!["expired"]);
+        assert!(at(NOW + 1, NOW - 900).is_empty());
+        assert_eq!(at(NOW, NOW - 900), vec!["expired"]);
+        assert_eq!(at(NOW - 1, NOW - 900), vec!["expired"]);
+        assert_eq!(at(NOW - 59, NOW - 900), vec!["expired"]);
         assert!(at(NOW + 900, NOW + 60).is_empty());
         assert_eq!(at(NOW + 900, NOW + 61), vec!["issued_in_future"]);
+    }
+
+    #[test]
+    fn warnings_are_not_problems() {
+        let f = fixture();
+        let kid = f.ring.current.kid.clone();
+        let warned = |sub: &str, exp: i64, extra: Value| {
+            let mut claims = json!({"iss": "iss.example", "sub": sub, "iat": NOW - 10, "exp": exp});
+            claims
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            let t = forge(&f, json!({"alg": "RS256", "kid": kid}), claims);
+            let r = f.validator.validate(&t, &f.keys, NOW);
+            assert!(r.is_active(), "{:?}", r.problems);
+            assert_eq!(r.to_json()["active"], true);
+            r.warnings.iter().map(|w| w.code).collect::<Vec<_>>()
+        };
+        let guid = "3f2c8e4a-6b1d-4c9e-9a7f-0d5e8b2a1c44";
+        let ctx = json!({"lwicontexts": "{\"a\":1}"});
+        assert!(warned(guid, NOW + 60, ctx.clone()).is_empty());
+        assert_eq!(warned(guid, NOW + 59, ctx.clone()), vec!["expires_soon"]);
+        assert_eq!(warned(guid, NOW + 1, ctx.clone()), vec!["expires_soon"]);
+        assert_eq!(
+            warned("alice@contoso.com", NOW + 900, ctx.clone()),
+            vec!["sub_not_guid"]
+        );
+        assert_eq!(
+            warned(&guid.replace('-', ""), NOW + 900, ctx.clone()),
+            vec!["sub_not_guid"]
+        );
+        assert_eq!(
+            warned(&guid.to_uppercase(), NOW + 900, json!({})),
+            vec!["no_lwicontexts"]
+        );
     }
 
     #[test]

@@ -11,8 +11,14 @@
 //! (`common::start`), in development mode.
 //!
 //! What the page sees is recorded by a prelude script: every `lcw:*` and `chat-auth:*` window
-//! event in `__events`, every `console.warn` in `__warns`; `Date.now` is shifted by `__shift`
-//! milliseconds so that token expiry can be tested without waiting.
+//! event in `__events`, every `console.warn` in `__warns` and `console.error` in `__errors`;
+//! `Date.now` is shifted by `__shift` milliseconds so that token expiry can be tested without
+//! waiting (the tests of Microsoft's widget code leave it alone and wait in real time).
+//!
+//! Two widgets take the token: Microsoft's own token handling (`FacadeChatSDK` and
+//! `authHelper` from `@microsoft/omnichannel-chat-widget`, bundled by
+//! `scripts/install-widget.sh` and served by the shop as `/ms-widget.js`), and, for the LCW v1
+//! script API whose code is not published, the stand-in `/dev/lcw-standin.js`.
 
 mod common;
 
@@ -37,6 +43,8 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// The widget's documented bound for one token request.
 const WIDGET_BOUND_MS: f64 = 10_000.0;
+/// The sample token of Microsoft's "Send authentication token" page: HS256, no `exp`.
+const MICROSOFT_SAMPLE_TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
 /// The contact every test signs in as.
 const SUB: &str = "3f2c8e4a-6b1d-4c9e-9a7f-0d5e8b2a1c44";
 
@@ -194,6 +202,24 @@ impl Browser {
         .await
     }
 
+    /// Calls `method` on Microsoft's `FacadeChatSDK` (`window.__w`), which first makes sure it
+    /// holds an unexpired token, asking the client function through the loader if not. Returns
+    /// `{ok, error?, calls: [loader calls], sent: [{call, token}], widgetErrors, errors}`.
+    async fn facade(&self, method: &str) -> Value {
+        self.js_async(
+            "var w = window.__w;
+             // After a moment: the widget's broadcast channel delivers asynchronously.
+             var report = function (r) { setTimeout(function () {
+               r.calls = w.calls; r.sent = w.chatSDK.sent; r.widgetErrors = msWidget.widgetErrors;
+               r.errors = __errors; done(JSON.parse(JSON.stringify(r)));
+             }, 200); };
+             w.facade[arguments[0]]().then(function () { report({ ok: true }); },
+               function (e) { report({ ok: false, error: String(e && e.message) }); });",
+            vec![json!(method)],
+        )
+        .await
+    }
+
     /// Calls the client function named `name` the way the widget does, with an optional first
     /// argument (`{isMidAuthEnabled}`), timed in the page: `{token, ms, calls}`.
     async fn call_client_function(&self, name: &str, first: Option<Value>) -> Value {
@@ -328,6 +354,7 @@ impl Shop {
         let app = Router::new()
             .route("/p/{name}", get(shop_page))
             .route("/api/token", get(shop_token))
+            .route("/ms-widget.js", get(ms_widget))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -381,13 +408,15 @@ enum Part {
 
 /// Records what the page sees; lets a test move the page's clock.
 const PRELUDE: &str = r#"
-window.__events = []; window.__warns = [];
+window.__events = []; window.__warns = []; window.__errors = [];
 ["lcw:ready", "lcw:error", "lcw:chatStarted", "chat-auth:error", "chat-auth:token"].forEach(function (n) {
   addEventListener(n, function (e) { __events.push({ name: n, detail: e.detail || null }); });
 });
 (function () {
   var warn = console.warn;
   console.warn = function () { __warns.push([].join.call(arguments, " ")); return warn.apply(console, arguments); };
+  var error = console.error;
+  console.error = function () { __errors.push([].join.call(arguments, " ")); return error.apply(console, arguments); };
   var now = Date.now;
   window.__shift = 0;
   Date.now = function () { return now() + __shift; };
@@ -405,8 +434,20 @@ async fn shop_page(State(state): State<ShopState>, UrlPath(name): UrlPath<String
     }
 }
 
-/// A token endpoint with knobs: `delay_ms`, and `kind` = json (default) | raw | html |
-/// not_jwt | expired | status500. Counts every request.
+/// Microsoft's widget code, as `scripts/install-widget.sh` bundled it.
+async fn ms_widget() -> Response {
+    let path = target_dir().join("widget/ms-widget.js");
+    match std::fs::read(&path) {
+        Ok(js) => ([(header::CONTENT_TYPE, "application/javascript")], js).into_response(),
+        Err(e) => panic!(
+            "{}: {e}: run scripts/install-widget.sh (the README test command scripts/test.sh does)",
+            path.display()
+        ),
+    }
+}
+
+/// A token endpoint with knobs: `delay_ms`, `ttl` (seconds, default 900), and `kind` = json
+/// (default) | raw | html | not_jwt | expired | status500. Counts every request.
 async fn shop_token(
     State(state): State<ShopState>,
     Query(q): Query<HashMap<String, String>>,
@@ -425,6 +466,7 @@ async fn shop_token(
         )
             .into_response()
     };
+    let ttl = q.get("ttl").and_then(|v| v.parse().ok()).unwrap_or(900);
     match q.get("kind").map(String::as_str).unwrap_or("json") {
         "raw" => (
             [(header::CONTENT_TYPE, "application/jwt")],
@@ -439,7 +481,7 @@ async fn shop_token(
         "not_jwt" => json(json!({"token": "this-is-not-a-jwt", "expires_at": 0})),
         "expired" => json(json!({"token": shaped_jwt(n, -1000, 900)})),
         "status500" => (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response(),
-        _ => json(json!({"token": shaped_jwt(n, 0, 900), "kid": "shop"})),
+        _ => json(json!({"token": shaped_jwt(n, 0, ttl), "kid": "shop"})),
     }
 }
 
@@ -510,6 +552,25 @@ impl Fixture {
             .await;
     }
 
+    /// Opens a shop page with the provider script and Microsoft's widget code, and makes
+    /// `window.__w` one widget whose admin-configured client function is `client_function`.
+    async fn open_ms_widget_page(&self, name: &str, client_function: &str) {
+        let url = self.shop.page(
+            name,
+            &[self.provider(), Part::Src(self.shop.url("/ms-widget.js"))],
+        );
+        self.browser.goto(&url).await;
+        self.browser
+            .wait_for("window.msWidget && window.chatAuth", "the widget code")
+            .await;
+        self.browser
+            .js(
+                "window.__w = msWidget.widget(arguments[0]);",
+                vec![json!(client_function)],
+            )
+            .await;
+    }
+
     async fn sign_in(&self) -> String {
         common::sign_in(
             &self.service,
@@ -549,8 +610,13 @@ async fn assert_failed_with(b: &Browser, chat: &Value, reason: &str) {
     );
     assert_eq!(errors[0]["reason"], reason, "{errors:?}");
     let lcw = b.events("lcw:error").await;
-    assert_eq!(lcw.len(), 1, "{lcw:?}");
-    assert_eq!(lcw[0]["errorCode"], 3, "{lcw:?}");
+    assert_eq!(
+        lcw,
+        vec![
+            json!({"errorCode": 3, "errorDescription": "Auth token provider didn't provide any token"})
+        ],
+        "lcw:error carries the documented errorCode and errorDescription"
+    );
     assert!(b.events("lcw:chatStarted").await.is_empty());
     let warns = b.warns().await;
     assert_eq!(warns.len(), 1, "one console message per failure: {warns:?}");
@@ -700,30 +766,6 @@ async fn v2_named_client_function_answers_a_valid_token_within_10_s() {
         .await;
     assert_eq!(mid["token"], token.as_str(), "{mid}");
     assert_eq!(mid["calls"], 1);
-
-    // The stand-in in client-function mode (no setAuthTokenProvider): it finds the function
-    // by its configured name.
-    b.js_async(
-        "window.lcwStandin = { clientFunction: arguments[1] };
-         var s = document.createElement('script');
-         s.src = arguments[0]; s.onload = function () { done(true); };
-         document.head.appendChild(s);",
-        vec![json!(fx.service.url("/dev/lcw-standin.js")), json!(name)],
-    )
-    .await;
-    b.wait_for(
-        "__events.some(function (e) { return e.name === 'lcw:ready'; })",
-        "lcw:ready",
-    )
-    .await;
-    b.js(
-        "Microsoft.Omnichannel.LiveChatWidget.SDK.removeAuthTokenProvider();",
-        vec![],
-    )
-    .await;
-    let chat = b.start_chat().await;
-    assert_eq!(chat["ok"], true, "{chat}");
-    assert_eq!(chat["token"], token.as_str());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -834,25 +876,35 @@ async fn garbage_from_the_token_endpoint_gives_null_never_a_bad_token() {
     assert_eq!(chat["ok"], true, "{chat}");
     assert_eq!(fx.shop.token_requests(), before + 1);
 
-    // The stand-in applies the widget's codes to whatever a provider hands it: an invalid
-    // token is 4, a provider that throws is 2, a missing client function is 8.
+    // The stand-in applies the documented codes to whatever a provider hands it: an invalid
+    // token is 4, a provider that throws is 2. It is no stricter than Microsoft's widget code:
+    // Microsoft's own documented sample token (HS256, no exp) starts a chat.
     let codes = b
         .js_async(
-            "var sdk = Microsoft.Omnichannel.LiveChatWidget.SDK, out = {};
-             sdk.setAuthTokenProvider(function (cb) { cb('garbage'); });
-             sdk.startChat().then(function (r) {
+            "var sdk = Microsoft.Omnichannel.LiveChatWidget.SDK, out = {}, sample = arguments[0];
+             var run = function (provider) { sdk.setAuthTokenProvider(provider); return sdk.startChat(); };
+             run(function (cb) { cb('garbage'); }).then(function (r) {
                out.garbage = r.errorCode;
-               sdk.setAuthTokenProvider(function () { throw new Error('x'); });
-               return sdk.startChat();
+               return run(function () { throw new Error('x'); });
              }).then(function (r) {
                out.threw = r.errorCode;
-               sdk.removeAuthTokenProvider(); lcwStandin.clientFunction = 'nowhere.fn';
-               return sdk.startChat();
-             }).then(function (r) { out.missing = r.errorCode; done(out); });",
-            vec![],
+               return run(function (cb) { cb(sample); });
+             }).then(function (r) {
+               out.sample = r.ok;
+               out.details = __events.filter(function (e) { return e.name === 'lcw:error'; })
+                 .slice(-2).map(function (e) { return e.detail; });
+               done(out);
+             });",
+            vec![json!(MICROSOFT_SAMPLE_TOKEN)],
         )
         .await;
-    assert_eq!(codes, json!({"garbage": 4, "threw": 2, "missing": 8}));
+    assert_eq!(
+        codes,
+        json!({"garbage": 4, "threw": 2, "sample": true, "details": [
+            {"errorCode": 4, "errorDescription": "Auth token provider provided invalid token"},
+            {"errorCode": 2, "errorDescription": "Auth token provider method execution failed"},
+        ]})
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -972,6 +1024,157 @@ async fn concurrent_calls_share_one_request_and_the_token_is_reused_until_expiry
     assert_eq!(fx.shop.token_requests(), 3);
     assert_eq!(jti(other["token"].as_str().unwrap()), "3");
     assert!(b.events("chat-auth:error").await.is_empty());
+}
+
+fn exp(token: &str) -> i64 {
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    claims["exp"].as_i64().expect("exp")
+}
+
+/// Microsoft's widget code asks the client function for a token when a chat starts, hands it
+/// to the chat SDK, and keeps using it while it has not expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn microsofts_widget_code_starts_a_chat_with_a_service_token() {
+    let name = "contoso.chat.getAuthToken";
+    let fx = Fixture::start(&[("CHAT_AUTH_CLIENT_FUNCTION", name)]).await;
+    let b = &fx.browser;
+    fx.open_ms_widget_page("ms-start", name).await;
+    let id = fx.sign_in().await;
+    b.configure_identity(&id, true).await;
+
+    let started = b.facade("startChat").await;
+    assert_eq!(started["ok"], true, "{started}");
+    let calls = started["calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 1, "{started}");
+    assert_eq!(calls[0]["name"], name);
+    assert_eq!(calls[0]["outcome"], "token");
+    assert!(
+        calls[0]["ms"].as_f64().unwrap() < WIDGET_BOUND_MS,
+        "{started}"
+    );
+    let token = calls[0]["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        started["sent"],
+        json!([{"call": "startChat", "token": token}])
+    );
+    let verdict = fx.validate(&token).await;
+    assert_eq!(verdict["active"], true, "{verdict}");
+    assert_eq!(verdict["sub"], SUB);
+    assert_eq!(verdict["context"]["msdyn_cartvalue"], "120.50", "{verdict}");
+
+    // Fresh: later calls carry the same token, and the client function is not asked again.
+    b.facade("getConversationDetails").await;
+    let ended = b.facade("endChat").await;
+    assert_eq!(ended["ok"], true, "{ended}");
+    assert_eq!(ended["calls"].as_array().unwrap().len(), 1, "{ended}");
+    assert_eq!(ended["sent"][2], json!({"call": "endChat", "token": token}));
+    assert_eq!(ended["widgetErrors"], json!([]));
+    assert!(b.events("chat-auth:error").await.is_empty());
+}
+
+/// The long chat: the token expires, in real time, while the chat is open. Before the next
+/// call (ending the chat), Microsoft's code asks the client function again, and the provider
+/// fetches a fresh token instead of handing back the one it holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn microsofts_widget_code_asks_again_once_the_token_has_expired() {
+    let fx = Fixture::start(&[]).await;
+    let b = &fx.browser;
+    fx.open_ms_widget_page("ms-expiry", "auth.getAuthenticationToken")
+        .await;
+    // A 3-second token from the shop's endpoint: the service's own tokens live at least 60 s.
+    b.js(
+        "chatAuth.configure({ tokenUrl: arguments[0], identityToken: function () { return 'id'; } });",
+        vec![json!(fx.shop.url("/api/token?ttl=3"))],
+    )
+    .await;
+    let started = b.facade("startChat").await;
+    assert_eq!(started["ok"], true, "{started}");
+    let first = started["sent"][0]["token"].as_str().unwrap().to_owned();
+    assert_eq!(jti(&first), "1");
+
+    // Wait, in real time, until the widget itself sees it as expired (now > exp, in seconds).
+    b.wait_for(
+        &format!("Math.floor(Date.now() / 1000) > {}", exp(&first)),
+        "the token to expire",
+    )
+    .await;
+    let ended = b.facade("endChat").await;
+    assert_eq!(ended["ok"], true, "{ended}");
+    let calls = ended["calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 2, "asked again once expired: {ended}");
+    let second = calls[1]["token"].as_str().unwrap();
+    assert_eq!(jti(second), "2", "a fresh token, not the cached one");
+    assert_eq!(
+        ended["sent"][1],
+        json!({"call": "endChat", "token": second})
+    );
+    assert_eq!(fx.shop.token_requests(), 2);
+    assert_eq!(ended["widgetErrors"], json!([]));
+}
+
+/// Where Microsoft's code refuses: a `null` from the provider (no identity) and a token that
+/// has just expired. `/validate` judges that token as the widget does, within the leeway too;
+/// one 20 s from expiry is taken by both, with a warning from `/validate`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn microsofts_widget_code_and_validate_refuse_the_same_tokens() {
+    let fx = Fixture::start(&[]).await;
+    let b = &fx.browser;
+    fx.open_ms_widget_page("ms-null", "auth.getAuthenticationToken")
+        .await;
+    b.js(
+        "chatAuth.configure({ identityToken: function () { return null; } });",
+        vec![],
+    )
+    .await;
+    let refused = b.facade("startChat").await;
+    assert_eq!(refused["ok"], false, "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("Authentication Setup Error"),
+        "{refused}"
+    );
+    assert_eq!(refused["calls"][0]["outcome"], "null");
+    assert_eq!(refused["sent"], json!([]), "the chat never reached the SDK");
+    assert_eq!(refused["widgetErrors"].as_array().unwrap().len(), 1);
+    let reasons: Vec<Value> = b
+        .events("chat-auth:error")
+        .await
+        .iter()
+        .map(|e| e["reason"].clone())
+        .collect();
+    assert_eq!(reasons, vec![json!("no_identity")]);
+
+    // Tokens signed by the service that expired a second ago, and that expire in 20 s, handed
+    // to the widget by a client function of the page's own.
+    let now = common::now();
+    for (exp, widget_takes) in [(now - 1, false), (now + 20, true)] {
+        let token = common::token_expiring_at(&fx.service, SUB, exp).await;
+        fx.open_ms_widget_page("ms-direct", "direct.fn").await;
+        let r = b
+            .js_async(
+                "var t = arguments[0];
+                 window.direct = { fn: function (cb) { cb(t); } };
+                 __w.facade.startChat().then(function () { done({ ok: true, errors: __errors }); },
+                   function (e) { done({ ok: false, errors: __errors }); });",
+                vec![json!(token)],
+            )
+            .await;
+        let verdict = fx.validate(&token).await;
+        assert_eq!(r["ok"], widget_takes, "{r}");
+        assert_eq!(verdict["active"], widget_takes, "{verdict}");
+        if widget_takes {
+            assert_eq!(verdict["warnings"][0]["code"], "expires_soon", "{verdict}");
+        } else {
+            assert_eq!(verdict["problems"][0]["code"], "expired", "{verdict}");
+            assert!(
+                r["errors"].to_string().contains("already expired"),
+                "the widget's own reason: {r}"
+            );
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -261,6 +261,13 @@ fn every_hostile_token_is_refused_with_its_code() {
             ok(with(json!({"exp": NOW - 31}))),
             "expired",
         ),
+        // The widget refuses a token once exp < now, with no leeway: so does /validate.
+        (
+            "expired a second ago, within leeway",
+            ok(with(json!({"exp": NOW - 1}))),
+            "expired",
+        ),
+        ("expiring now", ok(with(json!({"exp": NOW}))), "expired"),
         (
             "nbf in the future",
             ok(with(json!({"nbf": NOW + 600}))),

@@ -43,6 +43,44 @@ async fn sign_in_get_a_token_and_verify_it() {
     assert_eq!(form["active"], true);
 }
 
+/// The widget refuses a token once `exp < now`, with no leeway; `/validate` agrees, even a
+/// second after `exp` (the clock-skew leeway is 30 s). A token with under a minute left, a
+/// non-GUID `sub` and no context is valid, with a warning for each.
+#[tokio::test]
+async fn validate_judges_expiry_as_the_widget_does_and_warns() {
+    let server = start(&[]).await;
+    let now = common::now();
+    let token_expiring_at = |exp, sub| common::token_expiring_at(&server, sub, exp);
+    let expired = validate(&server, &token_expiring_at(now - 2, CONTACT).await).await;
+    assert_eq!(expired["active"], false, "{expired}");
+    let codes: Vec<&str> = expired["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, vec!["expired"], "{expired}");
+
+    let soon = validate(
+        &server,
+        &token_expiring_at(now + 30, "alice@contoso.com").await,
+    )
+    .await;
+    assert_eq!(soon["active"], true, "{soon}");
+    let mut warnings: Vec<&str> = soon["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["code"].as_str().unwrap())
+        .collect();
+    warnings.sort_unstable();
+    assert_eq!(
+        warnings,
+        vec!["expires_soon", "no_lwicontexts", "sub_not_guid"],
+        "{soon}"
+    );
+}
+
 #[tokio::test]
 async fn identity_is_required_and_must_verify() {
     let server = start(&[]).await;

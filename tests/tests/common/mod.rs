@@ -62,6 +62,37 @@ pub async fn start(vars: &[(&str, &str)]) -> Server {
     }
 }
 
+/// A token signed with `server`'s own current key (read from its data directory) that expires
+/// at `exp`, for checks at a chosen distance from expiry.
+pub async fn token_expiring_at(server: &Server, sub: &str, exp: i64) -> String {
+    use chat_auth::store::RingSource;
+    let store = chat_auth::store::FileStore::open(server.data_dir.path()).unwrap();
+    let ring = store
+        .load_ring()
+        .await
+        .unwrap()
+        .expect("the server made its ring");
+    let policy = chat_auth::claims::TokenPolicy {
+        issuer: "chat-auth".into(),
+        ttl: 900,
+        skew: 30,
+    };
+    let claims = policy
+        .claims(sub, &chat_auth::CustomContext::new(), exp - policy.ttl)
+        .unwrap();
+    chat_auth::claims::mint(&ring.load().unwrap().signer, &claims)
+        .unwrap()
+        .token
+}
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
 /// `GET url` with the test client.
 pub async fn get(url: &str) -> reqwest::Response {
     client().get(url).send().await.unwrap()

@@ -1,0 +1,2 @@
+// Node built-ins the widget's dependency tree imports but never uses in a browser.
+module.exports = {};
