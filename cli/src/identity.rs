@@ -329,6 +329,8 @@ impl BearerAuth {
         }
         let mut validation = self.validation.clone();
         validation.algorithms = vec![key.alg];
+        // RS256 goes through the domain crate's provider, which keeps keys parsed.
+        chat_auth::crypto::install();
         jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation)
             .map(|data| data.claims)
             .map_err(|e| {

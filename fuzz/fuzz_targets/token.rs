@@ -42,9 +42,7 @@ fn fixture() -> &'static Fixture {
             .expect("render");
         let validator = Validator {
             issuer: Some("x".into()),
-            audience: None,
             leeway: 30,
-            omnichannel: true,
         };
         // Sanity check of the fixture itself: a genuinely signed token is accepted, so the
         // "never active" oracle below is meaningful rather than vacuous.

@@ -20,7 +20,6 @@
 //! `cargo bench -p chat-auth-shared --bench chat_auth [-- FILTER]`
 
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chat_auth::claims::mint;
 use chat_auth::jwt::Validator;
 use chat_auth::{CustomContext, Lifecycle, RingPolicy, RingState, TokenPolicy};
@@ -151,9 +150,7 @@ fn policy() -> TokenPolicy {
 fn validator() -> Validator {
     Validator {
         issuer: Some("chat-auth".into()),
-        audience: None,
         leeway: 30,
-        omnichannel: true,
     }
 }
 
@@ -205,12 +202,11 @@ fn validate(c: &mut Cpu) {
     let report = validator.validate(&token, &keys, NOW);
     assert!(report.is_active(), "{:?}", report.problems);
     let (input, sig) = token.rsplit_once('.').expect("jws");
-    let sig = URL_SAFE_NO_PAD.decode(sig).expect("b64");
     let key = keys.find(&ring.current.kid).expect("current key");
 
     let mut g = c.benchmark_group("validate");
     g.bench_function("verify", |b| {
-        b.iter(|| assert!(key.verify(black_box(input.as_bytes()), black_box(&sig))))
+        b.iter(|| assert!(key.verify(black_box(input.as_bytes()), black_box(sig))))
     });
     g.bench_function("full", |b| {
         b.iter(|| validator.validate(black_box(&token), &keys, NOW))

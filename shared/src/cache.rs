@@ -80,11 +80,6 @@ impl<T: Send + Sync> Cached<T> {
         *self.entry.write().unwrap_or_else(|e| e.into_inner()) = Some(entry);
     }
 
-    /// Forgets the cached value (operators' "reload now").
-    pub fn invalidate(&self) {
-        *self.entry.write().unwrap_or_else(|e| e.into_inner()) = None;
-    }
-
     /// The cached value, refreshed through `fetch` (given the cached digest) when due.
     pub async fn get<F, Fut>(&self, fetch: F) -> Result<Arc<T>>
     where

@@ -83,17 +83,11 @@ pub fn mint(key: &SigningKey, claims: &Claims) -> Result<MintedToken> {
     })
 }
 
-/// `base64url(header).base64url(payload).base64url(RS256 signature)` for any JSON payload.
+/// `base64url(header).base64url(payload).base64url(RS256 signature)` for any JSON payload,
+/// by `jsonwebtoken::encode` with the crate's RS256 signer.
 pub fn encode<T: Serialize>(key: &SigningKey, payload: &T) -> Result<String> {
-    let payload = serde_json::to_vec(payload).map_err(|_| Error::Crypto("encode claims"))?;
-    let mut token = String::with_capacity(key.header_b64.len() + payload.len() * 4 / 3 + 350);
-    token.push_str(&key.header_b64);
-    token.push('.');
-    URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
-    let signature = key.sign(token.as_bytes())?;
-    token.push('.');
-    URL_SAFE_NO_PAD.encode_string(&signature, &mut token);
-    Ok(token)
+    crate::crypto::install();
+    jsonwebtoken::encode(&key.header, payload, &key.encoding).map_err(|_| Error::Crypto("sign"))
 }
 
 /// A subject must be a non-empty, printable identifier of bounded length.

@@ -252,9 +252,7 @@ impl Config {
     pub fn validator(&self) -> crate::jwt::Validator {
         crate::jwt::Validator {
             issuer: Some(self.policy.issuer.clone()),
-            audience: None,
             leeway: self.policy.skew,
-            omnichannel: true,
         }
     }
 }

@@ -173,23 +173,23 @@ impl CustomContext {
 
     /// Parses an `lwicontexts` string as a consumer would, collecting every problem.
     pub fn check_lwicontexts(raw: &str) -> (CustomContext, Vec<Problem>) {
-        match crate::jwt::parse_unique_object(raw.as_bytes()) {
+        match crate::json::parse_unique_object(raw.as_bytes()) {
             Ok(map) => Self::check_object(&map),
-            Err(crate::jwt::ObjectError::Duplicate(key)) => (
+            Err(crate::json::ObjectError::Duplicate(key)) => (
                 CustomContext::new(),
                 vec![Problem::new(
                     "context_duplicate_key",
                     format!("lwicontexts repeats the key {key:?}"),
                 )],
             ),
-            Err(crate::jwt::ObjectError::NotAnObject) => (
+            Err(crate::json::ObjectError::NotAnObject) => (
                 CustomContext::new(),
                 vec![Problem::new(
                     "context_not_object",
                     "lwicontexts must serialize a JSON object",
                 )],
             ),
-            Err(crate::jwt::ObjectError::Syntax(e)) => (
+            Err(crate::json::ObjectError::Syntax(e)) => (
                 CustomContext::new(),
                 vec![Problem::new(
                     "context_invalid_json",

@@ -1,37 +1,34 @@
 //! Token validation that reports *every* reason a token would be refused, not just the first.
 //!
-//! Hand-rolled rather than delegated to a JWT library because the service's job is to explain
-//! refusals precisely (Omnichannel itself says nothing useful), and because it must be strict
-//! where general-purpose libraries are lenient: duplicate JSON keys, non-integer times, the
-//! `lwicontexts` string rules. Only RS256 is ever accepted.
+//! The signature is checked by jsonwebtoken's verifier (`jsonwebtoken::crypto::verify`, with the
+//! crate's RS256 provider). The diagnostic layer around it stays here, because
+//! `jsonwebtoken::decode` stops at the first error and is lenient where Omnichannel's contract
+//! needs strictness (duplicate members, non-integer times, the `lwicontexts` rules), while the
+//! service's job is to name every reason at once. Only RS256 is ever accepted.
 
 use crate::Problem;
 use crate::context::CustomContext;
+use crate::json::{ObjectError, parse_unique_object};
 use crate::keys::{KeySet, VerifyingKey};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
-use std::fmt;
 
 /// Tokens travel in an HTTP header; anything larger is refused before it is parsed.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// Largest NumericDate accepted (9999-12-31T23:59:59Z).
 pub const MAX_NUMERIC_DATE: i64 = 253_402_300_799;
 
-/// What is checked beyond the signature.
+/// What is checked beyond the signature, on top of Omnichannel's rules (`typ` JWT, required
+/// `iss`/`sub`/`iat`/`exp`, `lwicontexts`).
 #[derive(Debug, Clone)]
 pub struct Validator {
     /// Required `iss`, when set.
     pub issuer: Option<String>,
-    /// Required `aud` member, when set (upstream identity tokens).
-    pub audience: Option<String>,
     /// Allowed clock difference in seconds for a future `nbf` or `iat`. Not for `exp`: the
     /// widget refuses a token once `exp` has passed, with no leeway, so a token that is valid
     /// here is one the widget takes.
     pub leeway: i64,
-    /// Apply Omnichannel's rules: `typ` JWT, required `iss`/`sub`/`iat`, `lwicontexts`.
-    pub omnichannel: bool,
 }
 
 /// The outcome of validating one token.
@@ -125,8 +122,9 @@ impl Validator {
         };
         let header = decode_object(&mut report, "header", h64);
         let payload = decode_object(&mut report, "payload", p64);
+        // Decoded here as well as by jsonwebtoken, to tell bad encoding from a bad signature.
         let signature = match URL_SAFE_NO_PAD.decode(s64) {
-            Ok(sig) => Some(sig),
+            Ok(_) => Some(s64),
             Err(_) => {
                 report.push("bad_encoding", "the signature is not base64url");
                 None
@@ -136,7 +134,7 @@ impl Validator {
             let key = self.check_header(&mut report, header, keys);
             if let (Some(key), Some(signature)) = (key, signature) {
                 let signing_input = &token.as_bytes()[..h64.len() + 1 + p64.len()];
-                if !key.verify(signing_input, &signature) {
+                if !key.verify(signing_input, signature) {
                     report.push(
                         "bad_signature",
                         format!("the signature does not verify with key {}", key.kid),
@@ -174,12 +172,10 @@ impl Validator {
                 false
             }
         };
-        if self.omnichannel {
-            match header.get("typ") {
-                None => {}
-                Some(Value::String(t)) if t.eq_ignore_ascii_case("JWT") => {}
-                Some(_) => report.push("unsupported_typ", "typ must be \"JWT\""),
-            }
+        match header.get("typ") {
+            None => {}
+            Some(Value::String(t)) if t.eq_ignore_ascii_case("JWT") => {}
+            Some(_) => report.push("unsupported_typ", "typ must be \"JWT\""),
         }
         if header.contains_key("crit") {
             report.push(
@@ -232,9 +228,7 @@ impl Validator {
     fn check_claims(&self, report: &mut Report, claims: &Map<String, Value>, now: i64) {
         let leeway = self.leeway;
         match (claims.get("iss"), &self.issuer) {
-            (None, _) if self.omnichannel || self.issuer.is_some() => {
-                report.push("missing_iss", "the iss claim is required")
-            }
+            (None, _) => report.push("missing_iss", "the iss claim is required"),
             (Some(Value::String(iss)), Some(expected)) if iss != expected => report.push(
                 "wrong_iss",
                 format!(
@@ -242,24 +236,22 @@ impl Validator {
                     truncate(iss)
                 ),
             ),
-            (Some(Value::String(_)), _) | (None, _) => {}
+            (Some(Value::String(_)), _) => {}
             (Some(_), _) => report.push("wrong_iss", "iss must be a string"),
         }
-        if self.omnichannel {
-            match claims.get("sub") {
-                None => report.push("missing_sub", "the sub claim is required"),
-                Some(Value::String(sub)) => match crate::claims::check_subject(sub) {
-                    Err(p) => report.problems.push(p),
-                    Ok(()) if !crate::claims::is_guid(sub) => report.warn(
-                        "sub_not_guid",
-                        "sub is not a GUID: Omnichannel links the conversation to a contact or account record by its GUID, and persistent chat needs sub to stay the same for the customer",
-                    ),
-                    Ok(()) => {}
-                },
-                Some(_) => report.push("invalid_subject", "sub must be a string"),
-            }
+        match claims.get("sub") {
+            None => report.push("missing_sub", "the sub claim is required"),
+            Some(Value::String(sub)) => match crate::claims::check_subject(sub) {
+                Err(p) => report.problems.push(p),
+                Ok(()) if !crate::claims::is_guid(sub) => report.warn(
+                    "sub_not_guid",
+                    "sub is not a GUID: Omnichannel links the conversation to a contact or account record by its GUID, and persistent chat needs sub to stay the same for the customer",
+                ),
+                Ok(()) => {}
+            },
+            Some(_) => report.push("invalid_subject", "sub must be a string"),
         }
-        let iat = time_claim(report, claims, "iat", self.omnichannel);
+        let iat = time_claim(report, claims, "iat", true);
         let exp = time_claim(report, claims, "exp", true);
         let nbf = time_claim(report, claims, "nbf", false);
         match exp {
@@ -296,35 +288,20 @@ impl Validator {
         {
             report.push("exp_before_iat", "exp must be later than iat");
         }
-        if let Some(audience) = &self.audience {
-            let ok = match claims.get("aud") {
-                Some(Value::String(aud)) => aud == audience,
-                Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(audience)),
-                _ => false,
-            };
-            if !ok {
-                report.push(
-                    "wrong_audience",
-                    format!("aud does not include {audience:?}"),
-                );
+        match claims.get("lwicontexts") {
+            None => report.warn(
+                "no_lwicontexts",
+                "there is no lwicontexts claim: the conversation gets no custom context (it travels only in the token for authenticated chat)",
+            ),
+            Some(Value::String(raw)) => {
+                let (context, problems) = CustomContext::check_lwicontexts(raw);
+                report.problems.extend(problems);
+                report.context = Some(context);
             }
-        }
-        if self.omnichannel {
-            match claims.get("lwicontexts") {
-                None => report.warn(
-                    "no_lwicontexts",
-                    "there is no lwicontexts claim: the conversation gets no custom context (it travels only in the token for authenticated chat)",
-                ),
-                Some(Value::String(raw)) => {
-                    let (context, problems) = CustomContext::check_lwicontexts(raw);
-                    report.problems.extend(problems);
-                    report.context = Some(context);
-                }
-                Some(_) => report.push(
-                    "lwicontexts_not_string",
-                    "lwicontexts must be a string holding serialized JSON, not an object",
-                ),
-            }
+            Some(_) => report.push(
+                "lwicontexts_not_string",
+                "lwicontexts must be a string holding serialized JSON, not an object",
+            ),
         }
     }
 }
@@ -404,81 +381,6 @@ fn decode_object(
     }
 }
 
-/// Why a document is not a JSON object with unique member names.
-#[derive(Debug)]
-pub enum ObjectError {
-    /// A member name repeats (JSON parsers disagree on which wins, so refuse).
-    Duplicate(String),
-    /// Valid JSON, but not an object.
-    NotAnObject,
-    /// Not valid JSON.
-    Syntax(serde_json::Error),
-}
-
-/// Parses a JSON object, refusing duplicate member names at the top level.
-pub fn parse_unique_object(bytes: &[u8]) -> Result<Map<String, Value>, ObjectError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let result = de
-        .deserialize_any(UniqueVisitor)
-        .and_then(|v| de.end().map(|()| v));
-    match result {
-        Ok(Ok(map)) => Ok(map),
-        Ok(Err(e)) => Err(e),
-        Err(e) => Err(ObjectError::Syntax(e)),
-    }
-}
-
-struct UniqueVisitor;
-
-impl<'de> Visitor<'de> for UniqueVisitor {
-    type Value = Result<Map<String, Value>, ObjectError>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
-        let mut map = Map::new();
-        while let Some(key) = access.next_key::<String>()? {
-            let value: Value = access.next_value()?;
-            if map.contains_key(&key) {
-                // Drain the rest so the syntax of the whole document is still checked.
-                while access
-                    .next_entry::<de::IgnoredAny, de::IgnoredAny>()?
-                    .is_some()
-                {}
-                return Ok(Err(ObjectError::Duplicate(key)));
-            }
-            map.insert(key, value);
-        }
-        Ok(Ok(map))
-    }
-
-    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<de::IgnoredAny>()?.is_some() {}
-        Ok(Err(ObjectError::NotAnObject))
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(Err(ObjectError::NotAnObject))
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(Err(ObjectError::NotAnObject))
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(Err(ObjectError::NotAnObject))
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(Err(ObjectError::NotAnObject))
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(Err(ObjectError::NotAnObject))
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(Err(ObjectError::NotAnObject))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -502,9 +404,7 @@ mod tests {
             keys,
             validator: Validator {
                 issuer: Some("iss.example".into()),
-                audience: None,
                 leeway: 60,
-                omnichannel: true,
             },
         }
     }
@@ -525,7 +425,7 @@ mod tests {
             URL_SAFE_NO_PAD.encode(payload.to_string())
         );
         let sig = signer.sign(input.as_bytes()).unwrap();
-        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+        format!("{input}.{sig}")
     }
 
     fn codes(r: &Report) -> Vec<&'static str> {
@@ -738,36 +638,10 @@ mod tests {
             .signer
             .sign(input.as_bytes())
             .unwrap();
-        let t = format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig));
+        let t = format!("{input}.{sig}");
         assert_eq!(
             codes(&f.validator.validate(&t, &f.keys, NOW)),
             vec!["duplicate_claim"]
-        );
-    }
-
-    #[test]
-    fn audience_is_checked_for_upstream_tokens() {
-        let f = fixture();
-        let v = Validator {
-            audience: Some("app".into()),
-            omnichannel: false,
-            ..f.validator.clone()
-        };
-        let kid = f.ring.current.kid.clone();
-        let ok = forge(
-            &f,
-            json!({"alg": "RS256", "kid": kid}),
-            json!({"iss": "iss.example", "aud": ["x", "app"], "exp": NOW + 60}),
-        );
-        assert!(v.validate(&ok, &f.keys, NOW).is_active());
-        let bad = forge(
-            &f,
-            json!({"alg": "RS256", "kid": kid}),
-            json!({"iss": "iss.example", "aud": "other", "exp": NOW + 60}),
-        );
-        assert_eq!(
-            codes(&v.validate(&bad, &f.keys, NOW)),
-            vec!["wrong_audience"]
         );
     }
 }

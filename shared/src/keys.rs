@@ -4,12 +4,12 @@
 use crate::{Error, Result};
 use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
 use aws_lc_rs::rsa::{KeyPair, KeySize, PublicKey};
-use aws_lc_rs::signature::{self, KeyPair as _, ParsedPublicKey};
+use aws_lc_rs::signature::KeyPair as _;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::sync::{Arc, Mutex};
 
 /// Private key bytes (PKCS#8 DER) that never print.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,7 +75,7 @@ impl StoredKey {
 
     /// Parses the private key and checks that the stored kid is its thumbprint.
     pub fn parse(&self) -> Result<SigningKey> {
-        let pair = parse_pkcs8(&self.pkcs8.0)
+        let pair = crate::crypto::parse_pkcs8(&self.pkcs8.0)
             .map_err(|e| Error::corrupt("key ring", format!("key {}: {e}", self.kid)))?;
         if pair.public_modulus_len() < 256 {
             return Err(Error::corrupt(
@@ -90,20 +90,27 @@ impl StoredKey {
                 format!("kid {} does not match its key's thumbprint", self.kid),
             ));
         }
-        let header = format!(r#"{{"alg":"RS256","typ":"JWT","kid":"{kid}"}}"#);
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(kid.clone());
+        // jsonwebtoken takes the PKCS#1 key inside the PKCS#8 from its PEM form; that is what
+        // any of its backends signs with.
+        let encoding = EncodingKey::from_rsa_pem(pem("PRIVATE KEY", &self.pkcs8.0).as_bytes())
+            .map_err(|e| Error::corrupt("key ring", format!("key {}: {e}", self.kid)))?;
+        crate::crypto::remember_as(encoding.as_bytes(), &pair);
         Ok(SigningKey {
-            header_b64: URL_SAFE_NO_PAD.encode(header),
             kid,
             times: self.times,
-            pair,
+            header,
+            encoding,
         })
     }
 
     /// The public half (SubjectPublicKeyInfo DER): all a key needs once it stops signing.
     pub fn spki(&self) -> Result<Vec<u8>> {
-        let spki: PublicKeyX509Der = self
-            .parse()?
-            .pair
+        self.parse()?;
+        let pair = crate::crypto::parse_pkcs8(&self.pkcs8.0)
+            .map_err(|e| Error::corrupt("key ring", format!("key {}: {e}", self.kid)))?;
+        let spki: PublicKeyX509Der = pair
             .public_key()
             .as_der()
             .map_err(|_| Error::Crypto("spki encode"))?;
@@ -130,46 +137,16 @@ pub fn thumbprint_of(n: &[u8], e: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(digest.as_ref())
 }
 
-/// How many parsed private keys [`parse_pkcs8`] remembers: a ring holds three, a rotation
-/// briefly sees four, and the development identity provider has one.
-const PARSED_KEYS: usize = 8;
-
-/// Private keys this process has parsed, by SHA-256 of their PKCS#8 bytes.
-///
-/// Parsing an RSA private key runs aws-lc's consistency checks (about 0.3 ms, more than half an
-/// RS256 signature), and the same key is parsed again and again: every read of a stored ring
-/// validates its signing key (`from_json`) and then prepares it (`load`), once per cache
-/// refresh, and publishing parses every key of the ring. Identical bytes parse to the same
-/// validated key, so a hit returns it; bytes that differ in any way miss and are parsed and
-/// checked in full. Only keys of rings this process loaded are held, and at most
-/// [`PARSED_KEYS`] of them.
-static PARSED: Mutex<Vec<([u8; 32], Arc<KeyPair>)>> = Mutex::new(Vec::new());
-
-fn parse_pkcs8(pkcs8: &[u8]) -> std::result::Result<Arc<KeyPair>, aws_lc_rs::error::KeyRejected> {
-    let mut id = [0u8; 32];
-    id.copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, pkcs8).as_ref());
-    let parsed = || PARSED.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, pair)) = parsed().iter().find(|(known, _)| *known == id) {
-        return Ok(pair.clone());
-    }
-    let pair = Arc::new(KeyPair::from_pkcs8(pkcs8)?);
-    let mut known = parsed();
-    if known.len() >= PARSED_KEYS {
-        known.remove(0);
-    }
-    known.push((id, pair.clone()));
-    Ok(pair)
-}
-
-/// A parsed private key ready to sign. Built once per ring version.
+/// A private key ready to sign through jsonwebtoken. Built once per ring version; the parsed
+/// key behind it is remembered by [`crate::crypto`], whose RS256 signer uses it.
 pub struct SigningKey {
     /// Key id carried in the token header.
     pub kid: String,
     /// Schedule.
     pub times: KeyTimes,
-    /// base64url of the fixed header `{"alg":"RS256","typ":"JWT","kid":...}`.
-    pub(crate) header_b64: String,
-    pub(crate) pair: Arc<KeyPair>,
+    /// `{"alg":"RS256","typ":"JWT","kid":...}`.
+    pub(crate) header: Header,
+    pub(crate) encoding: EncodingKey,
 }
 
 impl fmt::Debug for SigningKey {
@@ -182,26 +159,20 @@ impl fmt::Debug for SigningKey {
 }
 
 impl SigningKey {
-    /// RS256 (RSASSA-PKCS1-v1_5 with SHA-256) signature of `message`.
-    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
-        let mut sig = vec![0; self.pair.public_modulus_len()];
-        self.pair
-            .sign(
-                &signature::RSA_PKCS1_SHA256,
-                &aws_lc_rs::rand::SystemRandom::new(),
-                message,
-                &mut sig,
-            )
-            .map_err(|_| Error::Crypto("sign"))?;
-        Ok(sig)
+    /// base64url of the RS256 (RSASSA-PKCS1-v1_5 with SHA-256) signature of `message`, for
+    /// tokens whose bytes a test or a probe chooses itself.
+    pub fn sign(&self, message: &[u8]) -> Result<String> {
+        crate::crypto::install();
+        jsonwebtoken::crypto::sign(message, &self.encoding, Algorithm::RS256)
+            .map_err(|_| Error::Crypto("sign"))
     }
 }
 
-/// A parsed public key, ready to verify RS256 signatures.
+/// A public key, ready to verify RS256 signatures through jsonwebtoken.
 pub struct VerifyingKey {
     /// Key id.
     pub kid: String,
-    parsed: ParsedPublicKey,
+    key: DecodingKey,
 }
 
 impl fmt::Debug for VerifyingKey {
@@ -215,28 +186,26 @@ impl fmt::Debug for VerifyingKey {
 impl VerifyingKey {
     /// From a SubjectPublicKeyInfo (or PKCS#1) DER public key.
     pub fn from_der(kid: impl Into<String>, der: &[u8]) -> Result<Self> {
-        let parsed = ParsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, der)
-            .map_err(|e| Error::corrupt("public key", e.to_string()))?;
-        Ok(VerifyingKey {
-            kid: kid.into(),
-            parsed,
-        })
+        Self::checked(kid.into(), DecodingKey::from_rsa_der(der))
     }
 
     /// From JWK `n` and `e` (big-endian bytes).
     pub fn from_components(kid: impl Into<String>, n: &[u8], e: &[u8]) -> Result<Self> {
-        let parsed = signature::RsaPublicKeyComponents { n, e }
-            .to_parsed_public_key(&signature::RSA_PKCS1_2048_8192_SHA256)
-            .map_err(|e| Error::corrupt("public key", e.to_string()))?;
-        Ok(VerifyingKey {
-            kid: kid.into(),
-            parsed,
-        })
+        Self::checked(kid.into(), DecodingKey::from_rsa_raw_components(n, e))
     }
 
-    /// True if `signature` is a valid RS256 signature of `message` by this key.
-    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
-        self.parsed.verify_sig(message, signature).is_ok()
+    /// Parses the key now, so that a bad one is refused when the set loads, not on first use.
+    fn checked(kid: String, key: DecodingKey) -> Result<Self> {
+        crate::crypto::parse_public(&key)
+            .map_err(|e| Error::corrupt("public key", e.to_string()))?;
+        Ok(VerifyingKey { kid, key })
+    }
+
+    /// True if `signature` (base64url) is a valid RS256 signature of `message` by this key.
+    pub fn verify(&self, message: &[u8], signature: &str) -> bool {
+        crate::crypto::install();
+        jsonwebtoken::crypto::verify(signature, message, &self.key, Algorithm::RS256)
+            .unwrap_or(false)
     }
 }
 
@@ -330,12 +299,13 @@ mod tests {
     #[test]
     fn a_remembered_parse_never_vouches_for_other_bytes() {
         let (a, b) = (key(), key());
-        let first = a.parse().unwrap();
-        let again = a.parse().unwrap();
+        let first = crate::crypto::parse_pkcs8(&a.pkcs8.0).unwrap();
+        let again = crate::crypto::parse_pkcs8(&a.pkcs8.0).unwrap();
         assert!(
-            Arc::ptr_eq(&first.pair, &again.pair),
+            std::sync::Arc::ptr_eq(&first, &again),
             "the second parse is remembered"
         );
+        let again = a.parse().unwrap();
         assert_eq!(again.kid, a.kid);
         // The same key under another kid is still refused: the thumbprint check runs every time.
         let mut renamed = a.clone();

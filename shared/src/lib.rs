@@ -11,12 +11,14 @@ pub mod cache;
 pub mod claims;
 pub mod config;
 pub mod context;
+pub mod crypto;
 mod error;
 mod file_store;
 mod fsutil;
 pub mod host;
 pub mod http;
 pub mod identity;
+pub mod json;
 pub mod jwt;
 pub mod keys;
 pub mod provider;
@@ -31,7 +33,7 @@ pub use config::Config;
 pub use context::CustomContext;
 pub use error::{Error, Problem};
 pub use publish::PublicKeySet;
-pub use ring::{KeyRing, Lifecycle, LoadedRing, RingPolicy, RingState};
+pub use ring::{Lifecycle, LoadedRing, RingPolicy, RingState};
 
 /// Convenience alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

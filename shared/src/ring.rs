@@ -187,9 +187,6 @@ pub struct RingState {
     pub revoked: Vec<Revocation>,
 }
 
-/// Alias used by hosts: a ring is a [`RingState`].
-pub type KeyRing = RingState;
-
 /// What a scheduled rotation did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rotated {

@@ -304,9 +304,7 @@ pub async fn test<S: KeyStore>(store: &S, id: &str, now: i64) -> Result<()> {
     let probe = mint(&pending.load()?.signer, &claims)?;
     let validator = Validator {
         issuer: Some(policy.issuer),
-        audience: None,
         leeway: 0,
-        omnichannel: true,
     };
     let report = validator.validate(&probe.token, &published.render()?.keys, now);
     if !report.is_active() {

@@ -71,7 +71,7 @@ fn with(changes: Value) -> Value {
 fn rs_raw(key: &SigningKey, header: &str, payload: &str) -> String {
     let input = format!("{}.{}", b64(header), b64(payload));
     let sig = key.sign(input.as_bytes()).unwrap();
-    format!("{input}.{}", b64(sig))
+    format!("{input}.{sig}")
 }
 
 fn hs(secret: &[u8], alg: &str, kid: &str, payload: &Value) -> String {
@@ -466,9 +466,7 @@ fn every_hostile_token_is_refused_with_its_code() {
     assert!(cases.len() >= 40, "the corpus has {} cases", cases.len());
     let validator = Validator {
         issuer: Some(ISSUER.into()),
-        audience: None,
         leeway: 30,
-        omnichannel: true,
     };
     let mut refused = 0;
     for (name, token, code) in &cases {

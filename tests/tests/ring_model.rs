@@ -146,9 +146,7 @@ struct Model<S> {
 fn validator() -> Validator {
     Validator {
         issuer: Some("model".into()),
-        audience: None,
         leeway: SKEW,
-        omnichannel: true,
     }
 }
 
