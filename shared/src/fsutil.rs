@@ -63,6 +63,7 @@ pub(crate) fn check_private_dir(dir: &Path) -> io::Result<()> {
         )));
     }
     // SAFETY: geteuid has no preconditions, touches no memory we own and cannot fail.
+    #[allow(unsafe_code)]
     let me = unsafe { libc::geteuid() };
     if meta.uid() != me {
         return Err(refuse(format!(

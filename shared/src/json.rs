@@ -38,7 +38,7 @@ struct UniqueVisitor;
 impl<'de> Visitor<'de> for UniqueVisitor {
     type Value = Result<Map<String, Value>, ObjectError>;
 
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
     }
 

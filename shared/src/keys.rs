@@ -65,7 +65,7 @@ impl StoredKey {
     /// Generates a new RSA-2048 key.
     pub fn generate(times: KeyTimes) -> Result<Self> {
         let pair = KeyPair::generate(KeySize::Rsa2048).map_err(|_| Error::Crypto("keygen"))?;
-        let der: Pkcs8V1Der = pair.as_der().map_err(|_| Error::Crypto("pkcs8 encode"))?;
+        let der: Pkcs8V1Der<'_> = pair.as_der().map_err(|_| Error::Crypto("pkcs8 encode"))?;
         Ok(StoredKey {
             kid: thumbprint(pair.public_key()),
             times,
@@ -110,7 +110,7 @@ impl StoredKey {
         self.parse()?;
         let pair = crate::crypto::parse_pkcs8(&self.pkcs8.0)
             .map_err(|e| Error::corrupt("key ring", format!("key {}: {e}", self.kid)))?;
-        let spki: PublicKeyX509Der = pair
+        let spki: PublicKeyX509Der<'_> = pair
             .public_key()
             .as_der()
             .map_err(|_| Error::Crypto("spki encode"))?;

@@ -61,8 +61,8 @@ struct Idp {
 
 fn rsa_pem() -> (String, Vec<u8>) {
     let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
-    let der: aws_lc_rs::encoding::Pkcs8V1Der = key.as_der().unwrap();
-    let public: aws_lc_rs::encoding::PublicKeyX509Der =
+    let der: aws_lc_rs::encoding::Pkcs8V1Der<'_> = key.as_der().unwrap();
+    let public: aws_lc_rs::encoding::PublicKeyX509Der<'_> =
         aws_lc_rs::signature::KeyPair::public_key(&key)
             .as_der()
             .unwrap();
