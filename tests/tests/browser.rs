@@ -237,6 +237,15 @@ impl Browser {
         .await
     }
 
+    /// Points the provider at `url` for tokens, with a fixed identity token.
+    async fn use_token_url(&self, url: &str) {
+        self.js(
+            "chatAuth.configure({ tokenUrl: arguments[0], identityToken: function () { return 'id'; } });",
+            vec![json!(url)],
+        )
+        .await;
+    }
+
     /// Hands the page an identity getter that answers `id_token` (asynchronously if `async_`).
     async fn configure_identity(&self, id_token: &str, async_: bool) {
         self.js(
@@ -830,11 +839,7 @@ async fn a_token_endpoint_that_is_down_gives_null_at_once() {
     let fx = Fixture::start(&[]).await;
     let b = &fx.browser;
     fx.open_widget_page("down").await;
-    b.js(
-        "chatAuth.configure({ tokenUrl: arguments[0], identityToken: function () { return 'id'; } });",
-        vec![json!(closed_url("/token"))],
-    )
-    .await;
+    b.use_token_url(&closed_url("/token")).await;
     let chat = b.start_chat().await;
     assert_failed_with(b, &chat, "network").await;
     assert!(
@@ -855,11 +860,8 @@ async fn garbage_from_the_token_endpoint_gives_null_never_a_bad_token() {
         ("status500", "http_500"),
     ] {
         b.clear_records().await;
-        b.js(
-            "chatAuth.configure({ tokenUrl: arguments[0], identityToken: function () { return 'id'; } });",
-            vec![json!(fx.shop.url(&format!("/api/token?kind={kind}")))],
-        )
-        .await;
+        b.use_token_url(&fx.shop.url(&format!("/api/token?kind={kind}")))
+            .await;
         let chat = b.start_chat().await;
         assert_failed_with(b, &chat, reason).await;
     }
@@ -867,11 +869,7 @@ async fn garbage_from_the_token_endpoint_gives_null_never_a_bad_token() {
     // Microsoft's sample endpoint returns) is accepted as well as {"token"}.
     let before = fx.shop.token_requests();
     b.clear_records().await;
-    b.js(
-        "chatAuth.configure({ tokenUrl: arguments[0], identityToken: function () { return 'id'; } });",
-        vec![json!(fx.shop.url("/api/token?kind=raw"))],
-    )
-    .await;
+    b.use_token_url(&fx.shop.url("/api/token?kind=raw")).await;
     let chat = b.start_chat().await;
     assert_eq!(chat["ok"], true, "{chat}");
     assert_eq!(fx.shop.token_requests(), before + 1);
@@ -953,11 +951,8 @@ async fn concurrent_calls_share_one_request_and_the_token_is_reused_until_expiry
     let fx = Fixture::start(&[]).await;
     let b = &fx.browser;
     fx.open_widget_page("cache").await;
-    b.js(
-        "chatAuth.configure({ tokenUrl: arguments[0], identityToken: function () { return 'id'; } });",
-        vec![json!(fx.shop.url("/api/token?delay_ms=300"))],
-    )
-    .await;
+    b.use_token_url(&fx.shop.url("/api/token?delay_ms=300"))
+        .await;
 
     // Three concurrent callers: the widget's provider, the client function, chatAuth.getToken.
     let three = b
@@ -1083,11 +1078,7 @@ async fn microsofts_widget_code_asks_again_once_the_token_has_expired() {
     fx.open_ms_widget_page("ms-expiry", "auth.getAuthenticationToken")
         .await;
     // A 3-second token from the shop's endpoint: the service's own tokens live at least 60 s.
-    b.js(
-        "chatAuth.configure({ tokenUrl: arguments[0], identityToken: function () { return 'id'; } });",
-        vec![json!(fx.shop.url("/api/token?ttl=3"))],
-    )
-    .await;
+    b.use_token_url(&fx.shop.url("/api/token?ttl=3")).await;
     let started = b.facade("startChat").await;
     assert_eq!(started["ok"], true, "{started}");
     let first = started["sent"][0]["token"].as_str().unwrap().to_owned();
