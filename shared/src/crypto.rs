@@ -207,6 +207,15 @@ pub(crate) fn parse_public(key: &DecodingKey) -> Result<Arc<ParsedPublicKey>> {
     Ok(parsed)
 }
 
+/// SHA-256 of `bytes` as lowercase hex.
+pub(crate) fn hex_digest(bytes: &[u8]) -> String {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

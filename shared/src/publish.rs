@@ -63,7 +63,7 @@ impl PublicKeySet {
 
     /// SHA-256 (hex) of the stored form: what caches compare (invariant 5 of [`crate::ring`]).
     pub fn digest(&self) -> String {
-        crate::ring::hex_digest(&self.to_json())
+        crate::crypto::hex_digest(&self.to_json())
     }
 
     /// True when every key of `other` is published here.

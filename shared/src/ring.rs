@@ -231,7 +231,7 @@ impl RingState {
     /// SHA-256 (hex) of the stored form: the ring's identity for caches, lineage and
     /// compare-and-swap.
     pub fn digest(&self) -> String {
-        hex_digest(&self.to_json())
+        crate::crypto::hex_digest(&self.to_json())
     }
 
     /// Every kid the ring holds, signing first.
@@ -538,15 +538,6 @@ fn stopped_at(key: &RetiredKey, published: Option<&PublicKeySet>) -> Option<i64>
         .and_then(|set| set.key(&key.kid))
         .and_then(|k| k.stopped)
         .map(|t| t.max(key.times.retires))
-}
-
-/// SHA-256 of `bytes` as lowercase hex.
-pub(crate) fn hex_digest(bytes: &[u8]) -> String {
-    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 fn short(digest: Option<&str>) -> String {
