@@ -3,7 +3,7 @@ use chat_auth::store::{FileStore, KeyStore, PublicKeySource, RingSource, Stage};
 use chat_auth::{PublicKeySet, Result, RingState};
 
 /// The store a function binary runs with: Secrets Manager when
-/// `CHAT_AUTH_PUBLIC_KEYS_SECRET_ID` is set, else the file store (standalone local runs).
+/// `CHAT_AUTH_PUBLIC_KEYS_SECRET_ID` is set, else the file store (under a local Lambda runtime).
 #[derive(Debug, Clone)]
 pub enum AnyStore {
     /// Secrets Manager.

@@ -37,6 +37,29 @@ impl SecretsManagerStore {
         Client::new(&config)
     }
 
+    /// The store rotate-keys works on, from `CHAT_AUTH_SIGNING_SECRET_ID` and
+    /// `CHAT_AUTH_PUBLIC_KEYS_SECRET_ID`; both are required.
+    pub async fn rotation_from_env() -> Result<Self> {
+        let var = |name: &'static str| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .ok_or(Error::Config {
+                    var: name,
+                    reason: "is required".into(),
+                })
+        };
+        let (signing, public) = (
+            var("CHAT_AUTH_SIGNING_SECRET_ID")?,
+            var("CHAT_AUTH_PUBLIC_KEYS_SECRET_ID")?,
+        );
+        Ok(Self::new(
+            Self::client_from_env().await,
+            Some(signing),
+            public,
+        ))
+    }
+
     /// The same store working on `signing_secret` (a rotation event names its secret).
     pub fn for_signing_secret(&self, signing_secret: &str) -> Self {
         SecretsManagerStore {

@@ -1,22 +1,11 @@
-//! Runs a router under Lambda (when `AWS_LAMBDA_RUNTIME_API` is set) or as a plain HTTP server,
-//! so each function binary also runs on its own for local debugging.
+//! Runs a function's router under the Lambda Runtime API. Locally the routers run inside
+//! `chat-auth serve` instead, so a function binary has no HTTP mode of its own.
 
 use axum::Router;
 
-/// Serves `router` until the runtime stops (Lambda) or Ctrl-C / SIGTERM (standalone).
-pub async fn serve(
-    router: Router,
-    standalone_listen: &str,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
-        return lambda_http::run(router).await;
-    }
-    let listener = tokio::net::TcpListener::bind(standalone_listen).await?;
-    tracing::info!(address = %listener.local_addr()?, "listening");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    Ok(())
+/// Serves `router` until the Lambda runtime stops.
+pub async fn serve(router: Router) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    lambda_http::run(router).await
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -1,5 +1,5 @@
-//! Lambda entrypoint: config and key store (Secrets Manager, or a data directory when run
-//! standalone) once, then serve `/token` and `/issue`.
+//! Lambda entrypoint: config and key store (Secrets Manager, or a data directory under a
+//! local Lambda runtime) once, then serve `/token` and `/issue`.
 
 use chat_auth::Config;
 
@@ -8,5 +8,5 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     chat_auth::telemetry::init();
     let config = Config::from_env()?;
     let store = chat_auth_aws::AnyStore::from_env(true).await?;
-    chat_auth::host::serve(mint_token::lambda_app(&config, store), "127.0.0.1:9001").await
+    chat_auth::host::serve(mint_token::lambda_app(&config, store)).await
 }

@@ -9,9 +9,5 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     chat_auth::telemetry::init();
     let config = Config::from_env()?;
     let script = Arc::new(ProviderScript::render(&config));
-    chat_auth::host::serve(
-        chat_auth::http::finish(provider_script::router(script)),
-        "127.0.0.1:9004",
-    )
-    .await
+    chat_auth::host::serve(chat_auth::http::finish(provider_script::router(script))).await
 }
