@@ -20,8 +20,6 @@ use crate::publish::PublicKeySet;
 use crate::ring::{Lifecycle, RingState, Rotated};
 use crate::{Error, Result, TokenPolicy};
 use std::future::Future;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use crate::file_store::FileStore;
 
@@ -430,66 +428,79 @@ impl Slots {
     }
 }
 
-/// An in-memory store for tests; counts reads so tests can prove caching.
-#[derive(Debug, Default)]
-pub struct MemoryStore {
-    state: Mutex<(Slots, Option<PublicKeySet>)>,
-    reads: AtomicUsize,
-}
+#[cfg(any(test, feature = "test-util"))]
+pub use memory::MemoryStore;
 
-impl MemoryStore {
-    /// An empty store.
-    pub fn new() -> Self {
-        Self::default()
+/// Test support only: not in production builds (the `test-util` feature brings it in).
+#[cfg(any(test, feature = "test-util"))]
+mod memory {
+    use super::{
+        KeyStore, PublicKeySet, PublicKeySource, Result, RingSource, RingState, Slots, Stage,
+    };
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// An in-memory store for tests; counts reads so tests can prove caching.
+    #[derive(Debug, Default)]
+    pub struct MemoryStore {
+        state: Mutex<(Slots, Option<PublicKeySet>)>,
+        reads: AtomicUsize,
     }
 
-    /// How many loads (ring or public) have been served.
-    pub fn reads(&self) -> usize {
-        self.reads.load(Ordering::Relaxed)
+    impl MemoryStore {
+        /// An empty store.
+        pub fn new() -> Self {
+            Self::default()
+        }
+
+        /// How many loads (ring or public) have been served.
+        pub fn reads(&self) -> usize {
+            self.reads.load(Ordering::Relaxed)
+        }
+
+        fn lock(&self) -> std::sync::MutexGuard<'_, (Slots, Option<PublicKeySet>)> {
+            self.state.lock().unwrap_or_else(|e| e.into_inner())
+        }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, (Slots, Option<PublicKeySet>)> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl RingSource for MemoryStore {
-    async fn load_ring(&self) -> Result<Option<RingState>> {
-        self.reads.fetch_add(1, Ordering::Relaxed);
-        Ok(self.lock().0.current.clone())
-    }
-}
-
-impl PublicKeySource for MemoryStore {
-    async fn load_public(&self) -> Result<Option<PublicKeySet>> {
-        self.reads.fetch_add(1, Ordering::Relaxed);
-        Ok(self.lock().1.clone())
-    }
-}
-
-impl KeyStore for MemoryStore {
-    async fn save_ring(&self, base: Option<&str>, ring: &RingState) -> Result<()> {
-        self.lock().0.save(base, ring)
+    impl RingSource for MemoryStore {
+        async fn load_ring(&self) -> Result<Option<RingState>> {
+            self.reads.fetch_add(1, Ordering::Relaxed);
+            Ok(self.lock().0.current.clone())
+        }
     }
 
-    async fn publish(&self, set: &PublicKeySet) -> Result<()> {
-        self.lock().1 = Some(set.clone());
-        Ok(())
+    impl PublicKeySource for MemoryStore {
+        async fn load_public(&self) -> Result<Option<PublicKeySet>> {
+            self.reads.fetch_add(1, Ordering::Relaxed);
+            Ok(self.lock().1.clone())
+        }
     }
 
-    async fn stage(&self, id: &str) -> Result<Stage> {
-        Ok(self.lock().0.stage(id))
-    }
+    impl KeyStore for MemoryStore {
+        async fn save_ring(&self, base: Option<&str>, ring: &RingState) -> Result<()> {
+            self.lock().0.save(base, ring)
+        }
 
-    async fn load_pending(&self, id: &str) -> Result<Option<RingState>> {
-        Ok(self.lock().0.pending_of(id))
-    }
+        async fn publish(&self, set: &PublicKeySet) -> Result<()> {
+            self.lock().1 = Some(set.clone());
+            Ok(())
+        }
 
-    async fn put_pending(&self, id: &str, ring: &RingState) -> Result<()> {
-        self.lock().0.put_pending(id, ring)
-    }
+        async fn stage(&self, id: &str) -> Result<Stage> {
+            Ok(self.lock().0.stage(id))
+        }
 
-    async fn promote(&self, id: &str, base: Option<&str>) -> Result<()> {
-        self.lock().0.promote(id, base)
+        async fn load_pending(&self, id: &str) -> Result<Option<RingState>> {
+            Ok(self.lock().0.pending_of(id))
+        }
+
+        async fn put_pending(&self, id: &str, ring: &RingState) -> Result<()> {
+            self.lock().0.put_pending(id, ring)
+        }
+
+        async fn promote(&self, id: &str, base: Option<&str>) -> Result<()> {
+            self.lock().0.promote(id, base)
+        }
     }
 }
