@@ -232,9 +232,10 @@ mod tests {
         })
         .unwrap();
         let key = stored.parse().unwrap();
-        let token = crate::claims::encode(&key, &serde_json::json!({"sub": "s"})).unwrap();
-        // The signer finds the key parsed already, under the EncodingKey's bytes.
+        // Before any signature, the signer's lookup finds the key that parse() checked, under
+        // the EncodingKey's bytes: signing never parses it again.
         remembered(key.encoding.as_bytes(), |_| panic!("parsed a second time")).unwrap();
+        let token = crate::claims::encode(&key, &serde_json::json!({"sub": "s"})).unwrap();
         // The same EncodingKey signs under the stock backend too, in case another provider
         // was installed before this one.
         let stock = (aws_lc::DEFAULT_PROVIDER.signer_factory)(&Algorithm::RS256, &key.encoding);
