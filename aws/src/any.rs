@@ -17,7 +17,7 @@ impl AnyStore {
     /// get the private ring), `CHAT_AUTH_PUBLIC_KEYS_SECRET_ID` and, without them,
     /// `CHAT_AUTH_DATA_DIR`.
     pub async fn from_env(with_signing: bool) -> Result<Self> {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let var = crate::secrets::env_var;
         match var("CHAT_AUTH_PUBLIC_KEYS_SECRET_ID") {
             Some(public) => {
                 let signing = if with_signing {

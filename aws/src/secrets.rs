@@ -41,13 +41,10 @@ impl SecretsManagerStore {
     /// `CHAT_AUTH_PUBLIC_KEYS_SECRET_ID`; both are required.
     pub async fn rotation_from_env() -> Result<Self> {
         let var = |name: &'static str| {
-            std::env::var(name)
-                .ok()
-                .filter(|v| !v.trim().is_empty())
-                .ok_or(Error::Config {
-                    var: name,
-                    reason: "is required".into(),
-                })
+            env_var(name).ok_or(Error::Config {
+                var: name,
+                reason: "is required".into(),
+            })
         };
         let (signing, public) = (
             var("CHAT_AUTH_SIGNING_SECRET_ID")?,
@@ -322,4 +319,9 @@ impl KeyStore for SecretsManagerStore {
             .map_err(unavailable)?;
         Ok(())
     }
+}
+
+/// An environment variable that is set and not blank.
+pub(crate) fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }

@@ -141,14 +141,19 @@ pub(crate) fn parse_pkcs8(
 /// Files `pair` under another encoding of the same key, so that the signer, which sees only the
 /// `EncodingKey`'s bytes, finds the key already parsed.
 pub(crate) fn remember_as(bytes: &[u8], pair: &Arc<KeyPair>) {
-    let id = digest(bytes);
     let mut known = PARSED.lock().unwrap_or_else(|e| e.into_inner());
-    if !known.iter().any(|(k, _)| *k == id) {
-        if known.len() >= PARSED_KEYS {
-            known.remove(0);
-        }
-        known.push((id, pair.clone()));
+    file(&mut known, digest(bytes), pair, PARSED_KEYS);
+}
+
+/// Adds `value` under `id` unless it is there, dropping the oldest entry beyond `bound`.
+fn file<K: PartialEq, V>(known: &mut Vec<(K, Arc<V>)>, id: K, value: &Arc<V>, bound: usize) {
+    if known.iter().any(|(k, _)| *k == id) {
+        return;
     }
+    if known.len() >= bound {
+        known.remove(0);
+    }
+    known.push((id, value.clone()));
 }
 
 fn digest(bytes: &[u8]) -> [u8; 32] {
@@ -167,11 +172,7 @@ fn remembered(
         return Ok(pair.clone());
     }
     let pair = Arc::new(parse(bytes)?);
-    let mut known = parsed();
-    if known.len() >= PARSED_KEYS {
-        known.remove(0);
-    }
-    known.push((id, pair.clone()));
+    file(&mut parsed(), id, &pair, PARSED_KEYS);
     Ok(pair)
 }
 
@@ -199,21 +200,13 @@ pub(crate) fn parse_public(key: &DecodingKey) -> Result<Arc<ParsedPublicKey>> {
     }
     .map_err(|e| ErrorKind::InvalidRsaKey(e.to_string()))?;
     let parsed = Arc::new(parsed);
-    let mut known = known();
-    if known.len() >= PARSED_PUBLIC_KEYS {
-        known.remove(0);
-    }
-    known.push((id, parsed.clone()));
+    file(&mut known(), id, &parsed, PARSED_PUBLIC_KEYS);
     Ok(parsed)
 }
 
 /// SHA-256 of `bytes` as lowercase hex.
 pub(crate) fn hex_digest(bytes: &[u8]) -> String {
-    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -75,6 +75,34 @@ impl StoredKey {
 
     /// Parses the private key and checks that the stored kid is its thumbprint.
     pub fn parse(&self) -> Result<SigningKey> {
+        let pair = self.checked_pair()?;
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(self.kid.clone());
+        // jsonwebtoken takes the PKCS#1 key inside the PKCS#8 from its PEM form; that is what
+        // any of its backends signs with.
+        let encoding = EncodingKey::from_rsa_pem(pem("PRIVATE KEY", &self.pkcs8.0).as_bytes())
+            .map_err(|e| Error::corrupt("key ring", format!("key {}: {e}", self.kid)))?;
+        crate::crypto::remember_as(encoding.as_bytes(), &pair);
+        Ok(SigningKey {
+            kid: self.kid.clone(),
+            times: self.times,
+            header,
+            encoding,
+        })
+    }
+
+    /// The public half (SubjectPublicKeyInfo DER): all a key needs once it stops signing.
+    pub fn spki(&self) -> Result<Vec<u8>> {
+        let spki: PublicKeyX509Der<'_> = self
+            .checked_pair()?
+            .public_key()
+            .as_der()
+            .map_err(|_| Error::Crypto("spki encode"))?;
+        Ok(spki.as_ref().to_vec())
+    }
+
+    /// The parsed key, once it is at least 2048 bits and its thumbprint is the stored kid.
+    fn checked_pair(&self) -> Result<std::sync::Arc<KeyPair>> {
         let pair = crate::crypto::parse_pkcs8(&self.pkcs8.0)
             .map_err(|e| Error::corrupt("key ring", format!("key {}: {e}", self.kid)))?;
         if pair.public_modulus_len() < 256 {
@@ -90,31 +118,7 @@ impl StoredKey {
                 format!("kid {} does not match its key's thumbprint", self.kid),
             ));
         }
-        let mut header = Header::new(Algorithm::RS256);
-        header.kid = Some(kid.clone());
-        // jsonwebtoken takes the PKCS#1 key inside the PKCS#8 from its PEM form; that is what
-        // any of its backends signs with.
-        let encoding = EncodingKey::from_rsa_pem(pem("PRIVATE KEY", &self.pkcs8.0).as_bytes())
-            .map_err(|e| Error::corrupt("key ring", format!("key {}: {e}", self.kid)))?;
-        crate::crypto::remember_as(encoding.as_bytes(), &pair);
-        Ok(SigningKey {
-            kid,
-            times: self.times,
-            header,
-            encoding,
-        })
-    }
-
-    /// The public half (SubjectPublicKeyInfo DER): all a key needs once it stops signing.
-    pub fn spki(&self) -> Result<Vec<u8>> {
-        self.parse()?;
-        let pair = crate::crypto::parse_pkcs8(&self.pkcs8.0)
-            .map_err(|e| Error::corrupt("key ring", format!("key {}: {e}", self.kid)))?;
-        let spki: PublicKeyX509Der<'_> = pair
-            .public_key()
-            .as_der()
-            .map_err(|_| Error::Crypto("spki encode"))?;
-        Ok(spki.as_ref().to_vec())
+        Ok(pair)
     }
 }
 
