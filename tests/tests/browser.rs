@@ -497,11 +497,7 @@ async fn shop_token(
 /// A JWT-shaped token (RS256 header, iss/sub/iat/exp; the signature is not real) whose `jti`
 /// numbers the request that produced it. `iat` = now + `offset`, `exp` = `iat` + `ttl`.
 fn shaped_jwt(n: usize, offset: i64, ttl: i64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let iat = now + offset;
+    let iat = common::now() + offset;
     let header = json!({"alg": "RS256", "typ": "JWT", "kid": "shop"});
     let claims =
         json!({"iss": "shop", "sub": SUB, "iat": iat, "exp": iat + ttl, "jti": n.to_string()});
@@ -509,10 +505,18 @@ fn shaped_jwt(n: usize, offset: i64, ttl: i64) -> String {
     format!("{}.{}.c2lnbmF0dXJl", enc(&header), enc(&claims))
 }
 
-fn jti(token: &str) -> String {
+/// The decoded payload of a JWT (not verified).
+fn claims(token: &str) -> Value {
     let payload = token.split('.').nth(1).expect("a JWT");
-    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
-    claims["jti"].as_str().unwrap_or_default().to_owned()
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+fn jti(token: &str) -> String {
+    claims(token)["jti"].as_str().unwrap_or_default().to_owned()
+}
+
+fn exp(token: &str) -> i64 {
+    claims(token)["exp"].as_i64().expect("exp")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1019,12 +1023,6 @@ async fn concurrent_calls_share_one_request_and_the_token_is_reused_until_expiry
     assert_eq!(fx.shop.token_requests(), 3);
     assert_eq!(jti(other["token"].as_str().unwrap()), "3");
     assert!(b.events("chat-auth:error").await.is_empty());
-}
-
-fn exp(token: &str) -> i64 {
-    let payload = token.split('.').nth(1).expect("a JWT");
-    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
-    claims["exp"].as_i64().expect("exp")
 }
 
 /// Microsoft's widget code asks the client function for a token when a chat starts, hands it
