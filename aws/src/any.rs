@@ -1,6 +1,7 @@
 use crate::SecretsManagerStore;
-use chat_auth::store::{FileStore, KeyStore, PublicKeySource, RingSource, Stage};
+use chat_auth::store::{KeyStore, PublicKeySource, RingSource, Stage};
 use chat_auth::{PublicKeySet, Result, RingState};
+use chat_auth_host::FileStore;
 
 /// The store a function binary runs with: Secrets Manager when
 /// `CHAT_AUTH_PUBLIC_KEYS_SECRET_ID` is set, else the file store (under a local Lambda runtime).

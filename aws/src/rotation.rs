@@ -47,6 +47,66 @@ pub enum Invocation {
     },
 }
 
+/// What one invocation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A rotation step ran (or had already run: every step is safe to repeat).
+    Done {
+        /// The step.
+        step: Step,
+        /// The secret version it worked on.
+        token: String,
+    },
+    /// `createSecret` derived a ring, but the ring rules kept the current key signing.
+    Deferred {
+        /// The secret version it worked on.
+        token: String,
+        /// Why promotion waits.
+        why: String,
+    },
+    /// An emergency revocation dropped a key.
+    Revoked {
+        /// The dropped kid.
+        kid: String,
+        /// The new ring's version.
+        version: u64,
+        /// The kid that signs now.
+        signer: String,
+    },
+}
+
+impl Outcome {
+    /// The `Outcome` dimension of the `RotationSteps` metric.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Done { .. } => "done",
+            Outcome::Deferred { .. } => "deferred",
+            Outcome::Revoked { .. } => "revoked",
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Done { step, token } => write!(f, "{step:?} done for version {token}"),
+            Outcome::Deferred { token, why } => write!(
+                f,
+                "{:?} done for version {token}; promotion deferred: {why}",
+                Step::Create
+            ),
+            Outcome::Revoked {
+                kid,
+                version,
+                signer,
+            } => write!(
+                f,
+                "revoked {kid}; ring version {version} signs with {signer}"
+            ),
+        }
+    }
+}
+
 /// Runs rotation steps against a store.
 #[derive(Debug, Clone)]
 pub struct Rotator {
@@ -60,8 +120,8 @@ impl Rotator {
         Rotator { store, life }
     }
 
-    /// Handles one invocation at time `now`; returns a one-line summary.
-    pub async fn handle(&self, invocation: Invocation, now: i64) -> Result<String, RotationError> {
+    /// Handles one invocation at time `now`.
+    pub async fn handle(&self, invocation: Invocation, now: i64) -> Result<Outcome, RotationError> {
         match invocation {
             Invocation::Step {
                 step,
@@ -71,18 +131,17 @@ impl Rotator {
                 let step = parse_step(&step)?;
                 let outcome = self.step(&secret_id, &token, step, now).await?;
                 Ok(match outcome.and_then(|r| r.deferred) {
-                    Some(why) => {
-                        format!("{step:?} done for version {token}; promotion deferred: {why}")
-                    }
-                    None => format!("{step:?} done for version {token}"),
+                    Some(why) => Outcome::Deferred { token, why },
+                    None => Outcome::Done { step, token },
                 })
             }
             Invocation::Emergency { emergency_kid } => {
                 let ring = store::revoke(&self.store, &emergency_kid, &self.life, now).await?;
-                Ok(format!(
-                    "revoked {emergency_kid}; ring version {} signs with {}",
-                    ring.version, ring.current.kid
-                ))
+                Ok(Outcome::Revoked {
+                    kid: emergency_kid,
+                    version: ring.version,
+                    signer: ring.current.kid.clone(),
+                })
             }
         }
     }

@@ -2,17 +2,17 @@
 //! one machine with nothing else installed. Only with `--dev` (or `CHAT_AUTH_DEV=1`), only on
 //! loopback, only for requests addressed to a loopback host (see [`crate::server`]).
 
-use crate::identity::{BearerAuth, DEV_COOKIE, VerifyingKeys};
+use crate::upstream::{BearerAuth, DEV_COOKIE, VerifyingKeys};
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chat_auth::claims::{check_subject, encode};
-use chat_auth::http::{Body, no_store};
 use chat_auth::keys::{KeyTimes, SigningKey, StoredKey};
 use chat_auth::publish::{PublicKeySet, PublishedDocs, PublishedKey};
 use chat_auth::{Error, Problem, Result};
+use chat_auth_host::http::{Body, no_store};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -61,7 +61,7 @@ impl DevIdp {
     }
 
     /// A verifier that accepts this provider's tokens.
-    pub fn verifier(&self) -> Result<BearerAuth> {
+    pub fn verifier(&self) -> chat_auth_host::Result<BearerAuth> {
         Ok(BearerAuth::development(
             DEV_ISSUER,
             VerifyingKeys::from_jwks(self.docs.jwks.as_ref())?,
@@ -142,7 +142,7 @@ async fn jwks(State(idp): State<Arc<DevIdp>>) -> Response {
 async fn sign_in(
     State(idp): State<Arc<DevIdp>>,
     Body(req): Body<SignIn>,
-) -> Result<Response, Error> {
+) -> chat_auth_host::Result<Response> {
     let (token, exp) = idp.sign_in(&req.sub, &req.claims)?;
     let cookie =
         format!("{DEV_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={DEV_TOKEN_TTL}");
@@ -156,7 +156,7 @@ async fn sign_in(
 }
 
 /// `POST /dev/sign-out`: drops the sign-in cookie (the page cannot: it is HttpOnly).
-async fn sign_out() -> Result<Response, Error> {
+async fn sign_out() -> chat_auth_host::Result<Response> {
     let cookie = format!("{DEV_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
     let cookie = HeaderValue::from_str(&cookie).map_err(|_| Error::Crypto("cookie"))?;
     Ok((

@@ -6,6 +6,9 @@ pub enum CliError {
     /// A domain error (configuration, keys, store).
     #[error(transparent)]
     Domain(#[from] chat_auth::Error),
+    /// A hosting error (the identity provider's keys, the demo identity provider).
+    #[error(transparent)]
+    Host(#[from] chat_auth_host::Error),
     /// The listener could not be bound or served.
     #[error("{context}: {source}")]
     Io {

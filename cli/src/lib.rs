@@ -4,10 +4,10 @@
 pub mod dev;
 pub mod error;
 pub mod fetch;
-pub mod identity;
 pub mod local;
 pub mod openapi;
 pub mod server;
+pub mod upstream;
 
 pub use error::CliError;
 pub use local::LocalConfig;

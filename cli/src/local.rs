@@ -4,6 +4,7 @@
 
 use chat_auth::config::{bounded, config};
 use chat_auth::{Config, Result};
+use chat_auth_host::socket::Limits;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -44,19 +45,6 @@ pub enum IdentitySource {
         /// True when it came from `CHAT_AUTH_DEV_ISSUE_KEY` (then it is never printed).
         issue_key_from_env: bool,
     },
-}
-
-/// The local server's limits (tower and tower-http layers, see `crate::server`).
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// `CHAT_AUTH_REQUEST_TIMEOUT_SECONDS`: a request that takes longer gets 408.
-    pub request_timeout: Duration,
-    /// `CHAT_AUTH_MAX_CONCURRENT_REQUESTS`: requests beyond it get 503 at once.
-    pub concurrency: usize,
-    /// Total bytes of header names and values a request may carry (431 beyond).
-    pub header_bytes: usize,
-    /// Header fields a request may carry (431 beyond).
-    pub header_fields: usize,
 }
 
 /// The local server's settings.

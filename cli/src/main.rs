@@ -1,8 +1,9 @@
 //! `chat-auth`: the local token service and operator commands.
 
-use chat_auth::store::{FileStore, PublicKeySource, ensure_ring, revoke, rotate};
+use chat_auth::store::{PublicKeySource, ensure_ring, revoke, rotate};
 use chat_auth_cli::local::IdentitySource;
 use chat_auth_cli::{CliError, LocalConfig, server};
+use chat_auth_host::FileStore;
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 use std::io::Read;
@@ -65,7 +66,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    chat_auth::telemetry::init();
+    chat_auth_host::telemetry::init();
     let cli = Cli::parse();
     match run(cli).await {
         Ok(code) => code,
@@ -115,7 +116,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                     );
                 }
             }
-            server::serve(listener, app).await?;
+            chat_auth_host::socket::serve(listener, app).await;
         }
         Command::Mint { sub, context } => {
             let ring = ensure_ring(&store()?, &life, now).await?;

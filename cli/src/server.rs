@@ -1,26 +1,18 @@
 //! The local server: every function's routes on one port over the file-backed key ring.
 
-use crate::identity::{BearerAuth, authenticate};
-use crate::local::{IdentitySource, Limits, LocalConfig, is_loopback_host};
+use crate::local::{IdentitySource, LocalConfig, is_loopback_host};
+use crate::upstream::BearerAuth;
 use crate::{CliError, dev};
 use axum::Router;
-use axum::error_handling::HandleErrorLayer;
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use chat_auth::Error;
 use chat_auth::provider::ProviderScript;
-use chat_auth::store::{FileStore, ensure_ring};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
+use chat_auth::store::ensure_ring;
+use chat_auth_host::{Caller, Cors, Error, FileStore};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::TcpListener;
-use tower::limit::GlobalConcurrencyLimitLayer;
-use tower_http::timeout::TimeoutLayer;
 
 /// Builds the whole app: opens (or creates) the key ring, then wires every route.
 pub async fn app(config: &LocalConfig) -> Result<Router, CliError> {
@@ -33,25 +25,28 @@ pub async fn app(config: &LocalConfig) -> Result<Router, CliError> {
         next = %ring.next.kid,
         "key ring ready"
     );
-    let (auth, dev_routes) = match config.identity()? {
+    let (bearer, dev_idp, issue_key) = match config.identity()? {
         IdentitySource::Upstream {
             issuer,
             audience,
             jwks,
-        } => (BearerAuth::upstream(issuer, audience, jwks.clone()), None),
+        } => (
+            BearerAuth::upstream(issuer, audience, jwks.clone()),
+            None,
+            None,
+        ),
         IdentitySource::Development { issue_key, .. } => {
             let idp = Arc::new(dev::DevIdp::new()?);
-            (
-                idp.verifier()?,
-                Some((dev::router(idp), Arc::<str>::from(issue_key.as_str()))),
-            )
+            (idp.verifier()?, Some(idp), Some(issue_key.as_str().into()))
         }
     };
+    let auth = Arc::new(LocalAuth { bearer, issue_key });
     let mint = Arc::new(mint_token::MintState::new(shared, store.clone()));
-    // Identity is checked inside CORS: a refused bearer's 401 must stay readable by the page.
-    let token_routes =
-        mint_token::routes(mint).layer(from_fn_with_state(Arc::new(auth), authenticate));
-    let mut app = mint_token::with_cors(token_routes, chat_auth::http::Cors::from_config(shared))
+    // The caller is authenticated inside CORS: a refused bearer's 401 must stay readable by
+    // the page.
+    let token_routes = mint_token::routes(mint).layer(from_fn_with_state(auth, authenticate));
+    let mut app = Cors::from_config(shared)
+        .apply(token_routes)
         .merge(validate_token::router(Arc::new(
             validate_token::ValidateState::new(shared, store.clone()),
         )))
@@ -62,62 +57,54 @@ pub async fn app(config: &LocalConfig) -> Result<Router, CliError> {
             shared,
         ))))
         .merge(crate::openapi::router());
-    if let Some((dev_routes, issue_key)) = dev_routes {
+    if let Some(idp) = dev_idp {
         app = app
-            .merge(dev_routes)
-            .layer(from_fn_with_state(issue_key, issue_key_check))
+            .merge(dev::router(idp))
             .layer(from_fn(loopback_host_only));
     }
-    Ok(limited(chat_auth::http::finish(app), &config.limits))
+    Ok(chat_auth_host::socket::limited(
+        chat_auth_host::http::finish(app),
+        &config.limits,
+    ))
 }
 
-/// The local server's limits, outermost first: header size (431), concurrency (503 at once,
-/// never a queue), then the request timeout (408). All answer with the JSON error body.
-fn limited(app: Router, limits: &Limits) -> Router {
-    let timeout = limits.request_timeout;
-    let (header_bytes, header_fields) = (limits.header_bytes, limits.header_fields);
-    app.layer(TimeoutLayer::with_status_code(
-        StatusCode::REQUEST_TIMEOUT,
-        timeout,
-    ))
-    // tower-http's timeout answers with an empty body; give it the JSON error.
-    .layer(from_fn(move |req: Request, next: Next| async move {
-        let response = next.run(req).await;
-        if response.status() == StatusCode::REQUEST_TIMEOUT {
-            return Error::RequestTimeout {
-                seconds: timeout.as_secs(),
+/// Who vouches for callers locally: the identity provider's tokens for customers and, in
+/// development mode, the per-run issue key for `/issue`.
+struct LocalAuth {
+    bearer: BearerAuth,
+    issue_key: Option<Arc<str>>,
+}
+
+/// The local server's authenticate layer. In development mode an `X-Chat-Auth-Issue-Key` on
+/// `/issue` makes a [`Caller::Backend`] if it is the per-run key (403 if not); otherwise a
+/// bearer token (or the demo cookie) that verifies makes a [`Caller::User`], one that does not
+/// is refused with 401 and the reason, and a request with neither stays anonymous.
+async fn authenticate(
+    State(auth): State<Arc<LocalAuth>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let presented = req
+        .headers()
+        .get(ISSUE_KEY_HEADER)
+        .map(|v| v.as_bytes().to_vec());
+    let caller = match (&auth.issue_key, presented) {
+        (Some(key), Some(given)) if req.uri().path() == "/issue" => {
+            if aws_lc_rs::constant_time::verify_slices_are_equal(&given, key.as_bytes()).is_err() {
+                return Error::IssueKeyRefused.into_response();
             }
-            .into_response();
+            Caller::Backend("local development (issue key)".into())
         }
-        response
-    }))
-    .layer(
-        tower::ServiceBuilder::new()
-            .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
-                Error::Overloaded
-            }))
-            .load_shed()
-            // Global: `Router::layer` wraps every route separately, and one semaphore must
-            // count them all.
-            .layer(GlobalConcurrencyLimitLayer::new(limits.concurrency)),
-    )
-    // Hand-written: tower-http has no header-size layer, and hyper's own limits (see
-    // `MAX_HEADERS`, `MAX_HEAD_BYTES`) answer without a JSON body.
-    .layer(from_fn(move |req: Request, next: Next| async move {
-        let bytes: usize = req
-            .headers()
-            .iter()
-            .map(|(name, value)| name.as_str().len() + value.len())
-            .sum();
-        if bytes > header_bytes || req.headers().len() > header_fields {
-            return Error::HeadersTooLarge {
-                bytes: header_bytes,
-                fields: header_fields,
-            }
-            .into_response();
-        }
-        next.run(req).await
-    }))
+        _ => match auth.bearer.token_of(&req).map(str::to_owned) {
+            None => Caller::Anonymous,
+            Some(token) => match auth.bearer.verify(&token).await {
+                Ok(claims) => Caller::User(Arc::new(claims)),
+                Err(e) => return e.into_response(),
+            },
+        },
+    };
+    req.extensions_mut().insert(caller);
+    next.run(req).await
 }
 
 /// Development mode: a request must be addressed to a loopback host. A page on any site can
@@ -144,89 +131,6 @@ fn without_port(host: &str) -> &str {
 
 /// The header carrying development mode's per-run `/issue` secret.
 pub const ISSUE_KEY_HEADER: &str = "x-chat-auth-issue-key";
-
-/// Development mode: `/issue` trusts a caller that presents the per-run issue key (printed at
-/// start). Without the header the request is not trusted (`/issue` answers 401); with a wrong
-/// one it is refused here (403).
-async fn issue_key_check(State(key): State<Arc<str>>, mut req: Request, next: Next) -> Response {
-    if req.uri().path() != "/issue" {
-        return next.run(req).await;
-    }
-    match req.headers().get(ISSUE_KEY_HEADER) {
-        None => {}
-        Some(given)
-            if aws_lc_rs::constant_time::verify_slices_are_equal(
-                given.as_bytes(),
-                key.as_bytes(),
-            )
-            .is_ok() =>
-        {
-            req.extensions_mut().insert(mint_token::TrustedCaller(
-                "local development (issue key)".into(),
-            ));
-        }
-        Some(_) => return Error::IssueKeyRefused.into_response(),
-    }
-    next.run(req).await
-}
-
-/// Header fields a request may carry before hyper itself refuses it (431 without a body and
-/// the connection closed): above the JSON `headers_too_large` limit (100 fields, 16 KiB), so
-/// that answers first up to here.
-const MAX_HEADERS: usize = 512;
-/// hyper's read buffer, which bounds the request head: above the 16 KiB header limit.
-const MAX_HEAD_BYTES: usize = 64 * 1024;
-/// A client must send its whole request head within this (slow-header clients hold a
-/// connection open forever otherwise; the request timeout only starts once headers are in).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections still open this long after a shutdown signal are dropped.
-const DRAIN: Duration = Duration::from_secs(10);
-
-/// Serves `app` on `listener` until Ctrl-C / SIGTERM. hyper directly rather than
-/// `axum::serve`, which exposes neither the header-read timeout nor the header limits.
-pub async fn serve(listener: TcpListener, app: Router) -> Result<(), CliError> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_headers(MAX_HEADERS)
-        .max_buf_size(MAX_HEAD_BYTES);
-    let graceful = GracefulShutdown::new();
-    let shutdown = chat_auth::host::shutdown_signal();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        // Out of file descriptors and the like: wait, do not spin or exit.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let service = TowerToHyperService::new(app.clone());
-                let connection = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                    .into_owned();
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    let _ = connection.await;
-                });
-            }
-            () = &mut shutdown => break,
-        }
-    }
-    if tokio::time::timeout(DRAIN, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("connections still open after {DRAIN:?}; dropping them");
-    }
-    Ok(())
-}
 
 /// Binds the configured address.
 pub async fn bind(config: &LocalConfig) -> Result<TcpListener, CliError> {

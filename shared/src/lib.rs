@@ -4,28 +4,23 @@
 //! signed-in customer, against keys the site publishes at its Public key URL. This crate holds the
 //! rules of that contract (claims, the `lwicontexts` custom context and its limits, the key ring
 //! and its rotation, the public key formats, the provider script) so that every host (Lambda,
-//! the local server, the operator commands) applies them identically.
+//! the local server, the operator commands) applies them identically. It knows nothing of HTTP,
+//! Lambda or an async runtime: those are the host crate's (`chat_auth_host`).
 #![deny(missing_docs)]
 
-pub mod cache;
 pub mod claims;
 pub mod config;
 pub mod context;
 pub mod crypto;
 mod error;
-mod file_store;
-mod fsutil;
-pub mod host;
-pub mod http;
-pub mod identity;
 pub mod json;
 pub mod jwt;
 pub mod keys;
+pub mod mapping;
 pub mod provider;
 pub mod publish;
 pub mod ring;
 pub mod store;
-pub mod telemetry;
 pub mod time;
 
 pub use claims::{Claims, TokenPolicy};

@@ -6,9 +6,9 @@
 
 use crate::config::Config;
 use aws_lc_rs::digest;
-use axum::body::Bytes;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use bytes::Bytes;
 use serde_json::json;
 
 const TEMPLATE: &str = include_str!("../assets/provider.js");

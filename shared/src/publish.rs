@@ -7,9 +7,9 @@
 use crate::keys::{KeySet, VerifyingKey, pem};
 use crate::{Error, Result};
 use aws_lc_rs::rsa::PublicKey;
-use axum::body::Bytes;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 

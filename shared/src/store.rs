@@ -21,8 +21,6 @@ use crate::ring::{Lifecycle, RingState, Rotated};
 use crate::{Error, Result, TokenPolicy};
 use std::future::Future;
 
-pub use crate::file_store::FileStore;
-
 /// Reads the private ring.
 pub trait RingSource: Send + Sync + 'static {
     /// The current ring, if one exists.
@@ -359,15 +357,19 @@ pub async fn revoke<S: KeyStore>(
     Ok(ring)
 }
 
-/// What a [`MemoryStore`] or [`FileStore`] holds.
+/// What a store of the private ring holds (the test `MemoryStore`, the host crate's
+/// `FileStore`), with the compare-and-swap rules every store must apply the same way.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Slots {
-    pub(crate) current: Option<RingState>,
-    pub(crate) pending: Option<RingState>,
+pub struct Slots {
+    /// The current ring.
+    pub current: Option<RingState>,
+    /// The pending ring of a rotation in progress.
+    pub pending: Option<RingState>,
 }
 
 impl Slots {
-    pub(crate) fn stage(&self, id: &str) -> Stage {
+    /// Where rotation `id` stands.
+    pub fn stage(&self, id: &str) -> Stage {
         let created_by = |ring: &Option<RingState>| {
             ring.as_ref()
                 .is_some_and(|r| r.rotation_id.as_deref() == Some(id))
@@ -392,14 +394,16 @@ impl Slots {
         }
     }
 
-    pub(crate) fn save(&mut self, base: Option<&str>, ring: &RingState) -> Result<()> {
+    /// [`KeyStore::save_ring`] on these slots.
+    pub fn save(&mut self, base: Option<&str>, ring: &RingState) -> Result<()> {
         self.check_base(base)?;
         self.current = Some(ring.clone());
         self.pending = None;
         Ok(())
     }
 
-    pub(crate) fn put_pending(&mut self, id: &str, ring: &RingState) -> Result<()> {
+    /// [`KeyStore::put_pending`] on these slots.
+    pub fn put_pending(&mut self, id: &str, ring: &RingState) -> Result<()> {
         match &self.pending {
             Some(p) if p.rotation_id.as_deref() == Some(id) && p != ring => Err(Error::Conflict(
                 format!("rotation {id:?} already holds another pending ring"),
@@ -411,13 +415,15 @@ impl Slots {
         }
     }
 
-    pub(crate) fn pending_of(&self, id: &str) -> Option<RingState> {
+    /// The pending ring of rotation `id`, if that is the one pending.
+    pub fn pending_of(&self, id: &str) -> Option<RingState> {
         self.pending
             .clone()
             .filter(|p| p.rotation_id.as_deref() == Some(id))
     }
 
-    pub(crate) fn promote(&mut self, id: &str, base: Option<&str>) -> Result<()> {
+    /// [`KeyStore::promote`] on these slots.
+    pub fn promote(&mut self, id: &str, base: Option<&str>) -> Result<()> {
         let pending = self
             .pending_of(id)
             .ok_or_else(|| Error::Rotation(format!("rotation {id:?} is not pending")))?;

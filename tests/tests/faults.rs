@@ -5,11 +5,12 @@
 mod common;
 
 use axum::Router;
-use chat_auth::store::{FileStore, PublicKeySource, RingSource, ensure_ring, rotate};
+use chat_auth::store::{PublicKeySource, RingSource, ensure_ring, rotate};
 use chat_auth::store::{STEPS, Step};
 use chat_auth::{Config, RingState};
 use chat_auth_aws::SecretsManagerStore;
 use chat_auth_aws::rotation::Rotator;
+use chat_auth_host::FileStore;
 use common::aws::{Moto, PUBLIC, SIGNING, assert_nothing_lost, life, mint_now, provisioned};
 use http_body_util::BodyExt;
 use serde_json::Value;
@@ -73,7 +74,7 @@ async fn an_unreachable_store_at_cold_start_fails_closed_with_503() {
     let (status, body) = get_token(&mint_app(&config(&[]), store.clone())).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["code"], "key_store_unavailable");
-    let validate = chat_auth::http::finish(validate_token::router(Arc::new(
+    let validate = chat_auth_host::http::finish(validate_token::router(Arc::new(
         validate_token::ValidateState::new(&config(&[]), store),
     )));
     let request = http::Request::post("/validate")

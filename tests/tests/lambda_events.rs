@@ -48,7 +48,7 @@ async fn apps(config: &Config) -> Apps {
     ensure_ring(&store, &config.lifecycle(), chat_auth::time::now())
         .await
         .unwrap();
-    let finish = chat_auth::http::finish;
+    let finish = chat_auth_host::http::finish;
     Apps {
         mint: mint_token::lambda_app(config, store.clone()),
         validate: finish(validate_token::router(Arc::new(

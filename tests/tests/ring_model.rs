@@ -8,16 +8,15 @@
 //! `CHAT_AUTH_RING_SEQUENCES` sets the number of sequences per store (default: 8,000 in memory
 //! and 2,000 on files).
 
-use chat_auth::cache::{PublicKeys, SigningKeys};
 use chat_auth::claims::mint;
 use chat_auth::jwt::Validator;
 use chat_auth::keys::{KeyTimes, StoredKey};
 use chat_auth::publish::{parse_jwks, parse_public_key_document};
 use chat_auth::ring::{MAX_VERIFY_ONLY, MIN_ROTATION_PERIOD};
-use chat_auth::store::{
-    self, FileStore, KeyStore, MemoryStore, PublicKeySource, RingSource, STEPS,
-};
+use chat_auth::store::{self, KeyStore, MemoryStore, PublicKeySource, RingSource, STEPS};
 use chat_auth::{CustomContext, Error, Lifecycle, RingPolicy, RingState, TokenPolicy};
+use chat_auth_host::FileStore;
+use chat_auth_host::cache::{PublicKeys, SigningKeys};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,19 +1,18 @@
 //! mint-token: `GET`/`POST /token`, an RS256 JWT for the caller the gateway authenticated, and
 //! `POST /issue` for trusted backends (IAM-authorized in the template).
 
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chat_auth::cache::SigningKeys;
 use chat_auth::claims::{MintedToken, mint};
-use chat_auth::http::{Body, Cors, Identity, VerifiedClaims, no_store, wants_json};
-use chat_auth::identity::IdentityMapping;
+use chat_auth::mapping::IdentityMapping;
 use chat_auth::store::RingSource;
 use chat_auth::{Config, TokenPolicy};
-use lambda_http::request::RequestContext;
+use chat_auth_host::cache::SigningKeys;
+use chat_auth_host::http::{Body, no_store, wants_json};
+use chat_auth_host::{Caller, Cors};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -51,7 +50,7 @@ impl<R: RingSource> MintState<R> {
         let claims = self.policy.claims(sub, context, now)?;
         let minted = mint(&ring.signer, &claims)?;
         // The signing key's age is how an alarm sees a stuck rotation.
-        chat_auth::telemetry::metrics(
+        chat_auth_host::telemetry::metrics(
             &[
                 ("TokensMinted", 1.0, "Count"),
                 (
@@ -92,27 +91,18 @@ pub struct IssueRequest {
     pub context: Option<Map<String, Value>>,
 }
 
-/// A backend the gateway authenticated with IAM (SigV4). Only hosts insert it.
-#[derive(Debug, Clone)]
-pub struct TrustedCaller(pub String);
-
 /// The whole mint-token app as Lambda runs it: the routes, CORS from `config`, the common
-/// layers, and identity from API Gateway's request context.
+/// layers, and the caller from API Gateway's authorizer context.
 pub fn lambda_app<R: RingSource>(config: &Config, store: R) -> Router {
     let state = Arc::new(MintState::new(config, store));
-    chat_auth::http::finish(router(state, Cors::from_config(config))).layer(
-        axum::middleware::from_fn_with_state(Arc::new(config.clone()), lambda_identity),
-    )
+    let app = chat_auth_host::http::finish(Cors::from_config(config).apply(routes(state)));
+    chat_auth_host::lambda::authenticate(app, config)
 }
 
-/// The `/token` and `/issue` routes behind the CORS allow-list. Hosts add
-/// [`chat_auth::http::finish`] once around the whole app (a router carries one fallback).
-pub fn router<R: RingSource>(state: Arc<MintState<R>>, cors: Cors) -> Router {
-    with_cors(routes(state), cors)
-}
-
-/// The routes without CORS, for hosts that put their own identity layer *inside* CORS (so that
-/// a refused identity's 401 still carries the CORS headers a page needs to read it).
+/// The `/token` and `/issue` routes, without CORS or an authenticate layer: each host puts
+/// its own authenticate layer *inside* CORS (so that a refused identity's 401 still carries
+/// the CORS headers a page needs to read it) and [`chat_auth_host::http::finish`] once around
+/// the whole app (a router carries one fallback).
 pub fn routes<R: RingSource>(state: Arc<MintState<R>>) -> Router {
     Router::new()
         // OPTIONS is routed so that CORS preflights reach the CORS layer (which answers them).
@@ -126,29 +116,25 @@ pub fn routes<R: RingSource>(state: Arc<MintState<R>>) -> Router {
         .with_state(state)
 }
 
-/// Wraps `routes` in the CORS allow-list.
-pub fn with_cors(routes: Router, cors: Cors) -> Router {
-    routes.layer(axum::middleware::from_fn_with_state(
-        cors,
-        chat_auth::http::cors,
-    ))
-}
-
 async fn get_token<R: RingSource>(
     State(state): State<Arc<MintState<R>>>,
     headers: HeaderMap,
-    Identity(claims): Identity,
-) -> chat_auth::Result<Response> {
-    issue(&state, &headers, &claims, None).await
+    caller: Caller,
+) -> chat_auth_host::Result<Response> {
+    issue(&state, &headers, caller.user()?, None).await
 }
 
+/// The body is taken as a `Result` so that the caller is checked first: an anonymous caller
+/// learns nothing about body validation.
 async fn post_token<R: RingSource>(
     State(state): State<Arc<MintState<R>>>,
     headers: HeaderMap,
-    Identity(claims): Identity,
-    Body(request): Body<TokenRequest>,
-) -> chat_auth::Result<Response> {
-    issue(&state, &headers, &claims, request.context.as_ref()).await
+    caller: Caller,
+    body: chat_auth_host::Result<Body<TokenRequest>>,
+) -> chat_auth_host::Result<Response> {
+    let claims = caller.user()?;
+    let Body(request) = body?;
+    issue(&state, &headers, claims, request.context.as_ref()).await
 }
 
 async fn issue<R: RingSource>(
@@ -156,7 +142,7 @@ async fn issue<R: RingSource>(
     headers: &HeaderMap,
     claims: &Map<String, Value>,
     client_context: Option<&Map<String, Value>>,
-) -> chat_auth::Result<Response> {
+) -> chat_auth_host::Result<Response> {
     let sub = state.identity.subject(claims)?;
     let context = state.identity.context(claims, client_context)?;
     let minted = state.mint(&sub, &context, None).await?;
@@ -166,19 +152,16 @@ async fn issue<R: RingSource>(
 async fn issue_for_backend<R: RingSource>(
     State(state): State<Arc<MintState<R>>>,
     headers: HeaderMap,
-    caller: Option<axum::Extension<TrustedCaller>>,
-    Body(request): Body<IssueRequest>,
-) -> chat_auth::Result<Response> {
-    let Some(axum::Extension(caller)) = caller else {
-        return Err(chat_auth::Error::Unauthenticated(
-            "/issue accepts only trusted backends (on AWS: IAM-signed requests from CHAT_AUTH_ISSUE_CALLERS; locally: the X-Chat-Auth-Issue-Key header)".into(),
-        ));
-    };
+    caller: Caller,
+    body: chat_auth_host::Result<Body<IssueRequest>>,
+) -> chat_auth_host::Result<Response> {
+    let backend = caller.backend()?;
+    let Body(request) = body?;
     let mut context = chat_auth::CustomContext::new();
     for (key, value) in request.context.iter().flatten() {
         context.insert_json(key, value)?;
     }
-    let minted = state.mint(&request.sub, &context, Some(&caller.0)).await?;
+    let minted = state.mint(&request.sub, &context, Some(backend)).await?;
     Ok(token_response(&headers, minted))
 }
 
@@ -198,47 +181,4 @@ pub fn token_response(headers: &HeaderMap, minted: MintedToken) -> Response {
         )
             .into_response()
     }
-}
-
-/// On Lambda: turns the HTTP API JWT authorizer's claims (already verified by API Gateway)
-/// into [`VerifiedClaims`], and an IAM authorizer's caller into [`TrustedCaller`] if `config`
-/// lists it for `/issue` (any other IAM caller gets 403). Without an authorizer context the
-/// request stays anonymous.
-pub async fn lambda_identity(
-    State(config): State<Arc<Config>>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let authorizer = match req.extensions().get::<RequestContext>() {
-        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.authorizer.clone(),
-        _ => None,
-    };
-    let caller = authorizer
-        .as_ref()
-        .and_then(|a| a.iam.as_ref())
-        .and_then(|iam| iam.user_arn.clone().or_else(|| iam.caller_id.clone()));
-    if let Some(caller) = caller {
-        if !config.issue_caller_allowed(&caller) {
-            tracing::warn!(caller, "IAM caller refused: not in CHAT_AUTH_ISSUE_CALLERS");
-            return chat_auth::Error::CallerNotAllowed.into_response();
-        }
-        req.extensions_mut().insert(TrustedCaller(caller));
-    }
-    let claims = match authorizer {
-        Some(authorizer) => authorizer
-            .jwt
-            .as_ref()
-            .filter(|jwt| !jwt.claims.is_empty())
-            .map(|jwt| {
-                jwt.claims
-                    .iter()
-                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                    .collect::<Map<_, _>>()
-            }),
-        _ => None,
-    };
-    if let Some(claims) = claims {
-        req.extensions_mut().insert(VerifiedClaims(claims));
-    }
-    next.run(req).await
 }

@@ -5,8 +5,8 @@ use chat_auth::Config;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    chat_auth::telemetry::init();
+    chat_auth_host::telemetry::init();
     let config = Config::from_env()?;
     let store = chat_auth_aws::AnyStore::from_env(true).await?;
-    chat_auth::host::serve(mint_token::lambda_app(&config, store)).await
+    chat_auth_host::lambda::serve(mint_token::lambda_app(&config, store)).await
 }

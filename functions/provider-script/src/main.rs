@@ -6,8 +6,11 @@ use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    chat_auth::telemetry::init();
+    chat_auth_host::telemetry::init();
     let config = Config::from_env()?;
     let script = Arc::new(ProviderScript::render(&config));
-    chat_auth::host::serve(chat_auth::http::finish(provider_script::router(script))).await
+    chat_auth_host::lambda::serve(chat_auth_host::http::finish(provider_script::router(
+        script,
+    )))
+    .await
 }

@@ -5,10 +5,11 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use chat_auth::cache::PublicKeys;
-use chat_auth::http::public_cache;
+use chat_auth::Config;
 use chat_auth::store::PublicKeySource;
-use chat_auth::{Config, Error};
+use chat_auth_host::Error;
+use chat_auth_host::cache::PublicKeys;
+use chat_auth_host::http::public_cache;
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -45,30 +46,24 @@ pub fn router<P: PublicKeySource>(state: Arc<PublicKeysState<P>>) -> Router {
 async fn public_key<P: PublicKeySource>(
     State(state): State<Arc<PublicKeysState<P>>>,
     query: Result<Query<FormatQuery>, axum::extract::rejection::QueryRejection>,
-) -> chat_auth::Result<Response> {
-    let format = query
-        .map_err(|_| Error::BadRequest {
-            code: "bad_query",
-            message: "the query string is malformed".into(),
-        })?
-        .0
-        .format;
+) -> chat_auth_host::Result<Response> {
+    let format = query.map_err(|_| Error::MalformedQuery)?.0.format;
     let docs = state.keys.get().await?;
     match format.as_deref() {
         None | Some("multi") | Some("json") => {
             Ok(document(docs.multi_key.clone(), "application/json"))
         }
         Some("pem") => Ok(document(docs.pem.clone(), "application/x-pem-file")),
-        Some(_) => Err(Error::BadRequest {
-            code: "bad_format",
-            message: "format must be pem or multi".into(),
+        Some(_) => Err(Error::UnknownParameterValue {
+            name: "format",
+            allowed: "pem or multi",
         }),
     }
 }
 
 async fn jwks<P: PublicKeySource>(
     State(state): State<Arc<PublicKeysState<P>>>,
-) -> chat_auth::Result<Response> {
+) -> chat_auth_host::Result<Response> {
     let docs = state.keys.get().await?;
     Ok(document(docs.jwks.clone(), "application/jwk-set+json"))
 }

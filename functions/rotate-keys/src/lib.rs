@@ -2,7 +2,7 @@
 //! rotation (`{"emergencyKid": "..."}` as a manual invoke payload). One invocation in, one
 //! summary (or the error Secrets Manager retries on) out, with a metric for each outcome.
 
-use chat_auth_aws::rotation::{Invocation, Rotator};
+use chat_auth_aws::rotation::{Invocation, Outcome, Rotator};
 use lambda_runtime::Error;
 use serde_json::{Value, json};
 
@@ -12,16 +12,12 @@ pub async fn handle(rotator: &Rotator, payload: Value, now: i64) -> Result<Value
         Error::from("expected a Secrets Manager rotation event or {\"emergencyKid\": \"...\"}")
     })?;
     let outcome = rotator.handle(invocation, now).await;
-    let label = match &outcome {
-        Ok(summary) if summary.contains("deferred") => "deferred",
-        Ok(_) => "done",
-        Err(_) => "failed",
-    };
-    chat_auth::telemetry::metrics(&[("RotationSteps", 1.0, "Count")], &[("Outcome", label)]);
+    let label = outcome.as_ref().map_or("failed", Outcome::label);
+    chat_auth_host::telemetry::metrics(&[("RotationSteps", 1.0, "Count")], &[("Outcome", label)]);
     match outcome {
-        Ok(summary) => {
-            tracing::info!(%summary, "rotation step succeeded");
-            Ok(json!({ "result": summary }))
+        Ok(outcome) => {
+            tracing::info!(%outcome, "rotation step succeeded");
+            Ok(json!({ "result": outcome.to_string() }))
         }
         Err(e) => {
             tracing::error!(error = %e, "rotation step failed");

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    chat_auth::telemetry::init();
+    chat_auth_host::telemetry::init();
     let config = Config::from_env()?;
     let store = SecretsManagerStore::rotation_from_env().await?;
     let rotator = Rotator::new(store, config.lifecycle());

@@ -5,10 +5,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use chat_auth::Config;
-use chat_auth::cache::PublicKeys;
-use chat_auth::http::{Body, no_store};
 use chat_auth::jwt::Validator;
 use chat_auth::store::PublicKeySource;
+use chat_auth_host::cache::PublicKeys;
+use chat_auth_host::http::{Body, no_store};
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -48,7 +48,7 @@ pub fn router<P: PublicKeySource>(state: Arc<ValidateState<P>>) -> Router {
 async fn validate<P: PublicKeySource>(
     State(state): State<Arc<ValidateState<P>>>,
     Body(request): Body<ValidateRequest>,
-) -> chat_auth::Result<Response> {
+) -> chat_auth_host::Result<Response> {
     let docs = state.keys.get().await?;
     let report = state
         .validator
@@ -57,7 +57,7 @@ async fn validate<P: PublicKeySource>(
         let codes: Vec<&str> = report.problems.iter().map(|p| p.code).collect();
         tracing::info!(?codes, "token refused");
         for code in &codes {
-            chat_auth::telemetry::metrics(
+            chat_auth_host::telemetry::metrics(
                 &[("ValidationRefusals", 1.0, "Count")],
                 &[("ProblemCode", code)],
             );

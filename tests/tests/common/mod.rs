@@ -53,7 +53,7 @@ pub async fn start(vars: &[(&str, &str)]) -> Server {
     .unwrap();
     let app = chat_auth_cli::server::app(&config).await.unwrap();
     let task = tokio::spawn(async move {
-        chat_auth_cli::server::serve(listener, app).await.unwrap();
+        chat_auth_host::socket::serve(listener, app).await;
     });
     Server {
         addr,
@@ -66,7 +66,7 @@ pub async fn start(vars: &[(&str, &str)]) -> Server {
 /// at `exp`, for checks at a chosen distance from expiry.
 pub async fn token_expiring_at(server: &Server, sub: &str, exp: i64) -> String {
     use chat_auth::store::RingSource;
-    let store = chat_auth::store::FileStore::open(server.data_dir.path()).unwrap();
+    let store = chat_auth_host::FileStore::open(server.data_dir.path()).unwrap();
     let ring = store
         .load_ring()
         .await

@@ -8,7 +8,6 @@ use crate::config::Config;
 use crate::context::CustomContext;
 use crate::{Error, Problem, Result};
 use serde_json::{Map, Value};
-use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 /// Which verified claims become `sub` and context, and which context keys a client may add.
@@ -34,10 +33,9 @@ impl IdentityMapping {
         match claims.get(&self.subject_claim) {
             Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
             Some(Value::Number(n)) => Ok(n.to_string()),
-            _ => Err(Error::Unauthenticated(Cow::Owned(format!(
-                "the verified identity has no {:?} claim to use as the subject",
-                self.subject_claim
-            )))),
+            _ => Err(Error::NoSubjectClaim {
+                claim: self.subject_claim.clone(),
+            }),
         }
     }
 
@@ -107,10 +105,8 @@ mod tests {
             "g-1"
         );
         assert_eq!(
-            m.subject(&claims(json!({"sub": "x"})))
-                .unwrap_err()
-                .status(),
-            401
+            m.subject(&claims(json!({"sub": "x"}))).unwrap_err().code(),
+            "unauthenticated"
         );
     }
 

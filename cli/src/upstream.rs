@@ -1,7 +1,7 @@
-//! The authorizer's part, played by the local server: a bearer token (or, in development mode,
-//! the demo sign-in cookie) is verified and its claims attached to the request as
-//! [`VerifiedClaims`]. A request without one stays anonymous (and `/token` answers 401); a
-//! request with a bad one is refused here with 401 and the reason.
+//! The authorizer's part, played by the local server: verifying a customer's identity token (a
+//! bearer token or, in development mode, the demo sign-in cookie) against the site's identity
+//! provider. The server's authenticate layer (`crate::server`) turns the claims into a
+//! `Caller::User`, or refuses the request with 401 and the reason.
 //!
 //! Verification is `jsonwebtoken`'s (RS, PS, ES and EdDSA). The algorithm is pinned per key
 //! from its JWK (`alg`, else the only one its key type and curve allow), never taken from the
@@ -9,12 +9,9 @@
 //! check.
 
 use crate::local::JwksSettings;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::header;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use chat_auth::http::VerifiedClaims;
-use chat_auth::{Error, Result};
+use chat_auth_host::{Error, Result};
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
 use serde_json::{Map, Value};
@@ -347,7 +344,8 @@ impl BearerAuth {
             })
     }
 
-    fn token_of<'r>(&self, req: &'r Request) -> Option<&'r str> {
+    /// The identity token a request carries, if any.
+    pub(crate) fn token_of<'r>(&self, req: &'r Request) -> Option<&'r str> {
         let headers = req.headers();
         if let Some(auth) = headers.get(header::AUTHORIZATION) {
             let auth = auth.to_str().ok()?;
@@ -381,22 +379,4 @@ fn validation(issuer: &str, audience: &str) -> Validation {
     v.validate_nbf = true;
     v.leeway = LEEWAY_SECONDS;
     v
-}
-
-/// Middleware: attaches [`VerifiedClaims`] when a valid identity token came with the request.
-pub async fn authenticate(
-    State(auth): State<Arc<BearerAuth>>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let Some(token) = auth.token_of(&req).map(str::to_owned) else {
-        return next.run(req).await;
-    };
-    match auth.verify(&token).await {
-        Ok(claims) => {
-            req.extensions_mut().insert(VerifiedClaims(claims));
-            next.run(req).await
-        }
-        Err(e) => e.into_response(),
-    }
 }

@@ -123,13 +123,11 @@ fn temp_path(path: &Path) -> io::Result<PathBuf> {
             format!("{} does not name a file", path.display()),
         ));
     };
-    let mut random = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut random)
+    let random = chat_auth::claims::random_id()
         .map_err(|_| io::Error::other("the system random number generator failed"))?;
-    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(name);
-    tmp_name.push(format!(".{hex}.tmp"));
+    tmp_name.push(format!(".{random}.tmp"));
     Ok(parent_dir(path).join(tmp_name))
 }
 
@@ -233,12 +231,18 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.parent(), Some(Path::new("/data")));
         let name = a.file_name().unwrap().to_str().unwrap();
-        let hex = name
+        let random = name
             .strip_prefix(".ring.json.")
             .and_then(|rest| rest.strip_suffix(".tmp"))
             .unwrap_or_else(|| panic!("unexpected temporary name {name}"));
-        assert_eq!(hex.len(), 32);
-        assert!(hex.bytes().all(|c| c.is_ascii_hexdigit()), "{hex}");
+        // 128 bits as base64url: letters, digits, '-' and '_' only.
+        assert_eq!(random.len(), 22);
+        assert!(
+            random
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'),
+            "{random}"
+        );
         // A bare file name lives in the current directory.
         assert_eq!(
             temp_path(Path::new("ring.json")).unwrap().parent(),

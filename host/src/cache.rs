@@ -7,10 +7,10 @@
 //! for. A refresh that finds the same content (by digest, never by version number: two
 //! different documents can carry one version) keeps the already-parsed value.
 
-use crate::publish::{PublicKeySet, PublishedDocs};
-use crate::ring::{LoadedRing, RingState};
-use crate::store::{PublicKeySource, RingSource};
-use crate::{Error, Result};
+use chat_auth::publish::{PublicKeySet, PublishedDocs};
+use chat_auth::ring::{LoadedRing, RingState};
+use chat_auth::store::{PublicKeySource, RingSource};
+use chat_auth::{Error, Result};
 use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -204,7 +204,7 @@ pub struct SigningKeys<R> {
 impl<R: RingSource> SigningKeys<R> {
     /// Caches `store`'s ring for `ttl`, bridging outages for `stale_for`: the signing stale
     /// cap, which bounds how long a revocation can take to reach a warm signer that cannot
-    /// reach the store (invariant 6 of [`crate::ring`]).
+    /// reach the store (invariant 6 of [`chat_auth::ring`]).
     pub fn new(store: R, ttl: Duration, stale_for: Duration) -> Self {
         SigningKeys {
             store,
@@ -298,7 +298,12 @@ mod tests {
             .await
             .unwrap();
         let err = cache
-            .get(|_| async { Err(Error::corrupt("key ring", "bad")) })
+            .get(|_| async {
+                Err(Error::CorruptKeys {
+                    what: "key ring",
+                    reason: "bad".into(),
+                })
+            })
             .await
             .unwrap_err();
         assert_eq!(err.code(), "key_store_corrupt");

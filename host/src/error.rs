@@ -1,0 +1,253 @@
+//! Every refusal a host answers with, and the one place where a cause becomes an HTTP status.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use std::borrow::Cow;
+
+/// Why a request was refused: a domain cause ([`chat_auth::Error`]) or one that only exists
+/// because the request came over HTTP. One variant per cause; [`Error::status`] and
+/// [`Error::code`] map them to what clients see.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A domain cause: the context, the keys, the store.
+    #[error(transparent)]
+    Domain(#[from] chat_auth::Error),
+    /// A body with a `Content-Type` the route does not read.
+    #[error("send the body as application/json")]
+    UnsupportedMediaType,
+    /// The JSON body does not parse or does not have the route's shape.
+    #[error("the JSON body is invalid: {0}")]
+    MalformedJson(#[source] serde_json::Error),
+    /// The form body does not parse or does not have the route's shape.
+    #[error("the form body is invalid: {0}")]
+    MalformedForm(#[source] serde_urlencoded::de::Error),
+    /// The body could not be read (the connection broke, a bad chunk).
+    #[error("the request body could not be read")]
+    UnreadableBody,
+    /// The query string does not parse.
+    #[error("the query string is malformed")]
+    MalformedQuery,
+    /// A query parameter names a value the route does not offer.
+    #[error("{name} must be {allowed}")]
+    UnknownParameterValue {
+        /// The parameter.
+        name: &'static str,
+        /// What it may be.
+        allowed: &'static str,
+    },
+    /// The request body is larger than the route accepts.
+    #[error("request body exceeds {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The caller has no verified identity, not the kind the route needs, or one that does
+    /// not verify.
+    #[error("{0}")]
+    Unauthenticated(Cow<'static, str>),
+    /// The upstream identity provider's keys cannot be fetched and no usable cached copy is
+    /// left; identity tokens cannot be verified, so the server fails closed.
+    #[error("identity provider keys unavailable: {0}")]
+    UpstreamUnavailable(String),
+    /// The caller's browser origin is not on the allow-list.
+    #[error("origin not allowed")]
+    OriginNotAllowed,
+    /// An IAM-authenticated backend that is not on the `/issue` allow-list.
+    #[error("this IAM identity may not use /issue (it is not in CHAT_AUTH_ISSUE_CALLERS)")]
+    CallerNotAllowed,
+    /// Development mode, and `/issue` without the right per-run issue key.
+    #[error("wrong X-Chat-Auth-Issue-Key: use the one `chat-auth serve --dev` printed at start")]
+    IssueKeyRefused,
+    /// Development mode answers only requests addressed to a loopback host: a foreign `Host`
+    /// is a DNS-rebinding page or a proxy exposing the demo sign-in.
+    #[error(
+        "development mode answers only requests for localhost or a loopback address (Host header)"
+    )]
+    HostNotAllowed,
+    /// The request's headers are larger, or more numerous, than the server accepts.
+    #[error("request headers exceed {bytes} bytes or {fields} fields")]
+    HeadersTooLarge {
+        /// The limit in bytes (names and values).
+        bytes: usize,
+        /// The limit in header fields.
+        fields: usize,
+    },
+    /// The request took longer than the server allows.
+    #[error("the request took longer than {seconds} s")]
+    RequestTimeout {
+        /// The limit in seconds.
+        seconds: u64,
+    },
+    /// The server is at its concurrency limit; the client should retry.
+    #[error("the server is busy; retry shortly")]
+    Overloaded,
+    /// No route matches the path.
+    #[error("no such route")]
+    NotFound,
+    /// The route exists but not for this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// A handler panicked; the panic guard answers instead of dropping the connection.
+    #[error("a handler panicked")]
+    Panicked,
+}
+
+impl Error {
+    /// The stable, machine-readable error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Domain(e) => e.code(),
+            Error::UnsupportedMediaType => "unsupported_media_type",
+            Error::MalformedJson(_) => "malformed_json",
+            Error::MalformedForm(_) => "malformed_form",
+            Error::UnreadableBody => "unreadable_body",
+            Error::MalformedQuery => "bad_query",
+            Error::UnknownParameterValue { .. } => "bad_format",
+            Error::PayloadTooLarge { .. } => "payload_too_large",
+            Error::Unauthenticated(_) => "unauthenticated",
+            Error::UpstreamUnavailable(_) => "identity_provider_unavailable",
+            Error::OriginNotAllowed => "origin_not_allowed",
+            Error::CallerNotAllowed | Error::IssueKeyRefused => "caller_not_allowed",
+            Error::HostNotAllowed => "host_not_allowed",
+            Error::HeadersTooLarge { .. } => "headers_too_large",
+            Error::RequestTimeout { .. } => "request_timeout",
+            Error::Overloaded => "overloaded",
+            Error::NotFound => "not_found",
+            Error::MethodNotAllowed => "method_not_allowed",
+            Error::Panicked => "internal_error",
+        }
+    }
+
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::Domain(e) => domain_status(e),
+            Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::MalformedJson(_)
+            | Error::MalformedForm(_)
+            | Error::UnreadableBody
+            | Error::MalformedQuery
+            | Error::UnknownParameterValue { .. } => StatusCode::BAD_REQUEST,
+            Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Error::OriginNotAllowed
+            | Error::CallerNotAllowed
+            | Error::IssueKeyRefused
+            | Error::HostNotAllowed => StatusCode::FORBIDDEN,
+            Error::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            Error::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Error::NotFound => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Error::Overloaded | Error::UpstreamUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Panicked => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The message shown to clients: server-side causes are summarised, never detailed, so
+    /// that paths, upstream errors and key material stay in the (redacted) logs.
+    pub fn public_message(&self) -> String {
+        match self {
+            Error::UpstreamUnavailable(_) => {
+                "the identity provider's keys are temporarily unavailable".to_owned()
+            }
+            Error::Domain(e) if e.is_key_store() => {
+                "the signing keys are temporarily unavailable".to_owned()
+            }
+            _ if self.status().is_server_error() && !matches!(self, Error::Overloaded) => {
+                "internal error".to_owned()
+            }
+            _ => self.to_string(),
+        }
+    }
+}
+
+fn domain_status(e: &chat_auth::Error) -> StatusCode {
+    use chat_auth::Error as D;
+    match e {
+        D::Invalid(_) | D::Rotation(_) => StatusCode::BAD_REQUEST,
+        D::NoSubjectClaim { .. } => StatusCode::UNAUTHORIZED,
+        D::Conflict(_) => StatusCode::CONFLICT,
+        _ if e.is_key_store() => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<chat_auth::Problem> for Error {
+    fn from(problem: chat_auth::Problem) -> Self {
+        Error::Domain(problem.into())
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(code = self.code(), error = %ErrorChain(&self), "request failed");
+        } else {
+            tracing::debug!(code = self.code(), "request refused");
+        }
+        let mut response = (
+            status,
+            axum::Json(json!({"error": {"code": self.code(), "message": self.public_message()}})),
+        )
+            .into_response();
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+}
+
+/// Displays an error with its sources, for server-side logs. A transparent or `{0}`-showing
+/// variant repeats its source's text; that repetition is the price of one chain walker.
+struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(s) = source {
+            write!(f, ": {s}")?;
+            source = s.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_side_causes_never_reach_the_client() {
+        let store = Error::Domain(chat_auth::Error::StoreUnavailable(
+            "secret arn:aws:secretsmanager:eu-west-1:1:secret:x".into(),
+        ));
+        assert_eq!(store.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!store.public_message().contains("arn:"));
+        let io = Error::Domain(chat_auth::Error::Io {
+            path: "/home/me/.chat-auth/ring.json".into(),
+            source: std::io::Error::other("denied"),
+        });
+        assert_eq!(
+            (io.status(), io.public_message().as_str()),
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        );
+        assert_eq!(
+            Error::Overloaded.public_message(),
+            Error::Overloaded.to_string()
+        );
+    }
+
+    #[test]
+    fn the_media_type_is_a_cause_of_its_own() {
+        assert_eq!(
+            Error::UnsupportedMediaType.status(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        );
+        let json = serde_json::from_slice::<serde_json::Value>(b"{").unwrap_err();
+        assert_eq!(Error::MalformedJson(json).status(), StatusCode::BAD_REQUEST);
+    }
+}
