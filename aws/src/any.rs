@@ -1,4 +1,5 @@
 use crate::SecretsManagerStore;
+use chat_auth::config::StoreConfig;
 use chat_auth::store::{KeyStore, PublicKeySource, RingSource, Stage};
 use chat_auth::{PublicKeySet, Result, RingState};
 use chat_auth_host::FileStore;
@@ -14,31 +15,29 @@ pub enum AnyStore {
 }
 
 impl AnyStore {
-    /// Reads `CHAT_AUTH_SIGNING_SECRET_ID` (only when `with_signing`: verifying functions never
-    /// get the private ring), `CHAT_AUTH_PUBLIC_KEYS_SECRET_ID` and, without them,
-    /// `CHAT_AUTH_DATA_DIR`.
-    pub async fn from_env(with_signing: bool) -> Result<Self> {
-        let var = crate::secrets::env_var;
-        match var("CHAT_AUTH_PUBLIC_KEYS_SECRET_ID") {
-            Some(public) => {
-                let signing = if with_signing {
-                    Some(
-                        var("CHAT_AUTH_SIGNING_SECRET_ID").ok_or(chat_auth::Error::Config {
+    /// Opens the configured store; the signing secret only `with_signing` (verifying functions
+    /// never get the private ring, even when it is configured).
+    pub async fn open(config: &StoreConfig, with_signing: bool) -> Result<Self> {
+        match config {
+            StoreConfig::SecretsManager { public, signing } => {
+                let signing = match (with_signing, signing) {
+                    (false, _) => None,
+                    (true, Some(signing)) => Some(signing.clone()),
+                    (true, None) => {
+                        return Err(chat_auth::Error::Config {
                             var: "CHAT_AUTH_SIGNING_SECRET_ID",
                             reason: "is required with CHAT_AUTH_PUBLIC_KEYS_SECRET_ID".into(),
-                        })?,
-                    )
-                } else {
-                    None
+                        });
+                    }
                 };
                 let client = SecretsManagerStore::client_from_env().await;
                 Ok(AnyStore::SecretsManager(SecretsManagerStore::new(
-                    client, signing, public,
+                    client,
+                    signing,
+                    public.clone(),
                 )))
             }
-            None => Ok(AnyStore::File(FileStore::open(
-                var("CHAT_AUTH_DATA_DIR").unwrap_or_else(|| ".chat-auth".into()),
-            )?)),
+            StoreConfig::Files(dir) => Ok(AnyStore::File(FileStore::open(dir)?)),
         }
     }
 }

@@ -1,5 +1,6 @@
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+use chat_auth::config::StoreConfig;
 use chat_auth::store::{KeyStore, PublicKeySource, RingSource, Stage};
 use chat_auth::{Error, PublicKeySet, Result, RingState};
 use std::collections::HashMap;
@@ -37,23 +38,22 @@ impl SecretsManagerStore {
         Client::new(&config)
     }
 
-    /// The store rotate-keys works on, from `CHAT_AUTH_SIGNING_SECRET_ID` and
-    /// `CHAT_AUTH_PUBLIC_KEYS_SECRET_ID`; both are required.
-    pub async fn rotation_from_env() -> Result<Self> {
-        let var = |name: &'static str| {
-            env_var(name).ok_or(Error::Config {
-                var: name,
-                reason: "is required".into(),
-            })
+    /// The store rotate-keys works on: both secrets are required.
+    pub async fn for_rotation(config: &StoreConfig) -> Result<Self> {
+        let required = |var: &'static str| Error::Config {
+            var,
+            reason: "is required".into(),
         };
-        let (signing, public) = (
-            var("CHAT_AUTH_SIGNING_SECRET_ID")?,
-            var("CHAT_AUTH_PUBLIC_KEYS_SECRET_ID")?,
-        );
+        let StoreConfig::SecretsManager { public, signing } = config else {
+            return Err(required("CHAT_AUTH_PUBLIC_KEYS_SECRET_ID"));
+        };
+        let signing = signing
+            .clone()
+            .ok_or_else(|| required("CHAT_AUTH_SIGNING_SECRET_ID"))?;
         Ok(Self::new(
             Self::client_from_env().await,
             Some(signing),
-            public,
+            public.clone(),
         ))
     }
 
@@ -319,9 +319,4 @@ impl KeyStore for SecretsManagerStore {
             .map_err(unavailable)?;
         Ok(())
     }
-}
-
-/// An environment variable that is set and not blank.
-pub(crate) fn env_var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }

@@ -3,7 +3,7 @@
 //! one), and the server's limits.
 
 use chat_auth::config::{bounded, config};
-use chat_auth::{Config, Result};
+use chat_auth::{Config, Result, Section};
 use chat_auth_host::socket::Limits;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -120,23 +120,21 @@ impl LocalConfig {
             ));
         }
         let mut shared = Config::from_lookup(|k| {
-            if development && k == "CHAT_AUTH_CONTEXT_CLAIMS" {
-                return get(k).or_else(|| Some(DEV_CONTEXT_CLAIMS.to_owned()));
-            }
-            get(k)
+            get(k).or_else(|| match k {
+                // The local key ring lives next to the server: a short TTL lets `chat-auth
+                // rotate` from another terminal take effect within seconds.
+                "CHAT_AUTH_KEY_CACHE_TTL_SECONDS" => Some("2".to_owned()),
+                "CHAT_AUTH_CONTEXT_CLAIMS" if development => Some(DEV_CONTEXT_CLAIMS.to_owned()),
+                _ => None,
+            })
         })?;
-        // The local key ring lives next to the server: a short TTL lets `chat-auth rotate`
-        // from another terminal take effect within seconds.
-        if get("CHAT_AUTH_KEY_CACHE_TTL_SECONDS").is_none() {
-            shared.key_cache_ttl = Duration::from_secs(2);
-        }
         if development {
             for origin in [
                 format!("http://{listen}"),
                 format!("http://localhost:{}", listen.port()),
             ] {
-                if !shared.allowed_origins.contains(&origin) {
-                    shared.allowed_origins.push(origin);
+                if !shared.browser.allowed_origins.contains(&origin) {
+                    shared.browser.allowed_origins.push(origin);
                 }
             }
         }
@@ -326,6 +324,7 @@ mod tests {
         assert!(ok.development());
         assert!(
             ok.shared
+                .browser
                 .allowed_origins
                 .contains(&"http://127.0.0.1:8080".to_owned())
         );

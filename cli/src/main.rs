@@ -1,5 +1,7 @@
 //! `chat-auth`: the local token service and operator commands.
 
+use chat_auth::Section;
+use chat_auth::config::TelemetryConfig;
 use chat_auth::store::{PublicKeySource, ensure_ring, revoke, rotate};
 use chat_auth_cli::local::IdentitySource;
 use chat_auth_cli::{CliError, LocalConfig, server};
@@ -66,7 +68,8 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    chat_auth_host::telemetry::init();
+    // Reading it cannot fail (every value is optional); the default is plain text logs.
+    chat_auth_host::telemetry::init(&TelemetryConfig::from_env().unwrap_or_default());
     let cli = Cli::parse();
     match run(cli).await {
         Ok(code) => code,
@@ -85,7 +88,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let config = LocalConfig::from_env(listen, cli.data_dir, dev)?;
     let shared = &config.shared;
     let store = || FileStore::open(&config.data_dir);
-    let life = shared.lifecycle();
+    let life = shared.ring.lifecycle();
     let now = chat_auth::time::now();
     match cli.command {
         Command::Serve { .. } => {
@@ -94,7 +97,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             tracing::info!(
                 address = %config.listen,
                 development = config.development(),
-                issuer = %shared.policy.issuer,
+                issuer = %shared.tokens.issuer,
                 "chat-auth listening"
             );
             if let IdentitySource::Development {
@@ -127,7 +130,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 })?;
                 ctx.insert_json(name, &Value::String(value.to_owned()))?;
             }
-            let claims = shared.policy.claims(&sub, &ctx, now)?;
+            let claims = shared.tokens.claims(&sub, &ctx, now)?;
             let minted = chat_auth::claims::mint(&ring.load()?.signer, &claims)?;
             println!("{}", minted.token);
         }
@@ -149,9 +152,11 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 .load_public()
                 .await?
                 .ok_or(chat_auth::Error::NotProvisioned("public key set"))?;
-            let report = shared
-                .validator()
-                .validate(&token, &set.render()?.keys, now);
+            let report = chat_auth::config::validator(&shared.tokens).validate(
+                &token,
+                &set.render()?.keys,
+                now,
+            );
             println!(
                 "{}",
                 serde_json::to_string_pretty(&report.to_json()).unwrap_or_default()
@@ -192,7 +197,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Snippet { base_url } => {
             let base = base_url.trim_end_matches('/');
             let url = format!("{base}/provider.js");
-            let local = chat_auth::provider::ProviderScript::render(shared).integrity;
+            let local = chat_auth::provider::ProviderScript::render(&shared.browser).integrity;
             let integrity = match served_script(&url).await {
                 Ok(script) => {
                     let served = chat_auth::provider::integrity(&script);
@@ -221,7 +226,10 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             println!("  Public key URL:             {base}/public-key");
             println!("    (the multi-key array: keys rotate without downtime; ?format=pem carries");
             println!("     one key only, so every rotation would break live chats until re-read)");
-            println!("  JavaScript client function: {}", shared.client_function);
+            println!(
+                "  JavaScript client function: {}",
+                shared.browser.client_function
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

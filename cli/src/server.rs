@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 pub async fn app(config: &LocalConfig) -> Result<Router, CliError> {
     let shared = &config.shared;
     let store = FileStore::open(&config.data_dir)?;
-    let ring = ensure_ring(&store, &shared.lifecycle(), chat_auth::time::now()).await?;
+    let ring = ensure_ring(&store, &shared.ring.lifecycle(), chat_auth::time::now()).await?;
     tracing::info!(
         data_dir = %config.data_dir.display(),
         current = %ring.current.kid,
@@ -41,20 +41,20 @@ pub async fn app(config: &LocalConfig) -> Result<Router, CliError> {
         }
     };
     let auth = Arc::new(LocalAuth { bearer, issue_key });
-    let mint = Arc::new(mint_token::MintState::new(shared, store.clone()));
+    let mint = Arc::new(mint_token::MintState::new(&shared.into(), store.clone()));
     // The caller is authenticated inside CORS: a refused bearer's 401 must stay readable by
     // the page.
     let token_routes = mint_token::routes(mint).layer(from_fn_with_state(auth, authenticate));
-    let mut app = Cors::from_config(shared)
+    let mut app = Cors::from_config(&shared.browser)
         .apply(token_routes)
         .merge(validate_token::router(Arc::new(
-            validate_token::ValidateState::new(shared, store.clone()),
+            validate_token::ValidateState::new(&shared.tokens, &shared.keys, store.clone()),
         )))
         .merge(public_keys::router(Arc::new(
-            public_keys::PublicKeysState::new(shared, store),
+            public_keys::PublicKeysState::new(&shared.keys, store),
         )))
         .merge(provider_script::router(Arc::new(ProviderScript::render(
-            shared,
+            &shared.browser,
         ))))
         .merge(crate::openapi::router());
     if let Some(idp) = dev_idp {

@@ -7,6 +7,7 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
+use chat_auth::config::IdentityConfig;
 use lambda_http::request::RequestContext;
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -20,12 +21,12 @@ pub async fn serve(router: Router) -> Result<(), Box<dyn std::error::Error + Sen
 /// (already verified by API Gateway) make a [`Caller::User`]; an IAM authorizer's caller makes
 /// a [`Caller::Backend`] if `config` lists it for `/issue` (any other IAM caller gets 403).
 /// Without an authorizer context the request stays anonymous.
-pub fn authenticate(router: Router, config: &chat_auth::Config) -> Router {
+pub fn authenticate(router: Router, config: &IdentityConfig) -> Router {
     router.layer(from_fn_with_state(Arc::new(config.clone()), authorizer))
 }
 
 async fn authorizer(
-    State(config): State<Arc<chat_auth::Config>>,
+    State(config): State<Arc<IdentityConfig>>,
     mut req: Request,
     next: Next,
 ) -> Response {

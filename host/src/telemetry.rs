@@ -4,6 +4,7 @@
 //! Nothing in this crate logs a token, a private key or an upstream credential: errors carry
 //! codes and public messages, keys print as redactions.
 
+use chat_auth::config::TelemetryConfig;
 use serde_json::{Map, Value, json};
 use std::io::Write;
 use std::sync::OnceLock;
@@ -13,16 +14,11 @@ use tracing_subscriber::EnvFilter;
 static NAMESPACE: OnceLock<Option<String>> = OnceLock::new();
 
 /// Installs the global subscriber once; later calls are ignored. On Lambda it also enables
-/// metrics, in `CHAT_AUTH_METRICS_NAMESPACE` (default `ChatAuth`).
-pub fn init() {
-    let _ = NAMESPACE.set(std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").map(|_| {
-        std::env::var("CHAT_AUTH_METRICS_NAMESPACE")
-            .ok()
-            .filter(|n| !n.trim().is_empty())
-            .unwrap_or_else(|| "ChatAuth".to_owned())
-    }));
+/// metrics. `RUST_LOG` is read by tracing-subscriber's own `EnvFilter`, as everywhere in Rust.
+pub fn init(config: &TelemetryConfig) {
+    let _ = NAMESPACE.set(config.metrics_namespace.clone());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let json = config.json_logs;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

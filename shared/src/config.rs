@@ -29,59 +29,35 @@ impl IdentityMode {
     }
 }
 
-/// Everything the functions need, validated.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Issuer, lifetime, clock skew (`CHAT_AUTH_ISSUER`, `CHAT_AUTH_TOKEN_TTL_SECONDS`,
-    /// `CHAT_AUTH_CLOCK_SKEW_SECONDS`).
-    pub policy: TokenPolicy,
-    /// The verified claim that becomes `sub` (`CHAT_AUTH_SUBJECT_CLAIM`).
-    pub subject_claim: String,
-    /// Context variable ← verified claim (`CHAT_AUTH_CONTEXT_CLAIMS`, `var=claim,...`).
-    pub context_claims: Vec<(String, String)>,
-    /// Context keys a browser may add (`CHAT_AUTH_CLIENT_CONTEXT_KEYS`).
-    pub client_context_keys: BTreeSet<String>,
-    /// Browser origins allowed to call the token endpoint (`CHAT_AUTH_ALLOWED_ORIGINS`).
-    pub allowed_origins: Vec<String>,
-    /// The admin-configured JavaScript client function (`CHAT_AUTH_CLIENT_FUNCTION`).
-    pub client_function: String,
-    /// Where the provider script fetches tokens (`CHAT_AUTH_TOKEN_URL`).
-    pub token_url: String,
-    /// How the provider script identifies the user (`CHAT_AUTH_IDENTITY_MODE`).
-    pub identity_mode: IdentityMode,
-    /// Key cache time to live (`CHAT_AUTH_KEY_CACHE_TTL_SECONDS`).
-    pub key_cache_ttl: Duration,
-    /// How long past its time to live a cached key may serve while the store is unreachable
-    /// (`CHAT_AUTH_KEY_STALE_SECONDS`).
-    pub key_stale_for: Duration,
-    /// How long a warm signer may keep signing from a ring it could not refresh
-    /// (`CHAT_AUTH_SIGNING_STALE_SECONDS`): shorter than `key_stale_for`, because a revocation
-    /// must reach signers sooner than verifiers need fresh public keys.
-    pub signing_stale_for: Duration,
-    /// How long a key must have been published before it signs
-    /// (`CHAT_AUTH_KEY_MIN_PUBLISHED_SECONDS`); `None`: the public documents' `max-age` plus
-    /// the key cache TTL, computed in [`Config::ring_policy`] so a host's own TTL counts.
-    pub key_min_published: Option<i64>,
-    /// Seconds between scheduled rotations (`CHAT_AUTH_ROTATION_PERIOD_DAYS`).
-    pub rotation_period: i64,
-    /// IAM identities (role or user ARNs) that may use `/issue` on Lambda
-    /// (`CHAT_AUTH_ISSUE_CALLERS`); none by default.
-    pub issue_callers: Vec<String>,
-}
+/// Variables, as a [`Section`] reads them: trimmed, and `None` when unset or blank.
+pub type Vars<'a> = &'a dyn Fn(&str) -> Option<String>;
 
-impl Config {
+/// One concern's part of the configuration, read once at start. Each function reads only the
+/// sections it uses (the local server reads them all, as [`Config`]), and nothing outside this
+/// module reads the environment.
+pub trait Section: Sized {
+    /// Reads and checks the section's variables.
+    fn read(get: Vars<'_>) -> Result<Self>;
+
     /// Reads the process environment.
-    pub fn from_env() -> Result<Self> {
+    fn from_env() -> Result<Self> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
     /// Reads variables through `lookup` (tests pass a map).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let get = |name: &str| {
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        Self::read(&|name: &str| {
             lookup(name)
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
-        };
+        })
+    }
+}
+
+/// Issuer, lifetime, clock skew (`CHAT_AUTH_ISSUER`, `CHAT_AUTH_TOKEN_TTL_SECONDS`,
+/// `CHAT_AUTH_CLOCK_SKEW_SECONDS`): what minting and validation agree on.
+impl Section for TokenPolicy {
+    fn read(get: Vars<'_>) -> Result<Self> {
         let issuer = get("CHAT_AUTH_ISSUER").unwrap_or_else(|| "chat-auth".to_owned());
         let ttl = number(&get, "CHAT_AUTH_TOKEN_TTL_SECONDS", 900)?;
         if !(60..=MAX_TTL).contains(&ttl) {
@@ -97,6 +73,26 @@ impl Config {
                 "must be between 0 and 300",
             ));
         }
+        Ok(TokenPolicy { issuer, ttl, skew })
+    }
+}
+
+/// Who may be given a token, and what of their identity goes into it (mint-token).
+#[derive(Debug, Clone)]
+pub struct IdentityConfig {
+    /// The verified claim that becomes `sub` (`CHAT_AUTH_SUBJECT_CLAIM`).
+    pub subject_claim: String,
+    /// Context variable ← verified claim (`CHAT_AUTH_CONTEXT_CLAIMS`, `var=claim,...`).
+    pub context_claims: Vec<(String, String)>,
+    /// Context keys a browser may add (`CHAT_AUTH_CLIENT_CONTEXT_KEYS`).
+    pub client_context_keys: BTreeSet<String>,
+    /// IAM identities (role or user ARNs) that may use `/issue` on Lambda
+    /// (`CHAT_AUTH_ISSUE_CALLERS`); none by default.
+    pub issue_callers: Vec<String>,
+}
+
+impl Section for IdentityConfig {
+    fn read(get: Vars<'_>) -> Result<Self> {
         let subject_claim = get("CHAT_AUTH_SUBJECT_CLAIM").unwrap_or_else(|| "sub".to_owned());
         let context_claims = match get("CHAT_AUTH_CONTEXT_CLAIMS") {
             None => Vec::new(),
@@ -114,6 +110,50 @@ impl Config {
                 ),
             ));
         }
+        let issue_callers: Vec<String> = list(get("CHAT_AUTH_ISSUE_CALLERS")).into_iter().collect();
+        if let Some(bad) = issue_callers.iter().find(|a| !a.starts_with("arn:")) {
+            return Err(config(
+                "CHAT_AUTH_ISSUE_CALLERS",
+                format!("{bad:?} is not an IAM ARN like arn:aws:iam::123456789012:role/backend"),
+            ));
+        }
+        Ok(IdentityConfig {
+            subject_claim,
+            context_claims,
+            client_context_keys,
+            issue_callers,
+        })
+    }
+}
+
+impl IdentityConfig {
+    /// True when the IAM caller API Gateway reports may use `/issue`: its ARN is listed, or it is
+    /// a session of a listed role (`arn:aws:sts::A:assumed-role/R/S` for `arn:aws:iam::A:role/R`,
+    /// with any role path).
+    pub fn issue_caller_allowed(&self, caller: &str) -> bool {
+        self.issue_callers.iter().any(|allowed| {
+            allowed == caller
+                || assumed_role(caller).is_some_and(|role| role_matches(allowed, role))
+        })
+    }
+}
+
+/// The page's side: which origins may call, and how the provider script gets its tokens
+/// (mint-token's CORS, provider-script).
+#[derive(Debug, Clone)]
+pub struct BrowserConfig {
+    /// Browser origins allowed to call the token endpoint (`CHAT_AUTH_ALLOWED_ORIGINS`).
+    pub allowed_origins: Vec<String>,
+    /// The admin-configured JavaScript client function (`CHAT_AUTH_CLIENT_FUNCTION`).
+    pub client_function: String,
+    /// Where the provider script fetches tokens (`CHAT_AUTH_TOKEN_URL`).
+    pub token_url: String,
+    /// How the provider script identifies the user (`CHAT_AUTH_IDENTITY_MODE`).
+    pub identity_mode: IdentityMode,
+}
+
+impl Section for BrowserConfig {
+    fn read(get: Vars<'_>) -> Result<Self> {
         let allowed_origins = list(get("CHAT_AUTH_ALLOWED_ORIGINS"))
             .into_iter()
             .map(|o| check_origin(&o))
@@ -145,35 +185,82 @@ impl Config {
                 ));
             }
         };
-        let key_cache_ttl = number(&get, "CHAT_AUTH_KEY_CACHE_TTL_SECONDS", 300)?;
-        if !(0..=3600).contains(&key_cache_ttl) {
+        Ok(BrowserConfig {
+            allowed_origins,
+            client_function,
+            token_url,
+            identity_mode,
+        })
+    }
+}
+
+/// How long a warm function trusts the keys it read from the store (every function but
+/// provider-script).
+#[derive(Debug, Clone)]
+pub struct KeyCacheConfig {
+    /// Key cache time to live (`CHAT_AUTH_KEY_CACHE_TTL_SECONDS`).
+    pub ttl: Duration,
+    /// How long past its time to live a cached key may serve while the store is unreachable
+    /// (`CHAT_AUTH_KEY_STALE_SECONDS`).
+    pub stale_for: Duration,
+    /// How long a warm signer may keep signing from a ring it could not refresh
+    /// (`CHAT_AUTH_SIGNING_STALE_SECONDS`): shorter than `stale_for`, because a revocation
+    /// must reach signers sooner than verifiers need fresh public keys.
+    pub signing_stale_for: Duration,
+}
+
+impl Section for KeyCacheConfig {
+    fn read(get: Vars<'_>) -> Result<Self> {
+        let ttl = number(&get, "CHAT_AUTH_KEY_CACHE_TTL_SECONDS", 300)?;
+        if !(0..=3600).contains(&ttl) {
             return Err(config(
                 "CHAT_AUTH_KEY_CACHE_TTL_SECONDS",
                 "must be between 0 and 3600",
             ));
         }
-        let key_stale = number(&get, "CHAT_AUTH_KEY_STALE_SECONDS", 900)?;
-        if !(0..=3600).contains(&key_stale) {
+        let stale = number(&get, "CHAT_AUTH_KEY_STALE_SECONDS", 900)?;
+        if !(0..=3600).contains(&stale) {
             return Err(config(
                 "CHAT_AUTH_KEY_STALE_SECONDS",
                 "must be between 0 and 3600",
             ));
         }
-        let signing_stale = number(
-            &get,
-            "CHAT_AUTH_SIGNING_STALE_SECONDS",
-            60.min(key_stale / 2),
-        )?;
-        if !(0..=key_stale).contains(&signing_stale)
-            || (key_stale > 0 && signing_stale == key_stale)
-        {
+        let signing_stale = number(&get, "CHAT_AUTH_SIGNING_STALE_SECONDS", 60.min(stale / 2))?;
+        if !(0..=stale).contains(&signing_stale) || (stale > 0 && signing_stale == stale) {
             return Err(config(
                 "CHAT_AUTH_SIGNING_STALE_SECONDS",
                 format!(
-                    "must be at least 0 and shorter than CHAT_AUTH_KEY_STALE_SECONDS ({key_stale})"
+                    "must be at least 0 and shorter than CHAT_AUTH_KEY_STALE_SECONDS ({stale})"
                 ),
             ));
         }
+        Ok(KeyCacheConfig {
+            ttl: Duration::from_secs(ttl as u64),
+            stale_for: Duration::from_secs(stale as u64),
+            signing_stale_for: Duration::from_secs(signing_stale as u64),
+        })
+    }
+}
+
+/// The ring's timing rules (rotate-keys, and every host that creates or rotates a ring). The
+/// rules depend on how long signers cache keys and on the clock skew, so this section reads
+/// those variables too, through the same sections.
+#[derive(Debug, Clone)]
+pub struct RingConfig {
+    /// Seconds between scheduled rotations (`CHAT_AUTH_ROTATION_PERIOD_DAYS`).
+    pub rotation_period: i64,
+    /// How long a key must have been published before it signs
+    /// (`CHAT_AUTH_KEY_MIN_PUBLISHED_SECONDS`); `None`: the public documents' `max-age` plus
+    /// the key cache TTL.
+    pub key_min_published: Option<i64>,
+    /// The signers' key cache.
+    pub keys: KeyCacheConfig,
+    /// The tokens' clock skew.
+    pub skew: i64,
+}
+
+impl Section for RingConfig {
+    fn read(get: Vars<'_>) -> Result<Self> {
         let key_min_published = match get("CHAT_AUTH_KEY_MIN_PUBLISHED_SECONDS") {
             None => None,
             Some(_) => {
@@ -187,13 +274,6 @@ impl Config {
                 Some(secs)
             }
         };
-        let issue_callers: Vec<String> = list(get("CHAT_AUTH_ISSUE_CALLERS")).into_iter().collect();
-        if let Some(bad) = issue_callers.iter().find(|a| !a.starts_with("arn:")) {
-            return Err(config(
-                "CHAT_AUTH_ISSUE_CALLERS",
-                format!("{bad:?} is not an IAM ARN like arn:aws:iam::123456789012:role/backend"),
-            ));
-        }
         let rotation_days = number(&get, "CHAT_AUTH_ROTATION_PERIOD_DAYS", 30)?;
         let rotation_period = rotation_days.saturating_mul(86_400);
         if !(1..=365).contains(&rotation_days) || rotation_period < MIN_ROTATION_PERIOD {
@@ -202,34 +282,26 @@ impl Config {
                 "must be between 1 and 365",
             ));
         }
-        Ok(Config {
-            policy: TokenPolicy { issuer, ttl, skew },
-            subject_claim,
-            context_claims,
-            client_context_keys,
-            allowed_origins,
-            client_function,
-            token_url,
-            identity_mode,
-            key_cache_ttl: Duration::from_secs(key_cache_ttl as u64),
-            key_stale_for: Duration::from_secs(key_stale as u64),
-            signing_stale_for: Duration::from_secs(signing_stale as u64),
-            key_min_published,
+        Ok(RingConfig {
             rotation_period,
-            issue_callers,
+            key_min_published,
+            keys: KeyCacheConfig::read(get)?,
+            skew: TokenPolicy::read(get)?.skew,
         })
     }
+}
 
+impl RingConfig {
     /// The ring's timing rules (see [`crate::ring`]).
     pub fn ring_policy(&self) -> RingPolicy {
-        let ttl = self.key_cache_ttl.as_secs() as i64;
+        let ttl = self.keys.ttl.as_secs() as i64;
         RingPolicy::new(
             self.rotation_period,
             self.key_min_published
                 .unwrap_or(crate::publish::PUBLIC_DOCS_MAX_AGE + ttl),
             ttl,
-            self.signing_stale_for.as_secs() as i64,
-            self.policy.skew,
+            self.keys.signing_stale_for.as_secs() as i64,
+            self.skew,
         )
     }
 
@@ -237,23 +309,93 @@ impl Config {
     pub fn lifecycle(&self) -> crate::ring::Lifecycle {
         crate::ring::Lifecycle::new(self.ring_policy())
     }
+}
 
-    /// True when the IAM caller API Gateway reports may use `/issue`: its ARN is listed, or it is
-    /// a session of a listed role (`arn:aws:sts::A:assumed-role/R/S` for `arn:aws:iam::A:role/R`,
-    /// with any role path).
-    pub fn issue_caller_allowed(&self, caller: &str) -> bool {
-        self.issue_callers.iter().any(|allowed| {
-            allowed == caller
-                || assumed_role(caller).is_some_and(|role| role_matches(allowed, role))
+/// Where a function binary's keys live: Secrets Manager, or a data directory (under a local
+/// Lambda runtime).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// `CHAT_AUTH_PUBLIC_KEYS_SECRET_ID` and `CHAT_AUTH_SIGNING_SECRET_ID`.
+    SecretsManager {
+        /// The published set's secret.
+        public: String,
+        /// The private ring's secret, if set (a verifying function must not be given it).
+        signing: Option<String>,
+    },
+    /// `CHAT_AUTH_DATA_DIR` (default `.chat-auth`), when no secret is named.
+    Files(std::path::PathBuf),
+}
+
+impl Section for StoreConfig {
+    fn read(get: Vars<'_>) -> Result<Self> {
+        Ok(match get("CHAT_AUTH_PUBLIC_KEYS_SECRET_ID") {
+            Some(public) => StoreConfig::SecretsManager {
+                public,
+                signing: get("CHAT_AUTH_SIGNING_SECRET_ID"),
+            },
+            None => StoreConfig::Files(
+                get("CHAT_AUTH_DATA_DIR")
+                    .unwrap_or_else(|| ".chat-auth".into())
+                    .into(),
+            ),
         })
     }
+}
 
-    /// The validator for this service's own tokens, with Omnichannel's rules.
-    pub fn validator(&self) -> crate::jwt::Validator {
-        crate::jwt::Validator {
-            issuer: Some(self.policy.issuer.clone()),
-            leeway: self.policy.skew,
-        }
+/// Logs and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TelemetryConfig {
+    /// The CloudWatch namespace for metrics: only on Lambda (`AWS_LAMBDA_FUNCTION_NAME` set),
+    /// `CHAT_AUTH_METRICS_NAMESPACE` (default `ChatAuth`).
+    pub metrics_namespace: Option<String>,
+    /// JSON log lines, when Lambda's advanced logging asks for them
+    /// (`AWS_LAMBDA_LOG_FORMAT=JSON`).
+    pub json_logs: bool,
+}
+
+impl Section for TelemetryConfig {
+    fn read(get: Vars<'_>) -> Result<Self> {
+        Ok(TelemetryConfig {
+            metrics_namespace: get("AWS_LAMBDA_FUNCTION_NAME").map(|_| {
+                get("CHAT_AUTH_METRICS_NAMESPACE").unwrap_or_else(|| "ChatAuth".to_owned())
+            }),
+            json_logs: get("AWS_LAMBDA_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")),
+        })
+    }
+}
+
+/// Every section the local server runs (all the functions on one machine).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Issuer, lifetime, skew.
+    pub tokens: TokenPolicy,
+    /// Subject, context and `/issue` callers.
+    pub identity: IdentityConfig,
+    /// Origins and the provider script.
+    pub browser: BrowserConfig,
+    /// The key cache.
+    pub keys: KeyCacheConfig,
+    /// The ring's timing rules.
+    pub ring: RingConfig,
+}
+
+impl Section for Config {
+    fn read(get: Vars<'_>) -> Result<Self> {
+        Ok(Config {
+            tokens: TokenPolicy::read(get)?,
+            identity: IdentityConfig::read(get)?,
+            browser: BrowserConfig::read(get)?,
+            keys: KeyCacheConfig::read(get)?,
+            ring: RingConfig::read(get)?,
+        })
+    }
+}
+
+/// The validator for this service's own tokens, with Omnichannel's rules.
+pub fn validator(tokens: &TokenPolicy) -> crate::jwt::Validator {
+    crate::jwt::Validator {
+        issuer: Some(tokens.issuer.clone()),
+        leeway: tokens.skew,
     }
 }
 
@@ -412,14 +554,18 @@ mod tests {
     use std::collections::HashMap;
 
     fn with(vars: &[(&str, &str)]) -> Result<Config> {
+        lookup::<Config>(vars)
+    }
+
+    fn lookup<S: Section>(vars: &[(&str, &str)]) -> Result<S> {
         let map: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Config::from_lookup(|k| map.get(k).cloned())
+        S::from_lookup(|k| map.get(k).cloned())
     }
 
-    fn var_of(r: Result<Config>) -> &'static str {
+    fn var_of<S: std::fmt::Debug>(r: Result<S>) -> &'static str {
         match r.unwrap_err() {
             Error::Config { var, .. } => var,
             other => panic!("{other:?}"),
@@ -432,7 +578,8 @@ mod tests {
             "CHAT_AUTH_ISSUE_CALLERS",
             "arn:aws:iam::123456789012:role/backend, arn:aws:iam::123456789012:user/ops",
         )])
-        .unwrap();
+        .unwrap()
+        .identity;
         assert!(c.issue_caller_allowed("arn:aws:iam::123456789012:user/ops"));
         assert!(c.issue_caller_allowed("arn:aws:sts::123456789012:assumed-role/backend/s1"));
         assert!(!c.issue_caller_allowed("arn:aws:sts::123456789012:assumed-role/backend2/s1"));
@@ -441,6 +588,7 @@ mod tests {
         assert!(
             !with(&[])
                 .unwrap()
+                .identity
                 .issue_caller_allowed("arn:aws:iam::123456789012:user/ops")
         );
         assert_eq!(
@@ -452,12 +600,40 @@ mod tests {
     #[test]
     fn defaults() {
         let c = with(&[]).unwrap();
-        assert_eq!(c.policy.ttl, 900);
-        assert_eq!(c.policy.skew, 30);
-        assert_eq!(c.subject_claim, "sub");
-        assert_eq!(c.client_function, "auth.getAuthenticationToken");
-        assert_eq!(c.token_url, "/token");
-        assert_eq!(c.key_cache_ttl, Duration::from_secs(300));
+        assert_eq!(c.tokens.ttl, 900);
+        assert_eq!(c.tokens.skew, 30);
+        assert_eq!(c.identity.subject_claim, "sub");
+        assert_eq!(c.browser.client_function, "auth.getAuthenticationToken");
+        assert_eq!(c.browser.token_url, "/token");
+        assert_eq!(c.keys.ttl, Duration::from_secs(300));
+        assert_eq!(c.ring.keys.ttl, c.keys.ttl);
+        assert_eq!(
+            lookup::<StoreConfig>(&[]).unwrap(),
+            StoreConfig::Files(".chat-auth".into())
+        );
+        assert_eq!(
+            lookup::<TelemetryConfig>(&[("AWS_LAMBDA_LOG_FORMAT", "json")]).unwrap(),
+            TelemetryConfig {
+                metrics_namespace: None,
+                json_logs: true
+            }
+        );
+    }
+
+    #[test]
+    fn a_section_reads_only_its_own_variables() {
+        // provider-script does not stop on a bad key cache variable it never uses...
+        let bad_ttl = [("CHAT_AUTH_KEY_CACHE_TTL_SECONDS", "-1")];
+        assert!(lookup::<BrowserConfig>(&bad_ttl).is_ok());
+        // ...while every function that caches keys does.
+        assert_eq!(
+            var_of(lookup::<KeyCacheConfig>(&bad_ttl)),
+            "CHAT_AUTH_KEY_CACHE_TTL_SECONDS"
+        );
+        assert_eq!(
+            var_of(lookup::<RingConfig>(&bad_ttl)),
+            "CHAT_AUTH_KEY_CACHE_TTL_SECONDS"
+        );
     }
 
     #[test]
@@ -471,10 +647,10 @@ mod tests {
             ),
         ])
         .unwrap();
-        assert_eq!(c.context_claims[1], ("Tier".into(), "tier".into()));
-        assert!(c.client_context_keys.contains("cart"));
+        assert_eq!(c.identity.context_claims[1], ("Tier".into(), "tier".into()));
+        assert!(c.identity.client_context_keys.contains("cart"));
         assert_eq!(
-            c.allowed_origins,
+            c.browser.allowed_origins,
             vec!["http://localhost:3000", "https://www.contoso.com"]
         );
     }

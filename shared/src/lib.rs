@@ -24,7 +24,7 @@ pub mod store;
 pub mod time;
 
 pub use claims::{Claims, TokenPolicy};
-pub use config::Config;
+pub use config::{Config, Section};
 pub use context::CustomContext;
 pub use error::{Error, Problem};
 pub use publish::PublicKeySet;

@@ -4,7 +4,7 @@
 //! may add context, but only keys on the allow-list: anything else is refused by name, so a
 //! misconfigured page fails loudly instead of silently losing context.
 
-use crate::config::Config;
+use crate::config::IdentityConfig;
 use crate::context::CustomContext;
 use crate::{Error, Problem, Result};
 use serde_json::{Map, Value};
@@ -20,7 +20,7 @@ pub struct IdentityMapping {
 
 impl IdentityMapping {
     /// From the configuration.
-    pub fn from_config(config: &Config) -> Self {
+    pub fn from_config(config: &IdentityConfig) -> Self {
         IdentityMapping {
             subject_claim: config.subject_claim.clone(),
             context_claims: config.context_claims.clone(),
@@ -79,10 +79,11 @@ impl IdentityMapping {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Section;
     use serde_json::json;
 
     fn mapping() -> IdentityMapping {
-        let config = Config::from_lookup(|k| match k {
+        let config = IdentityConfig::from_lookup(|k| match k {
             "CHAT_AUTH_SUBJECT_CLAIM" => Some("contact_id".into()),
             "CHAT_AUTH_CONTEXT_CLAIMS" => Some("msdyn_region=region".into()),
             "CHAT_AUTH_CLIENT_CONTEXT_KEYS" => Some("page".into()),

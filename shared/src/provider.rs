@@ -4,7 +4,7 @@
 //! Rendered once at start from deploy-time configuration; the body, its ETag and its
 //! Subresource Integrity hash never change while the process runs.
 
-use crate::config::Config;
+use crate::config::BrowserConfig;
 use aws_lc_rs::digest;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -27,7 +27,7 @@ pub struct ProviderScript {
 
 impl ProviderScript {
     /// Renders the template with the token URL, client function and identity mode.
-    pub fn render(config: &Config) -> Self {
+    pub fn render(config: &BrowserConfig) -> Self {
         let settings = json!({
             "tokenUrl": config.token_url,
             "clientFunction": config.client_function,
@@ -63,10 +63,11 @@ fn script_safe_json(value: &serde_json::Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Section;
 
     #[test]
     fn settings_are_embedded_once_and_safely() {
-        let config = Config::from_lookup(|k| {
+        let config = BrowserConfig::from_lookup(|k| {
             (k == "CHAT_AUTH_TOKEN_URL").then(|| "https://x.test/token?</script>".to_owned())
         })
         .unwrap();

@@ -694,7 +694,8 @@ async fn lcw_v1_provider_loaded_after_the_widget_wires_at_once() {
     let b = &fx.browser;
     // The provider comes in the way `chat-auth snippet` prints it: with its SRI hash, which
     // the browser checks (the script is served with Access-Control-Allow-Origin: *).
-    let config = chat_auth::config::Config::from_lookup(|_| None).unwrap();
+    let config =
+        <chat_auth::config::BrowserConfig as chat_auth::Section>::from_lookup(|_| None).unwrap();
     let integrity = chat_auth::provider::ProviderScript::render(&config).integrity;
     let tag = |integrity: &str| {
         format!(

@@ -7,7 +7,7 @@ mod common;
 use axum::Router;
 use chat_auth::store::{PublicKeySource, RingSource, ensure_ring, rotate};
 use chat_auth::store::{STEPS, Step};
-use chat_auth::{Config, RingState};
+use chat_auth::{Config, RingState, Section};
 use chat_auth_aws::SecretsManagerStore;
 use chat_auth_aws::rotation::Rotator;
 use chat_auth_host::FileStore;
@@ -35,7 +35,7 @@ fn config(vars: &[(&str, &str)]) -> Config {
 }
 
 fn mint_app(config: &Config, store: SecretsManagerStore) -> Router {
-    mint_token::lambda_app(config, store)
+    mint_token::lambda_app(&config.into(), store)
 }
 
 async fn get_token(app: &Router) -> (u16, Value) {
@@ -75,7 +75,7 @@ async fn an_unreachable_store_at_cold_start_fails_closed_with_503() {
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["code"], "key_store_unavailable");
     let validate = chat_auth_host::http::finish(validate_token::router(Arc::new(
-        validate_token::ValidateState::new(&config(&[]), store),
+        validate_token::ValidateState::new(&config(&[]).tokens, &config(&[]).keys, store),
     )));
     let request = http::Request::post("/validate")
         .header("content-type", "application/json")

@@ -3,9 +3,9 @@
 //! contract.
 
 use axum::Router;
-use chat_auth::Config;
 use chat_auth::provider::ProviderScript;
 use chat_auth::store::{MemoryStore, ensure_ring};
+use chat_auth::{Config, Section};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use std::sync::Arc;
@@ -45,20 +45,20 @@ struct Apps {
 
 async fn apps(config: &Config) -> Apps {
     let store = Arc::new(MemoryStore::new());
-    ensure_ring(&store, &config.lifecycle(), chat_auth::time::now())
+    ensure_ring(&store, &config.ring.lifecycle(), chat_auth::time::now())
         .await
         .unwrap();
     let finish = chat_auth_host::http::finish;
     Apps {
-        mint: mint_token::lambda_app(config, store.clone()),
+        mint: mint_token::lambda_app(&config.into(), store.clone()),
         validate: finish(validate_token::router(Arc::new(
-            validate_token::ValidateState::new(config, store.clone()),
+            validate_token::ValidateState::new(&config.tokens, &config.keys, store.clone()),
         ))),
         public: finish(public_keys::router(Arc::new(
-            public_keys::PublicKeysState::new(config, store.clone()),
+            public_keys::PublicKeysState::new(&config.keys, store.clone()),
         ))),
         provider: finish(provider_script::router(Arc::new(ProviderScript::render(
-            config,
+            &config.browser,
         )))),
         store,
     }

@@ -116,9 +116,9 @@ async fn fifty_clients_mint_and_validate_through_a_rotation() {
     let set =
         PublicKeySet::from_json(&std::fs::read(dir.path().join("public.json")).unwrap()).unwrap();
     let keys = set.render().unwrap().keys;
-    let validator = chat_auth::Config::from_lookup(|_| None)
-        .unwrap()
-        .validator();
+    let validator = chat_auth::config::validator(
+        &<chat_auth::TokenPolicy as chat_auth::Section>::from_lookup(|_| None).unwrap(),
+    );
     let tokens = tokens.lock().await;
     let now = chat_auth::time::now();
     let lost = tokens

@@ -267,10 +267,7 @@ async fn snippet_hashes_the_script_the_server_actually_serves() {
 
     // Unreachable: this machine's script, with a warning.
     let local = chat_auth::provider::ProviderScript::render(
-        &chat_auth::Config::from_lookup(|k| {
-            (k == "CHAT_AUTH_ISSUER").then(|| "contosohelp.com".to_owned())
-        })
-        .unwrap(),
+        &<chat_auth::config::BrowserConfig as chat_auth::Section>::from_lookup(|_| None).unwrap(),
     )
     .integrity;
     let gone = format!("http://127.0.0.1:{}", common::free_port());

@@ -391,9 +391,12 @@ fn reported_version(summary: &Value) -> Option<u64> {
 }
 
 fn validator() -> chat_auth::jwt::Validator {
-    chat_auth::Config::from_lookup(|k| (k == "CHAT_AUTH_ISSUER").then(|| ISSUER.to_owned()))
-        .unwrap()
-        .validator()
+    use chat_auth::Section;
+    let tokens = chat_auth::TokenPolicy::from_lookup(|k| {
+        (k == "CHAT_AUTH_ISSUER").then(|| ISSUER.to_owned())
+    })
+    .unwrap();
+    chat_auth::config::validator(&tokens)
 }
 
 struct Minted {

@@ -7,7 +7,7 @@ mod common;
 
 use chat_auth::store::{KeyStore, PublicKeySource, RingSource};
 use chat_auth::store::{STEPS, Step};
-use chat_auth::{Config, PublicKeySet, RingState};
+use chat_auth::{PublicKeySet, RingState, Section, TokenPolicy};
 use chat_auth_aws::SecretsManagerStore;
 use chat_auth_aws::rotation::Rotator;
 use common::aws::{
@@ -18,8 +18,8 @@ use serde_json::{Value, json};
 
 const DAY: i64 = 86_400;
 
-fn config() -> Config {
-    Config::from_lookup(|k| (k == "CHAT_AUTH_ISSUER").then(|| "contosohelp.com".to_owned()))
+fn config() -> TokenPolicy {
+    TokenPolicy::from_lookup(|k| (k == "CHAT_AUTH_ISSUER").then(|| "contosohelp.com".to_owned()))
         .unwrap()
 }
 
@@ -287,9 +287,8 @@ async fn the_real_binaries_rotate_mint_and_publish_under_a_lambda_runtime() {
     let keys =
         chat_auth::publish::parse_public_key_document(doc["body"].as_str().unwrap().as_bytes())
             .unwrap();
-    let report = config()
-        .validator()
-        .validate(&token, &keys, chat_auth::time::now());
+    let report =
+        chat_auth::config::validator(&config()).validate(&token, &keys, chat_auth::time::now());
     assert!(report.is_active(), "{:?}", report.problems);
     assert_eq!(
         report.to_json()["sub"],

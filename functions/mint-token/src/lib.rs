@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chat_auth::claims::{MintedToken, mint};
+use chat_auth::config::{BrowserConfig, IdentityConfig, KeyCacheConfig, Section, Vars};
 use chat_auth::mapping::IdentityMapping;
 use chat_auth::store::RingSource;
 use chat_auth::{Config, TokenPolicy};
@@ -16,6 +17,41 @@ use chat_auth_host::{Caller, Cors};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::sync::Arc;
+
+/// What mint-token reads of the configuration, and nothing else.
+#[derive(Debug, Clone)]
+pub struct MintConfig {
+    /// Issuer, lifetime, skew.
+    pub tokens: TokenPolicy,
+    /// Subject, context and `/issue` callers.
+    pub identity: IdentityConfig,
+    /// The CORS allow-list.
+    pub browser: BrowserConfig,
+    /// The ring cache.
+    pub keys: KeyCacheConfig,
+}
+
+impl Section for MintConfig {
+    fn read(get: Vars<'_>) -> chat_auth::Result<Self> {
+        Ok(MintConfig {
+            tokens: TokenPolicy::read(get)?,
+            identity: IdentityConfig::read(get)?,
+            browser: BrowserConfig::read(get)?,
+            keys: KeyCacheConfig::read(get)?,
+        })
+    }
+}
+
+impl From<&Config> for MintConfig {
+    fn from(config: &Config) -> Self {
+        MintConfig {
+            tokens: config.tokens.clone(),
+            identity: config.identity.clone(),
+            browser: config.browser.clone(),
+            keys: config.keys.clone(),
+        }
+    }
+}
 
 /// What the mint handlers share: the cached ring and the issuing rules.
 pub struct MintState<R> {
@@ -29,11 +65,11 @@ pub struct MintState<R> {
 
 impl<R: RingSource> MintState<R> {
     /// From configuration and a ring store.
-    pub fn new(config: &Config, store: R) -> Self {
+    pub fn new(config: &MintConfig, store: R) -> Self {
         MintState {
-            keys: SigningKeys::new(store, config.key_cache_ttl, config.signing_stale_for),
-            policy: config.policy.clone(),
-            identity: IdentityMapping::from_config(config),
+            keys: SigningKeys::new(store, config.keys.ttl, config.keys.signing_stale_for),
+            policy: config.tokens.clone(),
+            identity: IdentityMapping::from_config(&config.identity),
         }
     }
 
@@ -93,10 +129,10 @@ pub struct IssueRequest {
 
 /// The whole mint-token app as Lambda runs it: the routes, CORS from `config`, the common
 /// layers, and the caller from API Gateway's authorizer context.
-pub fn lambda_app<R: RingSource>(config: &Config, store: R) -> Router {
+pub fn lambda_app<R: RingSource>(config: &MintConfig, store: R) -> Router {
     let state = Arc::new(MintState::new(config, store));
-    let app = chat_auth_host::http::finish(Cors::from_config(config).apply(routes(state)));
-    chat_auth_host::lambda::authenticate(app, config)
+    let app = chat_auth_host::http::finish(Cors::from_config(&config.browser).apply(routes(state)));
+    chat_auth_host::lambda::authenticate(app, &config.identity)
 }
 
 /// The `/token` and `/issue` routes, without CORS or an authenticate layer: each host puts

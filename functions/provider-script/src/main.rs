@@ -1,13 +1,14 @@
 //! Lambda entrypoint: render the script once from configuration, then serve it.
 
-use chat_auth::Config;
+use chat_auth::Section;
+use chat_auth::config::{BrowserConfig, TelemetryConfig};
 use chat_auth::provider::ProviderScript;
 use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    chat_auth_host::telemetry::init();
-    let config = Config::from_env()?;
+    chat_auth_host::telemetry::init(&TelemetryConfig::from_env()?);
+    let config = BrowserConfig::from_env()?;
     let script = Arc::new(ProviderScript::render(&config));
     chat_auth_host::lambda::serve(chat_auth_host::http::finish(provider_script::router(
         script,

@@ -5,7 +5,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use chat_auth::Config;
+use chat_auth::config::KeyCacheConfig;
 use chat_auth::store::PublicKeySource;
 use chat_auth_host::Error;
 use chat_auth_host::cache::PublicKeys;
@@ -20,10 +20,10 @@ pub struct PublicKeysState<P> {
 }
 
 impl<P: PublicKeySource> PublicKeysState<P> {
-    /// From configuration and a public key store.
-    pub fn new(config: &Config, store: P) -> Self {
+    /// From the key cache's settings and a public key store.
+    pub fn new(keys: &KeyCacheConfig, store: P) -> Self {
         PublicKeysState {
-            keys: PublicKeys::new(store, config.key_cache_ttl, config.key_stale_for),
+            keys: PublicKeys::new(store, keys.ttl, keys.stale_for),
         }
     }
 }

@@ -4,7 +4,8 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use chat_auth::Config;
+use chat_auth::TokenPolicy;
+use chat_auth::config::KeyCacheConfig;
 use chat_auth::jwt::Validator;
 use chat_auth::store::PublicKeySource;
 use chat_auth_host::cache::PublicKeys;
@@ -21,11 +22,11 @@ pub struct ValidateState<P> {
 }
 
 impl<P: PublicKeySource> ValidateState<P> {
-    /// From configuration and a public key store.
-    pub fn new(config: &Config, store: P) -> Self {
+    /// From the token rules (the issuer to expect), the key cache and a public key store.
+    pub fn new(tokens: &TokenPolicy, keys: &KeyCacheConfig, store: P) -> Self {
         ValidateState {
-            keys: PublicKeys::new(store, config.key_cache_ttl, config.key_stale_for),
-            validator: config.validator(),
+            keys: PublicKeys::new(store, keys.ttl, keys.stale_for),
+            validator: chat_auth::config::validator(tokens),
         }
     }
 }

@@ -396,8 +396,9 @@ pub fn public_keys_event(path: &str) -> Value {
 /// The issuer the AWS tests mint with.
 pub const ISSUER: &str = "contosohelp.com";
 
-fn issuer_config() -> chat_auth::Config {
-    chat_auth::Config::from_lookup(|k| (k == "CHAT_AUTH_ISSUER").then(|| ISSUER.to_owned()))
+fn issuer_config() -> chat_auth::TokenPolicy {
+    use chat_auth::Section;
+    chat_auth::TokenPolicy::from_lookup(|k| (k == "CHAT_AUTH_ISSUER").then(|| ISSUER.to_owned()))
         .unwrap()
 }
 
@@ -408,7 +409,6 @@ pub async fn mint_now(
     use chat_auth::store::RingSource;
     let ring = store.load_ring().await.unwrap().expect("a ring is current");
     let claims = issuer_config()
-        .policy
         .claims(
             "contact-1",
             &chat_auth::CustomContext::new(),
@@ -432,9 +432,11 @@ pub async fn assert_nothing_lost(
         .expect("a set is published");
     let keys = set.render().unwrap().keys;
     for t in tokens {
-        let report = issuer_config()
-            .validator()
-            .validate(&t.token, &keys, chat_auth::time::now());
+        let report = chat_auth::config::validator(&issuer_config()).validate(
+            &t.token,
+            &keys,
+            chat_auth::time::now(),
+        );
         assert!(
             report.is_active(),
             "{when}: token of {} lost: {:?}",
