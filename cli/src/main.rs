@@ -74,7 +74,8 @@ async fn main() -> ExitCode {
     match run(cli).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("chat-auth: {e}");
+            // The operator sees the causes too (a ring that does not parse says where).
+            eprintln!("chat-auth: {}", chat_auth::chain(&e));
             ExitCode::from(2)
         }
     }

@@ -184,7 +184,7 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
         if status.is_server_error() {
-            tracing::error!(code = self.code(), error = %ErrorChain(&self), "request failed");
+            tracing::error!(code = self.code(), error = %chat_auth::chain(&self), "request failed");
         } else {
             tracing::debug!(code = self.code(), "request refused");
         }
@@ -197,22 +197,6 @@ impl IntoResponse for Error {
             .headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
-    }
-}
-
-/// Displays an error with its sources, for server-side logs. A transparent or `{0}`-showing
-/// variant repeats its source's text; that repetition is the price of one chain walker.
-struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
-
-impl std::fmt::Display for ErrorChain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(s) = source {
-            write!(f, ": {s}")?;
-            source = s.source();
-        }
-        Ok(())
     }
 }
 

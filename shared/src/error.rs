@@ -39,6 +39,15 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A stored ring, key set or key document is not the JSON it must be.
+    #[error("stored {what} does not parse")]
+    UnreadableKeys {
+        /// Which document.
+        what: &'static str,
+        /// The parser's error (line, column, what was expected).
+        #[source]
+        source: serde_json::Error,
+    },
     /// A concurrent writer changed the ring first; the caller should reload and retry.
     #[error("the key ring changed concurrently: {0}; reload and retry")]
     Conflict(String),
@@ -69,7 +78,7 @@ impl Error {
             Error::NoSubjectClaim { .. } => "unauthenticated",
             Error::StoreUnavailable(_) => "key_store_unavailable",
             Error::NotProvisioned(_) => "keys_not_provisioned",
-            Error::CorruptKeys { .. } => "key_store_corrupt",
+            Error::CorruptKeys { .. } | Error::UnreadableKeys { .. } => "key_store_corrupt",
             Error::Conflict(_) => "conflict",
             Error::Rotation(_) => "rotation_refused",
             Error::Crypto(_) => "crypto_failure",
@@ -82,8 +91,15 @@ impl Error {
     pub fn is_key_store(&self) -> bool {
         matches!(
             self,
-            Error::StoreUnavailable(_) | Error::NotProvisioned(_) | Error::CorruptKeys { .. }
+            Error::StoreUnavailable(_)
+                | Error::NotProvisioned(_)
+                | Error::CorruptKeys { .. }
+                | Error::UnreadableKeys { .. }
         )
+    }
+
+    pub(crate) fn unreadable(what: &'static str) -> impl FnOnce(serde_json::Error) -> Self {
+        move |source| Error::UnreadableKeys { what, source }
     }
 
     pub(crate) fn corrupt(what: &'static str, reason: impl Into<String>) -> Self {
@@ -92,6 +108,21 @@ impl Error {
             reason: reason.into(),
         }
     }
+}
+
+/// An error and its causes on one line, each cause once (some messages already end with
+/// their source's): for operators and logs, never for clients.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !line.ends_with(&text) {
+            line = format!("{line}: {text}");
+        }
+        source = cause.source();
+    }
+    line
 }
 
 impl From<Problem> for Error {

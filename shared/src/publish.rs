@@ -76,8 +76,8 @@ impl PublicKeySet {
 
     /// Parses a stored set.
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
-        let set: PublicKeySet = serde_json::from_slice(bytes)
-            .map_err(|e| Error::corrupt("public key set", e.to_string()))?;
+        let set: PublicKeySet =
+            serde_json::from_slice(bytes).map_err(Error::unreadable("public key set"))?;
         if set.key(&set.current_kid).is_none() {
             return Err(Error::corrupt(
                 "public key set",
@@ -178,8 +178,8 @@ pub fn parse_public_key_document(body: &[u8]) -> Result<KeySet> {
         #[allow(dead_code)]
         expiry: i64,
     }
-    let entries: Vec<Entry> = serde_json::from_slice(body)
-        .map_err(|e| Error::corrupt("public key document", e.to_string()))?;
+    let entries: Vec<Entry> =
+        serde_json::from_slice(body).map_err(Error::unreadable("public key document"))?;
     let mut keys: Vec<VerifyingKey> = Vec::with_capacity(entries.len());
     for entry in entries {
         if keys.iter().any(|k| k.kid == entry.kid) {
@@ -215,8 +215,7 @@ pub fn parse_jwks(body: &[u8]) -> Result<KeySet> {
     struct Jwks {
         keys: Vec<Jwk>,
     }
-    let jwks: Jwks =
-        serde_json::from_slice(body).map_err(|e| Error::corrupt("JWKS", e.to_string()))?;
+    let jwks: Jwks = serde_json::from_slice(body).map_err(Error::unreadable("JWKS"))?;
     let mut keys = Vec::new();
     for jwk in jwks.keys {
         let usable = jwk.kty == "RSA"

@@ -511,7 +511,7 @@ impl RingState {
     /// Parses a stored ring document and checks it.
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
         let ring: RingState =
-            serde_json::from_slice(bytes).map_err(|e| Error::corrupt("key ring", e.to_string()))?;
+            serde_json::from_slice(bytes).map_err(Error::unreadable("key ring"))?;
         check_period(ring.rotation_period)
             .map_err(|_| Error::corrupt("key ring", "rotation_period is too short"))?;
         ring.load()?;

@@ -206,7 +206,8 @@ async fn a_corrupt_ring_is_reported_and_never_overwritten() {
         .step(SIGNING, &token, Step::Create, 0)
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("invalid"), "{err}");
+    let status = chat_auth::chain(&err);
+    assert!(status.contains("does not parse: "), "{status}");
     let value = moto
         .client()
         .get_secret_value()

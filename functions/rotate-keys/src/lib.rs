@@ -20,8 +20,10 @@ pub async fn handle(rotator: &Rotator, payload: Value, now: i64) -> Result<Value
             Ok(json!({ "result": outcome.to_string() }))
         }
         Err(e) => {
-            tracing::error!(error = %e, "rotation step failed");
-            Err(Error::from(e.to_string()))
+            // Secrets Manager shows this in the secret's rotation status: with its causes.
+            let message = chat_auth::chain(&e);
+            tracing::error!(error = %message, "rotation step failed");
+            Err(Error::from(message))
         }
     }
 }
