@@ -1,21 +1,21 @@
 #!/usr/bin/env bash
-# One benchmark run: the floor (openssl speed rsa2048), the criterion benches, HTTP load on the
-# release-built local server (loopback only, bounded in time), cold start and peak RSS, printed
-# as one Markdown table with every figure set against the floor measured in the same run; then
-# the mint-token function under cargo-lambda's local Lambda runtime with the file ring and with the
-# Secrets Manager store (moto), counting Secrets Manager calls over warm invocations.
+# One benchmark run: installs what it needs when missing (OpenSSL; moto in target/py;
+# cargo-lambda in target/lambda-venv), builds the release binaries, then `cargo xtask bench`
+# (xtask/src/main.rs) measures the floor, the in-process paths, the local server under load,
+# its cold start and memory, and the functions under cargo-lambda's local Lambda runtime, and
+# prints one Markdown table with every figure set against the floor measured in the same run.
+# It exits 1 when a goal of xtask/src/goals.rs is missed (BENCH_NO_ASSERT=1: print only).
 #
 # Builds first (a fresh clone needs several minutes for that); the measuring itself stops by
-# itself in about three minutes. Not part of scripts/test.sh.
+# itself in about three minutes. Not part of scripts/test.sh. Settings: BENCH_SECONDS,
+# BENCH_SERVER_CORE, BENCH_LOAD_CORE, BENCH_COLD_RUNS, BENCH_ONLY, BENCH_NO_ASSERT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need() { command -v "$1" >/dev/null 2>&1; }
 missing=()
-need wrk || missing+=(wrk)
 need openssl || missing+=(openssl)
-need taskset || missing+=(util-linux)
-need python3 || missing+=(python3)
+need python3 || missing+=(python3 python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "==> apt-get install ${missing[*]}" >&2
     scripts/apt-install.sh "${missing[@]}" >&2
@@ -27,13 +27,13 @@ if [ ! -x target/py/bin/moto_server ]; then
     target/py/bin/pip install --quiet 'moto[server]>=5' >&2
 fi
 
-echo "==> cargo-lambda (its local Lambda runtime hosts mint-token)" >&2
+echo "==> cargo-lambda (its local Lambda runtime hosts the functions)" >&2
 scripts/install-cargo-lambda.sh >&2
 
-echo "==> cargo build --release -p chat-auth -p mint-token; cargo bench --no-run" >&2
-cargo build --release --quiet -p chat-auth -p mint-token
-cargo bench --quiet --no-run -p chat-auth-shared --bench chat_auth 2>/dev/null ||
-    cargo bench --no-run -p chat-auth-shared --bench chat_auth
+echo "==> cargo build --release: chat-auth, mint-token, validate-token, public-keys; xtask" >&2
+cargo build --release --quiet -p chat-auth -p mint-token -p validate-token -p public-keys
+# Apart, so that `cargo xtask` (run -p xtask) finds it built with the same features.
+cargo build --release --quiet -p xtask
 
 echo "==> measuring (about three minutes; progress on stderr, the table on stdout)" >&2
-exec timeout --signal=TERM --kill-after=10 420 python3 scripts/bench/run.py
+exec timeout --signal=TERM --kill-after=10 $((300 + 6 * ${BENCH_SECONDS:-10})) cargo xtask bench

@@ -1,0 +1,192 @@
+//! The performance goals, in one table. The run judges every goal on the figures it measured,
+//! prints the verdicts in the table, and fails when a goal is missed (unless
+//! `BENCH_NO_ASSERT=1`).
+
+use crate::figures::{Figure, Function, Id, Op, Unit};
+use crate::floor::Floors;
+use crate::table::{amount, trimmed};
+
+/// What a goal's bound applies to.
+#[derive(Debug, Clone, Copy)]
+pub enum Scale {
+    /// The figure as a multiple of the floor operation (a time of its time, a rate of its
+    /// rate), from the floors taken around it.
+    Floor(Op),
+    /// The figure itself, in its unit.
+    Absolute,
+}
+
+/// The bound.
+#[derive(Debug, Clone, Copy)]
+pub enum Bound {
+    /// At most this.
+    AtMost(f64),
+    /// At least this.
+    AtLeast(f64),
+}
+
+/// One goal.
+#[derive(Debug)]
+pub struct Goal {
+    /// What is bounded, for the summary (the bound is written out from `bound`).
+    pub name: &'static str,
+    /// The figure it is judged on.
+    pub measure: Id,
+    /// Ratio to a floor, or absolute.
+    pub scale: Scale,
+    /// The bound.
+    pub bound: Bound,
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// Every goal. The ratios are the project's contract with the floor: what `/token` and
+/// `/validate` cost beyond the one RSA operation each needs.
+pub const GOALS: &[Goal] = &[
+    Goal {
+        name: "in-process mint",
+        measure: Id::Mint,
+        scale: Scale::Floor(Op::Sign),
+        bound: Bound::AtMost(1.10),
+    },
+    Goal {
+        name: "in-process full validation",
+        measure: Id::FullValidation,
+        scale: Scale::Floor(Op::Verify),
+        bound: Bound::AtMost(1.5),
+    },
+    Goal {
+        name: "local GET /token (c=16) per core",
+        measure: Id::TokenC16,
+        scale: Scale::Floor(Op::Sign),
+        bound: Bound::AtLeast(0.90),
+    },
+    Goal {
+        name: "local POST /validate (c=16) per core",
+        measure: Id::ValidateC16,
+        scale: Scale::Absolute,
+        bound: Bound::AtLeast(15_000.0),
+    },
+    Goal {
+        name: "local server cold start",
+        measure: Id::ColdStartLocal,
+        scale: Scale::Absolute,
+        bound: Bound::AtMost(0.010),
+    },
+    Goal {
+        name: "local server peak RSS",
+        measure: Id::PeakRss,
+        scale: Scale::Absolute,
+        bound: Bound::AtMost(16.0 * MIB),
+    },
+    Goal {
+        name: "Secrets Manager calls per warm mint-token invocation",
+        measure: Id::SecretsCalls(Function::MintToken),
+        scale: Scale::Absolute,
+        bound: Bound::AtMost(0.0),
+    },
+    Goal {
+        name: "Secrets Manager calls per warm validate-token invocation",
+        measure: Id::SecretsCalls(Function::ValidateToken),
+        scale: Scale::Absolute,
+        bound: Bound::AtMost(0.0),
+    },
+    Goal {
+        name: "Secrets Manager calls per warm public-keys invocation",
+        measure: Id::SecretsCalls(Function::PublicKeys),
+        scale: Scale::Absolute,
+        bound: Bound::AtMost(0.0),
+    },
+    // The next issue's goals: tighter HTTP figures and the functions' CPU per warm invocation.
+    Goal {
+        name: "local GET /token (c=16) per core",
+        measure: Id::TokenC16,
+        scale: Scale::Floor(Op::Sign),
+        bound: Bound::AtLeast(0.92),
+    },
+    Goal {
+        name: "local POST /validate (c=16) per core",
+        measure: Id::ValidateC16,
+        scale: Scale::Absolute,
+        bound: Bound::AtLeast(20_000.0),
+    },
+    Goal {
+        name: "mint-token CPU per warm invocation",
+        measure: Id::WarmCpu(Function::MintToken),
+        scale: Scale::Floor(Op::Sign),
+        bound: Bound::AtMost(1.3),
+    },
+    Goal {
+        name: "validate-token CPU per warm invocation",
+        measure: Id::WarmCpu(Function::ValidateToken),
+        scale: Scale::Floor(Op::Sign),
+        bound: Bound::AtMost(0.5),
+    },
+    Goal {
+        name: "public-keys CPU per warm invocation",
+        measure: Id::WarmCpu(Function::PublicKeys),
+        scale: Scale::Floor(Op::Sign),
+        bound: Bound::AtMost(0.3),
+    },
+];
+
+/// A goal judged.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Verdict {
+    /// Met, with the measured value on the goal's scale.
+    Met(f64),
+    /// Missed, with the measured value on the goal's scale.
+    Missed(f64),
+    /// Its figure was not measured (`BENCH_ONLY`, moto missing), or it needs floors and none
+    /// were taken.
+    NotMeasured,
+}
+
+impl Goal {
+    /// Judges the goal on `figures`.
+    pub fn judge(&self, figures: &[Figure], floors: &Floors) -> Verdict {
+        let Some(figure) = figures.iter().find(|f| f.id == self.measure) else {
+            return Verdict::NotMeasured;
+        };
+        let measured = match self.scale {
+            Scale::Floor(op) => figure.ratio(op, floors),
+            Scale::Absolute => Some(figure.value()),
+        };
+        match (measured, self.bound) {
+            (None, _) => Verdict::NotMeasured,
+            (Some(x), Bound::AtMost(b)) if x <= b => Verdict::Met(x),
+            (Some(x), Bound::AtLeast(b)) if x >= b => Verdict::Met(x),
+            (Some(x), _) => Verdict::Missed(x),
+        }
+    }
+
+    /// The bound as the table shows it: `≤ 1.10× sign`, `≥ 15,000 req/s`, `≤ 10 ms`.
+    pub fn bound_text(&self) -> String {
+        let (relation, b) = match self.bound {
+            Bound::AtMost(b) => ("≤", b),
+            Bound::AtLeast(b) => ("≥", b),
+        };
+        format!("{relation} {}", self.on_scale(b, true))
+    }
+
+    /// A value on the goal's scale: a ratio, or an amount in the figure's unit; `round` for the
+    /// bound, which has no digits to show beyond its own.
+    pub fn on_scale(&self, x: f64, round: bool) -> String {
+        match self.scale {
+            Scale::Floor(op) => {
+                let per = if self.measure.unit() == Unit::PerSecond {
+                    "/s"
+                } else {
+                    ""
+                };
+                format!("{x:.2}× {}{per}", op.name())
+            }
+            Scale::Absolute if round => match self.measure.unit() {
+                Unit::Seconds => format!("{} ms", trimmed(x * 1e3, 3)),
+                Unit::Bytes => format!("{} MiB", trimmed(x / MIB, 1)),
+                unit => amount(unit, x),
+            },
+            Scale::Absolute => amount(self.measure.unit(), x),
+        }
+    }
+}

@@ -1,0 +1,420 @@
+//! The function binaries as deployed, under cargo-lambda's local Lambda runtime (`cargo lambda
+//! watch --only-lambda-apis`, the one the tests use): cold starts with the file ring, then the
+//! Secrets Manager store on moto, whose request log counts the calls a function makes over
+//! warm invocations, and the function's CPU per warm invocation.
+
+use crate::client::{Client, Request};
+use crate::error::{Error, Result};
+use crate::figures::{Figure, Function, Id, Round};
+use crate::floor::Floors;
+use crate::local::{CONTEXT_CLAIMS, SUB};
+use crate::process::{Running, free_port, loopback};
+use crate::settings::{Settings, Workspace};
+use crate::sys;
+use crate::table::{duration, mib, spread, thousands};
+use base64::Engine;
+use hyper::header::HeaderName;
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Warm invocations run this long per function.
+const WARM: Duration = Duration::from_secs(5);
+/// The secrets the ring and the public keys are stored in.
+const SIGNING_SECRET: &str = "bench/signing";
+const PUBLIC_SECRET: &str = "bench/public";
+
+/// Cold starts with the file ring; with moto installed, the Secrets Manager rows.
+pub fn run(
+    settings: &Settings,
+    workspace: &Workspace,
+    client: &Client,
+    floors: &mut Floors,
+) -> Result<Vec<Figure>> {
+    let cargo_lambda = std::env::var_os("CARGO_LAMBDA")
+        .map(PathBuf::from)
+        .or_else(|| workspace.tool("lambda-venv/bin/cargo-lambda"))
+        .ok_or_else(|| {
+            Error::Setup("cargo-lambda is missing (scripts/install-cargo-lambda.sh)".into())
+        })?;
+    let ring = workspace.ring()?;
+    let mut functions = Vec::new();
+    for function in Function::ALL {
+        functions.push((function, workspace.binary(function.name())?));
+    }
+    let host = Host {
+        settings,
+        workspace,
+        client,
+        cargo_lambda,
+    };
+
+    // The file ring: what the functions read under a local runtime.
+    let file_env = [
+        ("CHAT_AUTH_DATA_DIR", ring.display().to_string()),
+        ("CHAT_AUTH_CONTEXT_CLAIMS", CONTEXT_CLAIMS.to_owned()),
+    ];
+    let mut figures = Vec::new();
+    let mut token = String::new();
+    for (function, binary) in &functions {
+        figures.push(host.cold_starts(*function, binary, &file_env, &mut token)?);
+    }
+
+    let Some(moto) = workspace.tool("py/bin/moto_server") else {
+        crate::note("Lambda: target/py/bin/moto_server is missing; Secrets Manager rows skipped");
+        return Ok(figures);
+    };
+    let moto = Moto::start(&moto, workspace, client)?;
+    moto.create_secret(SIGNING_SECRET, &ring.join("ring.json"))?;
+    moto.create_secret(PUBLIC_SECRET, &ring.join("public.json"))?;
+    if moto.requests()? < 2 {
+        return Err(Error::Setup(format!(
+            "moto's log ({}) shows none of the run's own calls: it cannot count the functions'",
+            moto.log.display()
+        )));
+    }
+    let store_env = [
+        ("AWS_ENDPOINT_URL", format!("http://{}", moto.addr)),
+        ("AWS_ACCESS_KEY_ID", "test".into()),
+        ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ("CHAT_AUTH_SIGNING_SECRET_ID", SIGNING_SECRET.into()),
+        ("CHAT_AUTH_PUBLIC_KEYS_SECRET_ID", PUBLIC_SECRET.into()),
+        ("CHAT_AUTH_CONTEXT_CLAIMS", CONTEXT_CLAIMS.into()),
+    ];
+    for (function, binary) in &functions {
+        let floor = floors.take()?;
+        figures.extend(host.warm(&moto, *function, binary, &store_env, &token, floor)?);
+    }
+    Ok(figures)
+}
+
+/// What starting runtimes and functions needs.
+struct Host<'a> {
+    settings: &'a Settings,
+    workspace: &'a Workspace,
+    client: &'a Client,
+    cargo_lambda: PathBuf,
+}
+
+impl Host<'_> {
+    /// Spawn to first answer, `BENCH_COLD_RUNS` times, each with a fresh runtime. mint-token's
+    /// answer becomes `token`, which validate-token then validates.
+    fn cold_starts(
+        &self,
+        function: Function,
+        binary: &Path,
+        env: &[(&str, String)],
+        token: &mut String,
+    ) -> Result<Figure> {
+        crate::note(format!(
+            "Lambda: {}, file ring, {} cold starts",
+            function.name(),
+            self.settings.cold_runs
+        ));
+        let mut rounds = Vec::new();
+        for _ in 0..self.settings.cold_runs {
+            let runtime = self.runtime()?;
+            let start = Instant::now();
+            let _process = runtime.start(function, binary, env)?;
+            let answer = runtime.invoke(function, &event(function, token))?;
+            rounds.push(Round {
+                value: start.elapsed().as_secs_f64(),
+                floor: None,
+            });
+            check(function, &answer)?;
+            if function == Function::MintToken {
+                *token = body(&answer);
+            }
+        }
+        Ok(Figure {
+            id: Id::LambdaColdFile(function),
+            detail: spread(&rounds),
+            rounds,
+        })
+    }
+
+    /// With the Secrets Manager store: one cold start, then [`WARM`] of warm invocations, the
+    /// function's CPU per invocation and the Secrets Manager calls moto saw.
+    fn warm(
+        &self,
+        moto: &Moto<'_>,
+        function: Function,
+        binary: &Path,
+        env: &[(&str, String)],
+        token: &str,
+        floor: Option<usize>,
+    ) -> Result<[Figure; 3]> {
+        crate::note(format!(
+            "Lambda: {}, Secrets Manager store (moto), {WARM:?} of warm invocations",
+            function.name()
+        ));
+        let runtime = self.runtime()?;
+        let before = moto.requests()?;
+        let start = Instant::now();
+        let process = runtime.start(function, binary, env)?;
+        let event = event(function, token);
+        check(function, &runtime.invoke(function, &event)?)?;
+        let cold = start.elapsed().as_secs_f64();
+        let cold_calls = moto.requests()? - before;
+
+        let cpu = sys::process_cpu(process.pid())?;
+        let end = Instant::now() + WARM;
+        let mut warm = 0;
+        while Instant::now() < end {
+            runtime.invoke(function, &event)?;
+            warm += 1;
+        }
+        let cpu = (sys::process_cpu(process.pid())? - cpu).as_secs_f64() / warm as f64;
+        let peak = sys::status_bytes(process.pid(), "VmHWM")?;
+        let warm_calls = moto.requests()? - before - cold_calls;
+        let invocations = thousands(warm as f64);
+        Ok([
+            Figure::single(
+                Id::LambdaColdSecrets(function),
+                cold,
+                None,
+                format!(
+                    "{} (1 run; Secrets Manager calls at start: {cold_calls})",
+                    duration(cold)
+                ),
+            ),
+            Figure::single(
+                Id::WarmCpu(function),
+                cpu,
+                floor,
+                format!(
+                    "{} over {invocations} warm invocations; peak RSS {}",
+                    duration(cpu),
+                    mib(peak)
+                ),
+            ),
+            Figure::single(
+                Id::SecretsCalls(function),
+                warm_calls as f64 / warm as f64,
+                None,
+                format!("{warm_calls} calls over {invocations} warm invocations"),
+            ),
+        ])
+    }
+
+    /// A fresh runtime, on the load core: one per function process, so that no invocation
+    /// waits in a queue a killed process was polling.
+    fn runtime(&self) -> Result<Runtime<'_>> {
+        let addr = loopback(free_port()?);
+        let mut process = Running::start(
+            "cargo lambda watch",
+            Command::new(&self.cargo_lambda)
+                .args(["lambda", "watch", "--only-lambda-apis", "--quiet"])
+                .args(["--invoke-address", "127.0.0.1"])
+                .args(["--invoke-port", &addr.port().to_string()])
+                // It routes to the workspace's binaries by name.
+                .current_dir(&self.workspace.root)
+                .env("RUST_LOG", "error"),
+            &self.workspace.log("cargo-lambda"),
+        )?;
+        // Any request would be routed to a function and wait for one: connecting is the probe.
+        process.wait_listening(addr)?;
+        Ok(Runtime {
+            host: self,
+            addr,
+            _process: process,
+        })
+    }
+}
+
+/// One `cargo lambda watch`.
+struct Runtime<'a> {
+    host: &'a Host<'a>,
+    addr: SocketAddr,
+    _process: Running,
+}
+
+impl Runtime<'_> {
+    /// Starts `binary` as `function` on the server core, with the environment Lambda gives a
+    /// function and `env`, and nothing else.
+    fn start(&self, function: Function, binary: &Path, env: &[(&str, String)]) -> Result<Running> {
+        let name = function.name();
+        let mut command = Command::new(binary);
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env(
+                "AWS_LAMBDA_RUNTIME_API",
+                format!("http://{}/.rt/{name}", self.addr),
+            )
+            .env("AWS_LAMBDA_FUNCTION_NAME", name)
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
+            .env("RUST_LOG", "info")
+            .envs(env.iter().map(|(k, v)| (k, v)));
+        self.host
+            .settings
+            .cores
+            .start_on_server(name, &mut command, &self.host.workspace.log(name))
+    }
+
+    /// Invokes `function` through the Invoke API (what `cargo lambda invoke` calls); the
+    /// function's answer, which must be a 200.
+    fn invoke(&self, function: Function, event: &Value) -> Result<Value> {
+        let path = format!("/2015-03-31/functions/{}/invocations", function.name());
+        let request = Request::post_json(&path, event);
+        let answer = self
+            .host
+            .client
+            .send(self.addr, &request)?
+            .success(&request)?
+            .json()?;
+        if answer["statusCode"] != 200 {
+            let mut text = answer.to_string();
+            text.truncate(300);
+            return Err(Error::Answer(format!(
+                "{} answered {text}",
+                function.name()
+            )));
+        }
+        Ok(answer)
+    }
+}
+
+/// Checks that a first answer is the real thing: a token, an active validation, keys.
+fn check(function: Function, answer: &Value) -> Result<()> {
+    let body = body(answer);
+    let ok = match function {
+        Function::MintToken => body.split('.').count() == 3,
+        Function::ValidateToken => {
+            serde_json::from_str::<Value>(&body).is_ok_and(|report| report["active"] == true)
+        }
+        Function::PublicKeys => chat_auth::publish::parse_public_key_document(body.as_bytes())
+            .is_ok_and(|keys| !keys.is_empty()),
+    };
+    if ok {
+        Ok(())
+    } else {
+        let mut text = body;
+        text.truncate(300);
+        Err(Error::Answer(format!(
+            "{} answered {text}",
+            function.name()
+        )))
+    }
+}
+
+/// The body of a function's HTTP API answer (base64 for media types lambda_http deems binary,
+/// such as `application/jwt`).
+fn body(answer: &Value) -> String {
+    let body = answer["body"].as_str().unwrap_or_default();
+    if answer["isBase64Encoded"] == true {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap_or_default();
+        return String::from_utf8_lossy(&bytes).into_owned();
+    }
+    body.to_owned()
+}
+
+/// An HTTP API (payload 2.0) event for `function`'s route: `GET /token` with the claims the
+/// gateway's JWT authorizer verified, `POST /validate` of `token`, `GET /public-key`.
+fn event(function: Function, token: &str) -> Value {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let (method, path) = match function {
+        Function::MintToken => ("GET", "/token"),
+        Function::ValidateToken => ("POST", "/validate"),
+        Function::PublicKeys => ("GET", "/public-key"),
+    };
+    let host = "abc123.execute-api.eu-west-1.amazonaws.com";
+    let mut event = json!({
+        "version": "2.0",
+        "routeKey": format!("{method} {path}"),
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"accept": "*/*", "host": host},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "domainName": host,
+            "domainPrefix": "abc123",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
+                     "sourceIp": "203.0.113.7", "userAgent": "bench"},
+            "requestId": "bench",
+            "routeKey": format!("{method} {path}"),
+            "stage": "$default",
+            "time": "21/Nov/2026:00:00:00 +0000",
+            "timeEpoch": now * 1000,
+        },
+        "isBase64Encoded": false,
+    });
+    match function {
+        Function::MintToken => {
+            event["requestContext"]["authorizer"] = json!({"jwt": {"claims": {
+                "sub": SUB, "cart_value": "10000", "vip": "true", "region": "emea",
+                "iat": now.to_string(), "exp": (now + 3600).to_string(),
+            }, "scopes": null}});
+        }
+        Function::ValidateToken => {
+            event["headers"]["content-type"] = json!("application/json");
+            event["body"] = json!(json!({ "token": token }).to_string());
+        }
+        Function::PublicKeys => {}
+    }
+    event
+}
+
+/// moto's Secrets Manager, on the load core. It does not check signatures, so a fixed
+/// `Authorization` header does for the run's own calls.
+struct Moto<'a> {
+    addr: SocketAddr,
+    client: &'a Client,
+    log: PathBuf,
+    _process: Running,
+}
+
+impl<'a> Moto<'a> {
+    fn start(binary: &Path, workspace: &Workspace, client: &'a Client) -> Result<Self> {
+        let addr = loopback(free_port()?);
+        let log = workspace.log("moto");
+        let mut process = Running::start(
+            "moto_server",
+            Command::new(binary).args(["-H", "127.0.0.1", "-p", &addr.port().to_string()]),
+            &log,
+        )?;
+        process.wait_http(client, addr, "/moto-api/")?;
+        Ok(Moto {
+            addr,
+            client,
+            log,
+            _process: process,
+        })
+    }
+
+    /// `CreateSecret` `name` holding the contents of `file`.
+    fn create_secret(&self, name: &str, file: &Path) -> Result<()> {
+        let value = std::fs::read_to_string(file).map_err(|e| Error::file(file, e))?;
+        let target = HeaderName::from_static("x-amz-target");
+        let request = Request::post_json("/", &json!({"Name": name, "SecretString": value}))
+            .header(hyper::header::CONTENT_TYPE, "application/x-amz-json-1.1")
+            .header(target, "secretsmanager.CreateSecret")
+            .header(
+                hyper::header::AUTHORIZATION,
+                "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/secretsmanager/aws4_request, \
+                 SignedHeaders=host, Signature=0",
+            );
+        self.client.send(self.addr, &request)?.success(&request)?;
+        Ok(())
+    }
+
+    /// Requests moto has answered so far: one line of its log each.
+    fn requests(&self) -> Result<usize> {
+        let log = std::fs::read(&self.log).map_err(|e| Error::file(&self.log, e))?;
+        let line = b"\"POST / HTTP/1.1\"";
+        Ok(log.windows(line.len()).filter(|w| w == line).count())
+    }
+}
