@@ -1,7 +1,8 @@
 //! In-process figures: the domain crate's hot paths called as the hosts call them, on the
-//! server core, timed in the thread's CPU time. The workloads are those of
-//! shared/benches/chat_auth.rs (criterion, for `cargo bench` when comparing changes); here
-//! each is a plain loop whose result is a number the run can set against the floor.
+//! server core, timed in the thread's CPU time. The same workloads run under criterion
+//! (`cargo bench -p xtask`, xtask/benches/inproc.rs) to compare two changes with its
+//! statistics; here each is a loop of batches whose median is a number the run sets against the
+//! floor, because criterion hands no estimate back to its caller.
 
 use crate::error::{Error, Result};
 use crate::figures::{Figure, Id, Round, median};
@@ -33,7 +34,7 @@ const PERIOD: i64 = 30 * 86_400;
 const SUB: &str = "87b4d06c-7c6e-4e8e-9c3f-0b2f1f6f7a11";
 
 /// One workload: a call whose result is discarded through `black_box`.
-type Workload<'a> = Box<dyn FnMut() + 'a>;
+pub type Workload<'a> = Box<dyn FnMut() + 'a>;
 
 /// Measures every workload on the server core: [`ROUNDS`] rounds of the ratio-critical ones
 /// (sign, mint, verify, validation), then one round of the others, each round after a floor.
@@ -97,7 +98,7 @@ fn per_call(mut workload: Workload<'_>) -> f64 {
 
 /// What the workloads work on, made once: a ring after its first rotation (a verify-only key,
 /// current and next published), a token it signed, the parts of both.
-struct Fixture {
+pub struct Fixture {
     ring: RingState,
     loaded: LoadedRing,
     keys: KeySet,
@@ -129,7 +130,8 @@ fn build_context(claims: &[(&str, Value)]) -> chat_auth::Result<CustomContext> {
 }
 
 impl Fixture {
-    fn new() -> Result<Self> {
+    /// Builds the ring, the token and the documents the workloads use.
+    pub fn new() -> Result<Self> {
         let first = RingState::generate(NOW - PERIOD, PERIOD)?;
         let life = Lifecycle::new(RingPolicy::new(PERIOD, 0, 300, 60, 30));
         let ring = first
@@ -184,7 +186,7 @@ impl Fixture {
     }
 
     /// The workloads whose ratios are goals, or that those ratios are read against.
-    fn critical(&self) -> Result<Vec<(Id, Workload<'_>)>> {
+    pub fn critical(&self) -> Result<Vec<(Id, Workload<'_>)>> {
         let claims = identity_claims();
         let (input, signature) = self
             .token
@@ -238,7 +240,7 @@ impl Fixture {
     }
 
     /// Context, public key documents, key and ring parsing.
-    fn others(&self) -> Vec<(Id, Workload<'_>)> {
+    pub fn others(&self) -> Vec<(Id, Workload<'_>)> {
         let claims = identity_claims();
         vec![
             (

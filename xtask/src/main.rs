@@ -1,49 +1,13 @@
-//! `cargo xtask bench`: the project's benchmark, in one run and one table.
-//!
-//! Every figure that can be is set against the floor measured in the same run (`openssl speed
-//! rsa2048` on the same core, several times through the run), because the machines this runs
-//! on are shared and noisy; the goals in [`goals::GOALS`] are judged on those ratios and the
-//! run fails if one is missed. The sections, in order:
-//!
-//! - **inproc**: the domain crate's hot paths in this process, in thread CPU time;
-//! - **http**: the release `chat-auth serve` on one core under a closed-loop load from the
-//!   other, then its cold start and memory;
-//! - **lambda**: the function binaries under cargo-lambda's local Lambda runtime, with the file
-//!   ring and with Secrets Manager on moto.
-//!
-//! scripts/bench.sh installs the tools and builds the binaries first. Every load targets
-//! 127.0.0.1 and is bounded in time; progress goes to stderr, the table to stdout.
-//!
-//! Environment: `BENCH_SECONDS` (10) per HTTP load, `BENCH_SERVER_CORE` / `BENCH_LOAD_CORE`
-//! (the first two allowed cores), `BENCH_COLD_RUNS` (10), `BENCH_ONLY` (a comma-separated
-//! subset of `floor,inproc,http,lambda`), `BENCH_NO_ASSERT=1` (print, do not fail).
+//! `cargo xtask bench`: see the library's documentation (xtask/src/lib.rs).
 
-mod client;
-mod error;
-mod figures;
-mod floor;
-mod goals;
-mod inproc;
-mod lambda;
-mod load;
-mod local;
-mod process;
-mod settings;
-mod sys;
-mod table;
-
-use error::{Error, Result};
-use figures::Figure;
-use floor::Floors;
-use goals::{GOALS, Verdict};
-use settings::{Settings, Workspace};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
-
-/// Progress, on stderr (the table is stdout's).
-pub fn note(message: impl std::fmt::Display) {
-    eprintln!("bench: {message}");
-}
+use xtask::error::{Error, Result};
+use xtask::figures::Figure;
+use xtask::floor::Floors;
+use xtask::goals::{GOALS, Verdict};
+use xtask::settings::{Settings, Workspace};
+use xtask::{client, inproc, lambda, local, note, sys, table};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
