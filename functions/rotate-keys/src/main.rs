@@ -8,7 +8,9 @@ use chat_auth_aws::rotation::Rotator;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 
-#[tokio::main]
+// One thread: Lambda sends one invocation at a time, and a multi-thread runtime only adds
+// hand-offs between its workers to each one.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     chat_auth_host::telemetry::init(&TelemetryConfig::from_env()?);
     let ring = RingConfig::from_env()?;

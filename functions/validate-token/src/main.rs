@@ -5,7 +5,9 @@ use chat_auth::config::{KeyCacheConfig, StoreConfig, TelemetryConfig};
 use chat_auth::{Section, TokenPolicy};
 use std::sync::Arc;
 
-#[tokio::main]
+// One thread: Lambda sends one invocation at a time, and a multi-thread runtime only adds
+// hand-offs between its workers to each one.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     chat_auth_host::telemetry::init(&TelemetryConfig::from_env()?);
     let (tokens, keys) = (TokenPolicy::from_env()?, KeyCacheConfig::from_env()?);
