@@ -98,7 +98,7 @@ async fn authenticate(
         _ => match auth.bearer.token_of(&req).map(str::to_owned) {
             None => Caller::Anonymous,
             Some(token) => match auth.bearer.verify(&token).await {
-                Ok(claims) => Caller::User(Arc::new(claims)),
+                Ok(claims) => Caller::User(claims),
                 Err(e) => return e.into_response(),
             },
         },

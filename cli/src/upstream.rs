@@ -16,6 +16,7 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, P
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -269,6 +270,69 @@ pub struct BearerAuth {
     validation: Validation,
     keys: Keys,
     accept_cookie: bool,
+    verified: Verified,
+}
+
+/// Identity tokens already verified, by SHA-256 digest, until their `exp` (without the leeway:
+/// past `exp` a token goes through the full check again) and only while the JWKS that verified
+/// them is the fresh one (past its TTL the token is checked against the set fetched again, so a
+/// key the provider dropped stops working, and an outage fails closed as without this memory).
+/// A page asks for chat tokens with the same identity token many times, and each repeat then
+/// costs no signature check. Bounded: at the bound expired entries go, and if none has expired
+/// the whole map does, so a flood of distinct tokens costs signature checks, never memory.
+#[derive(Default)]
+struct Verified(std::sync::Mutex<HashMap<[u8; 32], Remembered>>);
+
+/// One remembered token: its claims, its `exp`, and the fetched JWKS that verified it (`None`
+/// for the development provider's fixed keys).
+struct Remembered {
+    claims: Claims,
+    exp: i64,
+    keys: Option<Arc<VerifyingKeys>>,
+}
+
+/// A verified token's claims, shared by every request that presents it.
+type Claims = Arc<Map<String, Value>>;
+
+/// Verified identity tokens remembered at once.
+const MAX_VERIFIED: usize = 10_000;
+
+impl Verified {
+    /// The claims of a remembered token, if it has not expired and `fresh` (the JWKS in use
+    /// now, if fresh) is the set that verified it.
+    fn get(
+        &self,
+        digest: &[u8; 32],
+        now: i64,
+        fresh: Option<&Arc<VerifyingKeys>>,
+    ) -> Option<Claims> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = map.get(digest).filter(|e| now < e.exp)?;
+        let same_keys = match (&entry.keys, fresh) {
+            (None, _) => true,
+            (Some(verified_by), Some(fresh)) => Arc::ptr_eq(verified_by, fresh),
+            (Some(_), None) => false,
+        };
+        same_keys.then(|| entry.claims.clone())
+    }
+
+    fn put(&self, digest: [u8; 32], entry: Remembered, now: i64) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MAX_VERIFIED {
+            map.retain(|_, e| now < e.exp);
+            if map.len() >= MAX_VERIFIED {
+                map.clear();
+            }
+        }
+        map.insert(digest, entry);
+    }
+}
+
+fn token_digest(token: &str) -> [u8; 32] {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
 }
 
 impl BearerAuth {
@@ -278,6 +342,7 @@ impl BearerAuth {
             validation: validation(issuer, issuer),
             keys: Keys::Fixed(keys),
             accept_cookie: true,
+            verified: Verified::default(),
         }
     }
 
@@ -292,24 +357,50 @@ impl BearerAuth {
                 refresh: tokio::sync::Mutex::new(()),
             })),
             accept_cookie: false,
+            verified: Verified::default(),
         }
     }
 
-    /// The verified claims of `token`, or why it was refused.
-    pub async fn verify(&self, token: &str) -> Result<Map<String, Value>> {
+    /// The verified claims of `token`, or why it was refused; a token verified before and not
+    /// yet expired is answered from memory.
+    pub async fn verify(&self, token: &str) -> Result<Claims> {
+        let (digest, now) = (token_digest(token), chat_auth::time::now());
+        let fresh = match &self.keys {
+            Keys::Fixed(_) => None,
+            Keys::Remote(remote) => remote.cached(false),
+        };
+        if let Some(claims) = self.verified.get(&digest, now, fresh.as_ref()) {
+            return Ok(claims);
+        }
+        let (claims, keys) = self.check(token).await?;
+        let claims = Arc::new(claims);
+        // `exp` is required by the validation, so a verified token has one.
+        if let Some(exp) = claims.get("exp").and_then(Value::as_i64) {
+            let entry = Remembered {
+                claims: claims.clone(),
+                exp,
+                keys,
+            };
+            self.verified.put(digest, entry, now);
+        }
+        Ok(claims)
+    }
+
+    /// The full check; with the fetched set that verified the token.
+    async fn check(&self, token: &str) -> Result<(Map<String, Value>, Option<Arc<VerifyingKeys>>)> {
         // `alg: none` and unknown algorithms do not even parse as a header.
         let header = jsonwebtoken::decode_header(token).map_err(|_| refused("malformed"))?;
         let kid = header.kid.as_deref();
         match &self.keys {
-            Keys::Fixed(keys) => self.verify_with(token, header.alg, keys.find(kid)),
+            Keys::Fixed(keys) => Ok((self.verify_with(token, header.alg, keys.find(kid))?, None)),
             Keys::Remote(remote) => {
-                let keys = remote.get(false).await?;
-                if let Some(key) = keys.find(kid) {
-                    return self.verify_with(token, header.alg, Some(key));
+                let mut keys = remote.get(false).await?;
+                if keys.find(kid).is_none() {
+                    // The provider may have rotated: look again (rate-limited like every fetch).
+                    keys = remote.get(true).await?;
                 }
-                // The provider may have rotated: look again (rate-limited like every fetch).
-                let keys = remote.get(true).await?;
-                self.verify_with(token, header.alg, keys.find(kid))
+                let claims = self.verify_with(token, header.alg, keys.find(kid))?;
+                Ok((claims, Some(keys)))
             }
         }
     }
@@ -379,4 +470,74 @@ fn validation(issuer: &str, audience: &str) -> Validation {
     v.validate_nbf = true;
     v.leeway = LEEWAY_SECONDS;
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn remembered(sub: &str, exp: i64, keys: Option<&Arc<VerifyingKeys>>) -> Remembered {
+        let mut claims = Map::new();
+        claims.insert("sub".into(), Value::String(sub.into()));
+        Remembered {
+            claims: Arc::new(claims),
+            exp,
+            keys: keys.cloned(),
+        }
+    }
+
+    fn keys() -> Arc<VerifyingKeys> {
+        Arc::new(VerifyingKeys(Vec::new()))
+    }
+
+    #[test]
+    fn a_verified_token_is_remembered_until_its_exp_and_no_longer() {
+        let verified = Verified::default();
+        let digest = token_digest("a.b.c");
+        verified.put(digest, remembered("u1", 1_000, None), 900);
+        assert_eq!(verified.get(&digest, 999, None).unwrap()["sub"], "u1");
+        assert!(
+            verified.get(&digest, 1_000, None).is_none(),
+            "served at its exp"
+        );
+        assert!(verified.get(&token_digest("a.b.d"), 900, None).is_none());
+    }
+
+    #[test]
+    fn only_while_the_set_that_verified_it_is_the_fresh_one() {
+        let (verified, set, refetched) = (Verified::default(), keys(), keys());
+        let digest = token_digest("a.b.c");
+        verified.put(digest, remembered("u1", 1_000, Some(&set)), 900);
+        assert!(verified.get(&digest, 950, Some(&set)).is_some());
+        // Past the set's TTL (no fresh set), or once it was fetched again: the full check.
+        assert!(verified.get(&digest, 950, None).is_none());
+        assert!(verified.get(&digest, 950, Some(&refetched)).is_none());
+    }
+
+    #[test]
+    fn the_memory_is_bounded() {
+        let verified = Verified::default();
+        for i in 0..MAX_VERIFIED + 5 {
+            verified.put(
+                token_digest(&i.to_string()),
+                remembered("u", 2_000, None),
+                1_000,
+            );
+        }
+        let len = verified.0.lock().unwrap().len();
+        assert!((1..=MAX_VERIFIED).contains(&len), "{len}");
+        // Expired entries are the first to go.
+        let verified = Verified::default();
+        verified.put(token_digest("live"), remembered("u", 5_000, None), 1_000);
+        for i in 1..MAX_VERIFIED {
+            verified.put(
+                token_digest(&i.to_string()),
+                remembered("u", 1_500, None),
+                1_000,
+            );
+        }
+        verified.put(token_digest("new"), remembered("u", 5_000, None), 2_000);
+        assert!(verified.get(&token_digest("live"), 2_000, None).is_some());
+        assert!(verified.get(&token_digest("new"), 2_000, None).is_some());
+    }
 }
