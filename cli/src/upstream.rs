@@ -11,6 +11,7 @@
 use crate::local::JwksSettings;
 use axum::extract::Request;
 use axum::http::header;
+use chat_auth::crypto::sha256;
 use chat_auth_host::{Error, Result};
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
@@ -328,13 +329,6 @@ impl Verified {
     }
 }
 
-fn token_digest(token: &str) -> [u8; 32] {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest.as_ref());
-    out
-}
-
 impl BearerAuth {
     /// Tokens from the development identity provider (also accepted from its cookie).
     pub fn development(issuer: &str, keys: VerifyingKeys) -> Self {
@@ -364,7 +358,7 @@ impl BearerAuth {
     /// The verified claims of `token`, or why it was refused; a token verified before and not
     /// yet expired is answered from memory.
     pub async fn verify(&self, token: &str) -> Result<Claims> {
-        let (digest, now) = (token_digest(token), chat_auth::time::now());
+        let (digest, now) = (sha256(token.as_bytes()), chat_auth::time::now());
         let fresh = match &self.keys {
             Keys::Fixed(_) => None,
             Keys::Remote(remote) => remote.cached(false),
@@ -493,20 +487,24 @@ mod tests {
     #[test]
     fn a_verified_token_is_remembered_until_its_exp_and_no_longer() {
         let verified = Verified::default();
-        let digest = token_digest("a.b.c");
+        let digest = sha256("a.b.c".as_bytes());
         verified.put(digest, remembered("u1", 1_000, None), 900);
         assert_eq!(verified.get(&digest, 999, None).unwrap()["sub"], "u1");
         assert!(
             verified.get(&digest, 1_000, None).is_none(),
             "served at its exp"
         );
-        assert!(verified.get(&token_digest("a.b.d"), 900, None).is_none());
+        assert!(
+            verified
+                .get(&sha256("a.b.d".as_bytes()), 900, None)
+                .is_none()
+        );
     }
 
     #[test]
     fn only_while_the_set_that_verified_it_is_the_fresh_one() {
         let (verified, set, refetched) = (Verified::default(), keys(), keys());
-        let digest = token_digest("a.b.c");
+        let digest = sha256("a.b.c".as_bytes());
         verified.put(digest, remembered("u1", 1_000, Some(&set)), 900);
         assert!(verified.get(&digest, 950, Some(&set)).is_some());
         // Past the set's TTL (no fresh set), or once it was fetched again: the full check.
@@ -519,7 +517,7 @@ mod tests {
         let verified = Verified::default();
         for i in 0..MAX_VERIFIED + 5 {
             verified.put(
-                token_digest(&i.to_string()),
+                sha256(i.to_string().as_bytes()),
                 remembered("u", 2_000, None),
                 1_000,
             );
@@ -528,16 +526,32 @@ mod tests {
         assert!((1..=MAX_VERIFIED).contains(&len), "{len}");
         // Expired entries are the first to go.
         let verified = Verified::default();
-        verified.put(token_digest("live"), remembered("u", 5_000, None), 1_000);
+        verified.put(
+            sha256("live".as_bytes()),
+            remembered("u", 5_000, None),
+            1_000,
+        );
         for i in 1..MAX_VERIFIED {
             verified.put(
-                token_digest(&i.to_string()),
+                sha256(i.to_string().as_bytes()),
                 remembered("u", 1_500, None),
                 1_000,
             );
         }
-        verified.put(token_digest("new"), remembered("u", 5_000, None), 2_000);
-        assert!(verified.get(&token_digest("live"), 2_000, None).is_some());
-        assert!(verified.get(&token_digest("new"), 2_000, None).is_some());
+        verified.put(
+            sha256("new".as_bytes()),
+            remembered("u", 5_000, None),
+            2_000,
+        );
+        assert!(
+            verified
+                .get(&sha256("live".as_bytes()), 2_000, None)
+                .is_some()
+        );
+        assert!(
+            verified
+                .get(&sha256("new".as_bytes()), 2_000, None)
+                .is_some()
+        );
     }
 }

@@ -142,7 +142,7 @@ pub(crate) fn parse_pkcs8(
 /// `EncodingKey`'s bytes, finds the key already parsed.
 pub(crate) fn remember_as(bytes: &[u8], pair: &Arc<KeyPair>) {
     let mut known = PARSED.lock().unwrap_or_else(|e| e.into_inner());
-    file(&mut known, digest(bytes), pair, PARSED_KEYS);
+    file(&mut known, sha256(bytes), pair, PARSED_KEYS);
 }
 
 /// Adds `value` under `id` unless it is there, dropping the oldest entry beyond `bound`.
@@ -156,7 +156,8 @@ fn file<K: PartialEq, V>(known: &mut Vec<(K, Arc<V>)>, id: K, value: &Arc<V>, bo
     known.push((id, value.clone()));
 }
 
-fn digest(bytes: &[u8]) -> [u8; 32] {
+/// SHA-256 of `bytes`: the identity of a parsed key here, of a verified token in the hosts.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     let mut id = [0u8; 32];
     id.copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref());
     id
@@ -166,7 +167,7 @@ fn remembered(
     bytes: &[u8],
     parse: Parse,
 ) -> std::result::Result<Arc<KeyPair>, aws_lc_rs::error::KeyRejected> {
-    let id = digest(bytes);
+    let id = sha256(bytes);
     let parsed = || PARSED.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((_, pair)) = parsed().iter().find(|(known, _)| *known == id) {
         return Ok(pair.clone());
@@ -206,7 +207,7 @@ pub(crate) fn parse_public(key: &DecodingKey) -> Result<Arc<ParsedPublicKey>> {
 
 /// SHA-256 of `bytes` as lowercase hex.
 pub(crate) fn hex_digest(bytes: &[u8]) -> String {
-    digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    sha256(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
