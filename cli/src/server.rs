@@ -84,20 +84,19 @@ async fn authenticate(
     mut req: Request,
     next: Next,
 ) -> Response {
-    let presented = req
-        .headers()
-        .get(ISSUE_KEY_HEADER)
-        .map(|v| v.as_bytes().to_vec());
+    let presented = req.headers().get(ISSUE_KEY_HEADER);
     let caller = match (&auth.issue_key, presented) {
         (Some(key), Some(given)) if req.uri().path() == "/issue" => {
-            if aws_lc_rs::constant_time::verify_slices_are_equal(&given, key.as_bytes()).is_err() {
+            if aws_lc_rs::constant_time::verify_slices_are_equal(given.as_bytes(), key.as_bytes())
+                .is_err()
+            {
                 return Error::IssueKeyRefused.into_response();
             }
             Caller::Backend("local development (issue key)".into())
         }
-        _ => match auth.bearer.token_of(&req).map(str::to_owned) {
+        _ => match auth.bearer.token_of(&req) {
             None => Caller::Anonymous,
-            Some(token) => match auth.bearer.verify(&token).await {
+            Some(token) => match auth.bearer.verify(token).await {
                 Ok(claims) => Caller::User(claims),
                 Err(e) => return e.into_response(),
             },
