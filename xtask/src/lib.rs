@@ -11,6 +11,9 @@
 //! - **lambda**: the function binaries under cargo-lambda's local Lambda runtime, with the file
 //!   ring and with Secrets Manager on moto.
 //!
+//! Under the table, [`cost`] turns mint-token's CPU per warm invocation into GB-seconds and
+//! dollars per million tokens.
+//!
 //! scripts/bench.sh installs the tools and builds the binaries first. Every load targets
 //! 127.0.0.1 and is bounded in time; progress goes to stderr, the table to stdout.
 //!
@@ -19,6 +22,7 @@
 //! subset of `floor,inproc,http,lambda`), `BENCH_NO_ASSERT=1` (print, do not fail).
 
 pub mod client;
+pub mod cost;
 pub mod error;
 pub mod figures;
 pub mod floor;

@@ -7,7 +7,7 @@ use xtask::figures::Figure;
 use xtask::floor::Floors;
 use xtask::goals::{GOALS, Verdict};
 use xtask::settings::{Settings, Workspace};
-use xtask::{client, inproc, lambda, local, note, sys, table};
+use xtask::{client, cost, inproc, lambda, local, note, sys, table};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -75,6 +75,9 @@ fn bench() -> Result<bool> {
         settings.seconds.as_secs()
     );
     println!("{}\n", table::render(&figures, &floors));
+    if let Some(cost) = cost::render(&figures) {
+        println!("{cost}\n");
+    }
 
     let verdicts: Vec<_> = GOALS
         .iter()
