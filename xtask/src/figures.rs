@@ -104,6 +104,8 @@ pub enum Id {
     TokenC1,
     /// Local server, `GET /token`, 16 connections.
     TokenC16,
+    /// The Node.js peer (xtask/peer/jose-server.mjs), `GET /token`, 16 connections.
+    TokenNodeJose,
     /// Local server, `POST /validate`, 16 connections.
     ValidateC16,
     /// Local server, spawn to the first 200 from `/token`.
@@ -140,6 +142,10 @@ impl Id {
             Id::RingParse => "in-process stored ring parse (start, cache refresh)",
             Id::TokenC1 => "HTTP GET /token, 1 core, concurrency 1",
             Id::TokenC16 => "HTTP GET /token, 1 core, concurrency 16",
+            Id::TokenNodeJose => {
+                "Node.js http + jose GET /token, 1 core, concurrency 16 (the peer: one RS256 \
+                 signature, no caller verification)"
+            }
             Id::ValidateC16 => "HTTP POST /validate, 1 core, concurrency 16",
             Id::ColdStartLocal => "cold start, local server: spawn → first 200 from /token",
             Id::PeakRss => "peak RSS of the local server under load (VmHWM)",
@@ -175,7 +181,7 @@ impl Id {
     /// The unit of the figure's value.
     pub const fn unit(self) -> Unit {
         match self {
-            Id::TokenC1 | Id::TokenC16 | Id::ValidateC16 => Unit::PerSecond,
+            Id::TokenC1 | Id::TokenC16 | Id::TokenNodeJose | Id::ValidateC16 => Unit::PerSecond,
             Id::PeakRss => Unit::Bytes,
             Id::SecretsCalls(_) => Unit::PerInvocation,
             _ => Unit::Seconds,
@@ -193,6 +199,7 @@ impl Id {
             | Id::RingParse
             | Id::TokenC1
             | Id::TokenC16
+            | Id::TokenNodeJose
             | Id::WarmCpu(_) => Some(Op::Sign),
             Id::Verify | Id::FullValidation | Id::ValidationReport | Id::ValidateC16 => {
                 Some(Op::Verify)

@@ -14,6 +14,14 @@ pub enum Scale {
     Floor(Op),
     /// The figure itself, in its unit.
     Absolute,
+    /// The figure as a multiple of another figure of the same unit measured in the same run
+    /// (another implementation of the same work, on the same core), named `name` in the table.
+    Peer {
+        /// The peer's figure.
+        figure: Id,
+        /// How the table names it: `1.25× Node jose`.
+        name: &'static str,
+    },
 }
 
 /// The bound.
@@ -32,7 +40,7 @@ pub struct Goal {
     pub name: &'static str,
     /// The figure it is judged on.
     pub measure: Id,
-    /// Ratio to a floor, or absolute.
+    /// Ratio to a floor or to a peer, or absolute.
     pub scale: Scale,
     /// The bound.
     pub bound: Bound,
@@ -128,6 +136,17 @@ pub const GOALS: &[Goal] = &[
         scale: Scale::Floor(Op::Sign),
         bound: Bound::AtMost(0.3),
     },
+    // The peer the issue names: what a plain Node.js server costs for the same token, loaded
+    // right after ours on the same core (it verifies no caller; ours does, mostly cached).
+    Goal {
+        name: "local GET /token (c=16) against the Node.js jose peer",
+        measure: Id::TokenC16,
+        scale: Scale::Peer {
+            figure: Id::TokenNodeJose,
+            name: "Node jose",
+        },
+        bound: Bound::AtLeast(1.2),
+    },
 ];
 
 /// A goal judged.
@@ -138,7 +157,7 @@ pub enum Verdict {
     /// Missed, with the measured value on the goal's scale.
     Missed(f64),
     /// Its figure was not measured (`BENCH_ONLY`, moto missing), or it needs floors and none
-    /// were taken.
+    /// were taken, or its peer was not measured (node or jose missing).
     NotMeasured,
 }
 
@@ -151,6 +170,10 @@ impl Goal {
         let measured = match self.scale {
             Scale::Floor(op) => figure.ratio(op, floors),
             Scale::Absolute => Some(figure.value()),
+            Scale::Peer { figure: peer, .. } => figures
+                .iter()
+                .find(|f| f.id == peer)
+                .map(|p| figure.value() / p.value()),
         };
         match (measured, self.bound) {
             (None, _) => Verdict::NotMeasured,
@@ -160,7 +183,8 @@ impl Goal {
         }
     }
 
-    /// The bound as the table shows it: `≤ 1.10× sign`, `≥ 15,000 req/s`, `≤ 10 ms`.
+    /// The bound as the table shows it: `≤ 1.10× sign`, `≥ 15,000 req/s`, `≤ 10 ms`,
+    /// `≥ 1.20× Node jose`.
     pub fn bound_text(&self) -> String {
         let (relation, b) = match self.bound {
             Bound::AtMost(b) => ("≤", b),
@@ -181,6 +205,7 @@ impl Goal {
                 };
                 format!("{x:.2}× {}{per}", op.name())
             }
+            Scale::Peer { name, .. } => format!("{x:.2}× {name}"),
             Scale::Absolute if round => match self.measure.unit() {
                 Unit::Seconds => format!("{} ms", trimmed(x * 1e3, 3)),
                 Unit::Bytes => format!("{} MiB", trimmed(x / MIB, 1)),

@@ -4,6 +4,9 @@
 //! bearer token against the provider's JWKS and maps three of its claims into `lwicontexts`.
 //! A development-mode `chat-auth` plays the provider, on the load core (it answers the sign-in
 //! and one JWKS fetch per server start). The server gets one tokio worker on the server core.
+//! The Node.js peer ([`peer`]) is loaded right after the server's `/token` at 16 connections.
+
+mod peer;
 
 use crate::client::{Client, Request, Response};
 use crate::error::{Error, Result};
@@ -33,6 +36,9 @@ const LOADS: [(Id, Route, usize); 3] = [
     (Id::TokenC16, Route::Token, 16),
     (Id::ValidateC16, Route::Validate, 16),
 ];
+/// The load the Node.js peer's follows, so that the two are side by side in the table and in
+/// time (the same core, the floor between them).
+const PEER_AFTER: Id = Id::TokenC16;
 
 /// The two routes under load.
 #[derive(Debug, Clone, Copy)]
@@ -130,6 +136,9 @@ pub fn run(
         ))?;
         let cpu = sys::process_cpu(server.pid())? - before;
         figures.push(load_figure(id, &load, cpu, floor)?);
+        if id == PEER_AFTER {
+            figures.extend(peer::run(settings, workspace, client, floors, &token)?);
+        }
     }
     figures.push(memory(server.pid())?);
     drop(server);
