@@ -136,6 +136,42 @@ pub const GOALS: &[Goal] = &[
         scale: Scale::Floor(Op::Sign),
         bound: Bound::AtMost(0.3),
     },
+    Goal {
+        name: "mint-token cold start, file ring",
+        measure: Id::LambdaColdFile(Function::MintToken),
+        scale: Scale::Absolute,
+        bound: Bound::AtMost(0.010),
+    },
+    Goal {
+        name: "mint-token cold start, Secrets Manager (moto)",
+        measure: Id::LambdaColdSecrets(Function::MintToken),
+        scale: Scale::Absolute,
+        bound: Bound::AtMost(0.020),
+    },
+    Goal {
+        name: "validate-token cold start, file ring",
+        measure: Id::LambdaColdFile(Function::ValidateToken),
+        scale: Scale::Absolute,
+        bound: Bound::AtMost(0.010),
+    },
+    Goal {
+        name: "validate-token cold start, Secrets Manager (moto)",
+        measure: Id::LambdaColdSecrets(Function::ValidateToken),
+        scale: Scale::Absolute,
+        bound: Bound::AtMost(0.020),
+    },
+    Goal {
+        name: "public-keys cold start, file ring",
+        measure: Id::LambdaColdFile(Function::PublicKeys),
+        scale: Scale::Absolute,
+        bound: Bound::AtMost(0.010),
+    },
+    Goal {
+        name: "public-keys cold start, Secrets Manager (moto)",
+        measure: Id::LambdaColdSecrets(Function::PublicKeys),
+        scale: Scale::Absolute,
+        bound: Bound::AtMost(0.020),
+    },
     // The peer the issue names: what a plain Node.js server costs for the same token, loaded
     // right after ours on the same core (it verifies no caller; ours does, mostly cached).
     Goal {
