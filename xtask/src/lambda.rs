@@ -117,17 +117,10 @@ impl Host<'_> {
         ));
         let mut rounds = Vec::new();
         for _ in 0..self.settings.cold_runs {
-            let runtime = self.runtime()?;
-            let start = Instant::now();
-            let _process = runtime.start(function, binary, env)?;
-            let answer = runtime.invoke(function, &event(function, token))?;
-            rounds.push(Round {
-                value: start.elapsed().as_secs_f64(),
-                floor: None,
-            });
-            check(function, &answer)?;
+            let started = self.cold_start(function, binary, env, &event(function, token))?;
+            rounds.push(started.round);
             if function == Function::MintToken {
-                *token = body(&answer);
+                *token = body(&started.answer);
             }
         }
         Ok(Figure {
@@ -156,27 +149,21 @@ impl Host<'_> {
             self.settings.cold_runs
         ));
         let event = event(function, token);
-        let mut rounds = Vec::new();
-        let mut started = None;
-        let mut cold_calls = 0;
-        for _ in 0..self.settings.cold_runs.max(1) {
+        let before = moto.requests()?;
+        let mut started = self.cold_start(function, binary, env, &event)?;
+        let mut cold_calls = moto.requests()? - before;
+        let mut rounds = vec![started.round];
+        for _ in 1..self.settings.cold_runs {
             // The previous start's runtime and process stop before the next start.
-            drop(started.take());
-            let runtime = self.runtime()?;
+            drop(started);
             let before = moto.requests()?;
-            let start = Instant::now();
-            let process = runtime.start(function, binary, env)?;
-            check(function, &runtime.invoke(function, &event)?)?;
-            rounds.push(Round {
-                value: start.elapsed().as_secs_f64(),
-                floor: None,
-            });
+            started = self.cold_start(function, binary, env, &event)?;
             cold_calls = moto.requests()? - before;
-            started = Some((runtime, process));
+            rounds.push(started.round);
         }
-        let Some((runtime, process)) = started else {
-            return Err(Error::Setup("no cold start ran".into()));
-        };
+        let ColdStart {
+            process, runtime, ..
+        } = started;
         let before = moto.requests()?;
 
         let cpu = sys::process_cpu(process.pid())?;
@@ -218,6 +205,33 @@ impl Host<'_> {
         ])
     }
 
+    /// One cold start: a fresh runtime, `function` started under it, and `event` invoked; its
+    /// spawn-to-first-answer time, the answer (checked) and the two processes, which stop when
+    /// it is dropped.
+    fn cold_start(
+        &self,
+        function: Function,
+        binary: &Path,
+        env: &[(&str, String)],
+        event: &Value,
+    ) -> Result<ColdStart<'_>> {
+        let runtime = self.runtime()?;
+        let start = Instant::now();
+        let process = runtime.start(function, binary, env)?;
+        let answer = runtime.invoke(function, event)?;
+        let round = Round {
+            value: start.elapsed().as_secs_f64(),
+            floor: None,
+        };
+        check(function, &answer)?;
+        Ok(ColdStart {
+            process,
+            runtime,
+            round,
+            answer,
+        })
+    }
+
     /// A fresh runtime, on the load core: one per function process, so that no invocation
     /// waits in a queue a killed process was polling.
     fn runtime(&self) -> Result<Runtime<'_>> {
@@ -241,6 +255,15 @@ impl Host<'_> {
             _process: process,
         })
     }
+}
+
+/// A function just started cold. The process is dropped (stopped) before its runtime, as a
+/// function stops before the runtime it polls.
+struct ColdStart<'a> {
+    process: Running,
+    runtime: Runtime<'a>,
+    round: Round,
+    answer: Value,
 }
 
 /// One `cargo lambda watch`.
