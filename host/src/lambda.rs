@@ -11,10 +11,71 @@ use chat_auth::config::IdentityConfig;
 use lambda_http::request::RequestContext;
 use serde_json::{Map, Value};
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 /// Serves `router` until the Lambda runtime stops.
 pub async fn serve(router: Router) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     lambda_http::run(router).await
+}
+
+/// The phases of a function's init, in the order they run.
+#[derive(Debug, Clone, Copy)]
+pub enum Phase {
+    /// The log subscriber.
+    Telemetry,
+    /// The environment read into configuration.
+    Config,
+    /// The key store opened and read (for Secrets Manager, the SDK's setup and the fetch).
+    Store,
+    /// The router and its state built.
+    App,
+}
+
+/// Times a cold start's init phase by phase and logs it as one `init done` line at the end.
+/// Lambda's REPORT line gives only the total Init Duration, and a slow cold start is nearly
+/// always one phase (the secret fetch); the line also carries the wall-clock time `main` began,
+/// so that whoever spawned the process can tell the time before `main` (exec, dynamic linking,
+/// the tokio runtime) from the rest.
+#[derive(Debug)]
+pub struct InitClock {
+    began: SystemTime,
+    mark: Instant,
+    phases: [Duration; 4],
+}
+
+impl InitClock {
+    /// Starts the clock: the first line of `main`.
+    pub fn start() -> Self {
+        InitClock {
+            began: SystemTime::now(),
+            mark: Instant::now(),
+            phases: [Duration::ZERO; 4],
+        }
+    }
+
+    /// Ends `phase`: the time since the previous phase ended (or the clock started).
+    pub fn end(&mut self, phase: Phase) {
+        let now = Instant::now();
+        self.phases[phase as usize] += now - self.mark;
+        self.mark = now;
+    }
+
+    /// Logs the phases in microseconds (a phase a function does not have is 0).
+    pub fn log(self) {
+        let [telemetry_us, config_us, store_us, app_us] = self.phases.map(|d| d.as_micros() as u64);
+        let began_unix_us = self
+            .began
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        tracing::info!(
+            began_unix_us,
+            telemetry_us,
+            config_us,
+            store_us,
+            app_us,
+            "init done"
+        );
+    }
 }
 
 /// The Lambda host's authenticate layer over `router`. The HTTP API JWT authorizer's claims

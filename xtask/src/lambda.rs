@@ -20,6 +20,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
+mod init;
+use init::Breakdown;
+
 /// Warm invocations run this long per function.
 const WARM: Duration = Duration::from_secs(5);
 /// The secrets the ring and the public keys are stored in.
@@ -115,17 +118,18 @@ impl Host<'_> {
             function.name(),
             self.settings.cold_runs
         ));
-        let mut rounds = Vec::new();
+        let (mut rounds, mut inits) = (Vec::new(), Vec::new());
         for _ in 0..self.settings.cold_runs {
             let started = self.cold_start(function, binary, env, &event(function, token))?;
             rounds.push(started.round);
+            inits.push(started.init);
             if function == Function::MintToken {
                 *token = body(&started.answer);
             }
         }
         Ok(Figure {
             id: Id::LambdaColdFile(function),
-            detail: spread(&rounds),
+            detail: format!("{}; {}", spread(&rounds), Breakdown::medians(&inits)),
             rounds,
         })
     }
@@ -153,6 +157,7 @@ impl Host<'_> {
         let mut started = self.cold_start(function, binary, env, &event)?;
         let mut cold_calls = moto.requests()? - before;
         let mut rounds = vec![started.round];
+        let mut inits = vec![started.init.clone()];
         for _ in 1..self.settings.cold_runs {
             // The previous start's runtime and process stop before the next start.
             drop(started);
@@ -160,6 +165,7 @@ impl Host<'_> {
             started = self.cold_start(function, binary, env, &event)?;
             cold_calls = moto.requests()? - before;
             rounds.push(started.round);
+            inits.push(started.init.clone());
         }
         let ColdStart {
             process, runtime, ..
@@ -181,8 +187,9 @@ impl Host<'_> {
             Figure {
                 id: Id::LambdaColdSecrets(function),
                 detail: format!(
-                    "{}; Secrets Manager calls at start: {cold_calls}",
-                    spread(&rounds)
+                    "{}; Secrets Manager calls at start: {cold_calls}; {}",
+                    spread(&rounds),
+                    Breakdown::medians(&inits)
                 ),
                 rounds,
             },
@@ -206,8 +213,8 @@ impl Host<'_> {
     }
 
     /// One cold start: a fresh runtime, `function` started under it, and `event` invoked; its
-    /// spawn-to-first-answer time, the answer (checked) and the two processes, which stop when
-    /// it is dropped.
+    /// spawn-to-first-answer time and where it went, the answer (checked) and the two
+    /// processes, which stop when it is dropped.
     fn cold_start(
         &self,
         function: Function,
@@ -216,7 +223,7 @@ impl Host<'_> {
         event: &Value,
     ) -> Result<ColdStart<'_>> {
         let runtime = self.runtime()?;
-        let start = Instant::now();
+        let (spawned, start) = (SystemTime::now(), Instant::now());
         let process = runtime.start(function, binary, env)?;
         let answer = runtime.invoke(function, event)?;
         let round = Round {
@@ -224,10 +231,13 @@ impl Host<'_> {
             floor: None,
         };
         check(function, &answer)?;
+        let log = self.workspace.log(function.name());
+        let init = Breakdown::read(&log, spawned, round.value)?;
         Ok(ColdStart {
             process,
             runtime,
             round,
+            init,
             answer,
         })
     }
@@ -263,6 +273,7 @@ struct ColdStart<'a> {
     process: Running,
     runtime: Runtime<'a>,
     round: Round,
+    init: Breakdown,
     answer: Value,
 }
 

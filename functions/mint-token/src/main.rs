@@ -3,14 +3,22 @@
 
 use chat_auth::Section;
 use chat_auth::config::{StoreConfig, TelemetryConfig};
+use chat_auth_host::lambda::{InitClock, Phase};
 use mint_token::MintConfig;
 
 // One thread: Lambda sends one invocation at a time, and a multi-thread runtime only adds
 // hand-offs between its workers to each one.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let mut init = InitClock::start();
     chat_auth_host::telemetry::init(&TelemetryConfig::from_env()?);
-    let config = MintConfig::from_env()?;
-    let store = chat_auth_aws::AnyStore::open(&StoreConfig::from_env()?, true).await?;
-    chat_auth_host::lambda::serve(mint_token::lambda_app(&config, store)).await
+    init.end(Phase::Telemetry);
+    let (config, store_config) = (MintConfig::from_env()?, StoreConfig::from_env()?);
+    init.end(Phase::Config);
+    let store = chat_auth_aws::AnyStore::open(&store_config, true).await?;
+    init.end(Phase::Store);
+    let app = mint_token::lambda_app(&config, store);
+    init.end(Phase::App);
+    init.log();
+    chat_auth_host::lambda::serve(app).await
 }

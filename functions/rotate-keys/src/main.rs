@@ -5,6 +5,7 @@ use chat_auth::Section;
 use chat_auth::config::{RingConfig, StoreConfig, TelemetryConfig};
 use chat_auth_aws::SecretsManagerStore;
 use chat_auth_aws::rotation::Rotator;
+use chat_auth_host::lambda::{InitClock, Phase};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 
@@ -12,10 +13,16 @@ use serde_json::Value;
 // hand-offs between its workers to each one.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
+    let mut init = InitClock::start();
     chat_auth_host::telemetry::init(&TelemetryConfig::from_env()?);
-    let ring = RingConfig::from_env()?;
-    let store = SecretsManagerStore::for_rotation(&StoreConfig::from_env()?).await?;
+    init.end(Phase::Telemetry);
+    let (ring, store_config) = (RingConfig::from_env()?, StoreConfig::from_env()?);
+    init.end(Phase::Config);
+    let store = SecretsManagerStore::for_rotation(&store_config).await?;
+    init.end(Phase::Store);
     let rotator = Rotator::new(store, ring.lifecycle());
+    init.end(Phase::App);
+    init.log();
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         rotate_keys::handle(&rotator, event.payload, chat_auth::time::now())
     }))

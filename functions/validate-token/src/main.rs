@@ -3,15 +3,24 @@
 
 use chat_auth::config::{KeyCacheConfig, StoreConfig, TelemetryConfig};
 use chat_auth::{Section, TokenPolicy};
+use chat_auth_host::lambda::{InitClock, Phase};
 use std::sync::Arc;
 
 // One thread: Lambda sends one invocation at a time, and a multi-thread runtime only adds
 // hand-offs between its workers to each one.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let mut init = InitClock::start();
     chat_auth_host::telemetry::init(&TelemetryConfig::from_env()?);
+    init.end(Phase::Telemetry);
     let (tokens, keys) = (TokenPolicy::from_env()?, KeyCacheConfig::from_env()?);
-    let store = chat_auth_aws::AnyStore::open(&StoreConfig::from_env()?, false).await?;
+    let store_config = StoreConfig::from_env()?;
+    init.end(Phase::Config);
+    let store = chat_auth_aws::AnyStore::open(&store_config, false).await?;
+    init.end(Phase::Store);
     let state = Arc::new(validate_token::ValidateState::new(&tokens, &keys, store));
-    chat_auth_host::lambda::serve(chat_auth_host::http::finish(validate_token::router(state))).await
+    let app = chat_auth_host::http::finish(validate_token::router(state));
+    init.end(Phase::App);
+    init.log();
+    chat_auth_host::lambda::serve(app).await
 }
