@@ -120,6 +120,10 @@ pub enum Id {
     WarmCpu(Function),
     /// Secrets Manager calls per warm invocation of a function.
     SecretsCalls(Function),
+    /// The largest function's peak resident memory over its warm invocations.
+    FunctionRss,
+    /// The largest of the deployed functions' zips (the binary as `bootstrap`, deflated).
+    LambdaZip,
 }
 
 impl Id {
@@ -149,6 +153,11 @@ impl Id {
             Id::ValidateC16 => "HTTP POST /validate, 1 core, concurrency 16",
             Id::ColdStartLocal => "cold start, local server: spawn → first 200 from /token",
             Id::PeakRss => "peak RSS of the local server under load (VmHWM)",
+            Id::FunctionRss => "peak RSS of the largest function over its warm invocations (VmHWM)",
+            Id::LambdaZip => {
+                "Lambda zip of the largest function (x86_64 release binary, stripped, as \
+                 `bootstrap`, deflated)"
+            }
             Id::LambdaColdFile(f) => {
                 return format!(
                     "cold start, {} under cargo-lambda's local runtime, file ring: spawn → \
@@ -182,7 +191,7 @@ impl Id {
     pub const fn unit(self) -> Unit {
         match self {
             Id::TokenC1 | Id::TokenC16 | Id::TokenNodeJose | Id::ValidateC16 => Unit::PerSecond,
-            Id::PeakRss => Unit::Bytes,
+            Id::PeakRss | Id::FunctionRss | Id::LambdaZip => Unit::Bytes,
             Id::SecretsCalls(_) => Unit::PerInvocation,
             _ => Unit::Seconds,
         }

@@ -172,6 +172,18 @@ pub const GOALS: &[Goal] = &[
         scale: Scale::Absolute,
         bound: Bound::AtMost(0.020),
     },
+    Goal {
+        name: "each function's peak RSS",
+        measure: Id::FunctionRss,
+        scale: Scale::Absolute,
+        bound: Bound::AtMost(16.0 * MIB),
+    },
+    Goal {
+        name: "each Lambda zip",
+        measure: Id::LambdaZip,
+        scale: Scale::Absolute,
+        bound: Bound::AtMost(8.0 * MIB),
+    },
     // The peer the issue names: what a plain Node.js server costs for the same token, loaded
     // right after ours on the same core (it verifies no caller; ours does, mostly cached).
     Goal {

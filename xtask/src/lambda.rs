@@ -15,6 +15,7 @@ use crate::table::{duration, mib, spread, thousands};
 use base64::Engine;
 use hyper::header::HeaderName;
 use serde_json::{Value, json};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,6 +26,14 @@ use init::Breakdown;
 
 /// Warm invocations run this long per function.
 const WARM: Duration = Duration::from_secs(5);
+/// Every function template.yaml deploys, by binary name.
+const DEPLOYED: [&str; 5] = [
+    "mint-token",
+    "validate-token",
+    "public-keys",
+    "provider-script",
+    "rotate-keys",
+];
 /// The secrets the ring and the public keys are stored in.
 const SIGNING_SECRET: &str = "bench/signing";
 const PUBLIC_SECRET: &str = "bench/public";
@@ -59,7 +68,7 @@ pub fn run(
         ("CHAT_AUTH_DATA_DIR", ring.display().to_string()),
         ("CHAT_AUTH_CONTEXT_CLAIMS", CONTEXT_CLAIMS.to_owned()),
     ];
-    let mut figures = Vec::new();
+    let mut figures = vec![zips(workspace)?];
     let mut token = String::new();
     for (function, binary) in &functions {
         figures.push(host.cold_starts(*function, binary, &file_env, &mut token)?);
@@ -88,11 +97,46 @@ pub fn run(
         ("CHAT_AUTH_PUBLIC_KEYS_SECRET_ID", PUBLIC_SECRET.into()),
         ("CHAT_AUTH_CONTEXT_CLAIMS", CONTEXT_CLAIMS.into()),
     ];
+    let mut peaks = Vec::new();
     for (function, binary) in &functions {
         let floor = floors.take()?;
-        figures.extend(host.warm(&moto, *function, binary, &store_env, &token, floor)?);
+        let (warm, peak) = host.warm(&moto, *function, binary, &store_env, &token, floor)?;
+        figures.extend(warm);
+        peaks.push((function.name(), peak));
     }
+    figures.push(largest(Id::FunctionRss, &peaks));
     Ok(figures)
+}
+
+/// Each deployed function zipped as a deploy zips it (the stripped release binary as
+/// `bootstrap`, deflated, mode 755), in memory; the largest is the figure.
+fn zips(workspace: &Workspace) -> Result<Figure> {
+    let mut sizes = Vec::new();
+    for name in DEPLOYED {
+        let binary = workspace.binary(name)?;
+        let bytes = std::fs::read(&binary).map_err(|e| Error::file(&binary, e))?;
+        let zip_error = |e: zip::result::ZipError| Error::io(format!("zipping {name}"), e.into());
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .unix_permissions(0o755);
+        zip.start_file("bootstrap", options).map_err(zip_error)?;
+        zip.write_all(&bytes)
+            .map_err(|e| Error::io(format!("zipping {name}"), e))?;
+        let zipped = zip.finish().map_err(zip_error)?.into_inner().len();
+        sizes.push((name, zipped as f64));
+    }
+    Ok(largest(Id::LambdaZip, &sizes))
+}
+
+/// A figure of the largest of `sizes` (bytes by function), listing them all.
+fn largest(id: Id, sizes: &[(&str, f64)]) -> Figure {
+    let value = sizes.iter().map(|(_, b)| *b).fold(0.0, f64::max);
+    let all: Vec<String> = sizes
+        .iter()
+        .map(|(name, bytes)| format!("{name} {}", mib(*bytes)))
+        .collect();
+    Figure::single(id, value, None, all.join(", "))
 }
 
 /// What starting runtimes and functions needs.
@@ -136,7 +180,7 @@ impl Host<'_> {
 
     /// With the Secrets Manager store: `BENCH_COLD_RUNS` cold starts (one alone varies from 15
     /// to 36 ms), the last of which then serves [`WARM`] of warm invocations: the function's CPU
-    /// per invocation and the Secrets Manager calls moto saw.
+    /// per invocation and the Secrets Manager calls moto saw; and its peak RSS in bytes.
     fn warm(
         &self,
         moto: &Moto<'_>,
@@ -145,7 +189,7 @@ impl Host<'_> {
         env: &[(&str, String)],
         token: &str,
         floor: Option<usize>,
-    ) -> Result<[Figure; 3]> {
+    ) -> Result<([Figure; 3], f64)> {
         crate::note(format!(
             "Lambda: {}, Secrets Manager store (moto), {} cold starts, then {WARM:?} of warm \
              invocations",
@@ -183,7 +227,7 @@ impl Host<'_> {
         let peak = sys::status_bytes(process.pid(), "VmHWM")?;
         let warm_calls = moto.requests()? - before;
         let invocations = thousands(warm as f64);
-        Ok([
+        let figures = [
             Figure {
                 id: Id::LambdaColdSecrets(function),
                 detail: format!(
@@ -209,7 +253,8 @@ impl Host<'_> {
                 None,
                 format!("{warm_calls} calls over {invocations} warm invocations"),
             ),
-        ])
+        ];
+        Ok((figures, peak))
     }
 
     /// One cold start: a fresh runtime, `function` started under it, and `event` invoked; its
