@@ -1,7 +1,8 @@
 //! The function binaries as deployed, under cargo-lambda's local Lambda runtime (`cargo lambda
 //! watch --only-lambda-apis`, the one the tests use): cold starts with the file ring, then the
 //! Secrets Manager store on moto, whose request log counts the calls a function makes over
-//! warm invocations, and the function's CPU per warm invocation.
+//! warm invocations, and the function's CPU per warm invocation. Before them, the size of each
+//! deployed function's zip; with each cold start, where its time went ([`init`]).
 
 use crate::client::{Client, Request};
 use crate::error::{Error, Result};
