@@ -46,8 +46,9 @@ pub fn run(
     client: &Client,
     floors: &mut Floors,
 ) -> Result<Vec<Figure>> {
-    let cargo_lambda = std::env::var_os("CARGO_LAMBDA")
-        .map(PathBuf::from)
+    let cargo_lambda = settings
+        .cargo_lambda
+        .clone()
         .or_else(|| workspace.tool("lambda-venv/bin/cargo-lambda"))
         .ok_or_else(|| {
             Error::Setup("cargo-lambda is missing (scripts/install-cargo-lambda.sh)".into())

@@ -19,7 +19,8 @@
 //!
 //! Environment: `BENCH_SECONDS` (10) per HTTP load, `BENCH_SERVER_CORE` / `BENCH_LOAD_CORE`
 //! (the first two allowed cores), `BENCH_COLD_RUNS` (10), `BENCH_ONLY` (a comma-separated
-//! subset of `floor,inproc,http,lambda`), `BENCH_NO_ASSERT=1` (print, do not fail).
+//! subset of `floor,inproc,http,lambda`), `BENCH_NO_ASSERT=1` (print, do not fail),
+//! `CARGO_LAMBDA` (a cargo-lambda binary other than the one scripts/bench.sh installs).
 
 pub mod client;
 pub mod cost;
