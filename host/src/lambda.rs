@@ -25,7 +25,8 @@ pub enum Phase {
     Telemetry,
     /// The environment read into configuration.
     Config,
-    /// The key store opened and read (for Secrets Manager, the SDK's setup and the fetch).
+    /// The key store opened (for Secrets Manager, the SDK's set-up: the key cache fetches the
+    /// secret on first use, in the first invocation).
     Store,
     /// The router and its state built.
     App,

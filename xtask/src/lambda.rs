@@ -16,7 +16,6 @@ use crate::table::{duration, mib, spread, thousands};
 use base64::Engine;
 use hyper::header::HeaderName;
 use serde_json::{Value, json};
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -116,15 +115,14 @@ fn zips(workspace: &Workspace) -> Result<Figure> {
     let mut sizes = Vec::new();
     for name in DEPLOYED {
         let binary = workspace.binary(name)?;
-        let bytes = std::fs::read(&binary).map_err(|e| Error::file(&binary, e))?;
+        let mut file = std::fs::File::open(&binary).map_err(|e| Error::file(&binary, e))?;
         let zip_error = |e: zip::result::ZipError| Error::io(format!("zipping {name}"), e.into());
         let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         let options = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Deflated)
             .unix_permissions(0o755);
         zip.start_file("bootstrap", options).map_err(zip_error)?;
-        zip.write_all(&bytes)
-            .map_err(|e| Error::io(format!("zipping {name}"), e))?;
+        std::io::copy(&mut file, &mut zip).map_err(|e| Error::file(&binary, e))?;
         let zipped = zip.finish().map_err(zip_error)?.into_inner().len();
         sizes.push((name, zipped as f64));
     }
@@ -203,7 +201,7 @@ impl Host<'_> {
         let mut started = self.cold_start(function, binary, env, &event)?;
         let mut cold_calls = moto.requests()? - before;
         let mut rounds = vec![started.round];
-        let mut inits = vec![started.init.clone()];
+        let mut inits = vec![started.init];
         for _ in 1..self.settings.cold_runs {
             // The previous start's runtime and process stop before the next start.
             drop(started);
@@ -211,7 +209,7 @@ impl Host<'_> {
             started = self.cold_start(function, binary, env, &event)?;
             cold_calls = moto.requests()? - before;
             rounds.push(started.round);
-            inits.push(started.init.clone());
+            inits.push(started.init);
         }
         let ColdStart {
             process, runtime, ..

@@ -23,12 +23,13 @@ const PARTS: [&str; 6] = [
 const PHASES: [&str; 4] = ["telemetry_us", "config_us", "store_us", "app_us"];
 
 /// One cold start, in seconds per part of [`PARTS`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Breakdown([f64; 6]);
 
 impl Breakdown {
-    /// From the last `init done` line in `log` (the function's output), the time it was
-    /// spawned and its spawn-to-first-answer `total` in seconds.
+    /// From the last `init done` line in `log` (the function's output, appended to by every
+    /// start), the time it was spawned and its spawn-to-first-answer `total` in seconds. A last
+    /// line from before the spawn is an earlier start's: this one logged none.
     pub fn read(log: &Path, spawned: SystemTime, total: f64) -> Result<Breakdown> {
         let text = std::fs::read_to_string(log).map_err(|e| Error::file(log, e))?;
         let line = text
@@ -49,9 +50,15 @@ impl Breakdown {
                 .and_then(|value| value.parse().ok())
                 .ok_or_else(|| Error::Answer(format!("`{name}` missing from `{line}`")))
         };
-        let before_main = field("began_unix_us")? as i64 - spawned_unix_us as i64;
+        let began = field("began_unix_us")?;
+        if began < spawned_unix_us {
+            return Err(Error::Answer(format!(
+                "the last `init done` line began before this start was spawned (an earlier \
+                 start's): `{line}`"
+            )));
+        }
         let mut parts = [0.0; 6];
-        parts[0] = before_main as f64 / 1e6;
+        parts[0] = (began - spawned_unix_us) as f64 / 1e6;
         for (part, name) in parts[1..5].iter_mut().zip(PHASES) {
             *part = field(name)? as f64 / 1e6;
         }
@@ -93,5 +100,12 @@ mod tests {
         let line = LINE.replace("store_us=2000 ", "");
         let error = Breakdown::from_line(&line, 1_796_302_800_000_000, 0.005).unwrap_err();
         assert!(error.to_string().contains("store_us"), "{error}");
+    }
+
+    #[test]
+    fn an_earlier_starts_line_is_not_this_starts() {
+        // Spawned 1 ms after the line's `main` began: the line is a previous process's.
+        let error = Breakdown::from_line(LINE, 1_796_302_800_001_900, 0.005).unwrap_err();
+        assert!(error.to_string().contains("earlier"), "{error}");
     }
 }
