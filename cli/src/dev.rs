@@ -3,8 +3,9 @@
 //! loopback, only for requests addressed to a loopback host (see [`crate::server`]).
 
 use crate::upstream::{BearerAuth, DEV_COOKIE, VerifyingKeys};
-use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{Next, from_fn};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -108,14 +109,64 @@ pub struct SignIn {
 
 /// The demo page, the widget stand-in, sign-in and sign-out, and the demo JWKS.
 pub fn router(idp: Arc<DevIdp>) -> Router {
+    let session = Router::new()
+        .route("/dev/sign-in", post(sign_in))
+        .route("/dev/sign-out", post(sign_out))
+        .route_layer(from_fn(same_origin_only));
     Router::new()
         .route("/", get(|| async { Html(INDEX) }))
         .route("/dev/lcw-standin.js", get(standin))
-        .route("/dev/sign-in", post(sign_in))
-        .route("/dev/sign-out", post(sign_out))
         .route("/dev/jwks.json", get(jwks))
+        .merge(session)
         .with_state(idp)
 }
+
+/// Sign-in and sign-out change the browser's session cookie, so only the demo page (this
+/// server's own origin) may call them. A page on another site can post a form here without
+/// any CORS preflight, and the browser keeps the answer's cookie: that is login CSRF (the
+/// victim then chats as whoever the other site signed in). The `Host` is loopback by the time
+/// this runs ([`crate::server`] checks it first).
+async fn same_origin_only(req: Request, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .unwrap_or_default();
+    if is_cross_origin(req.headers(), host) {
+        return chat_auth_host::Error::OriginNotAllowed.into_response();
+    }
+    next.run(req).await
+}
+
+/// True when the browser says the request comes from another origin than the one it is
+/// addressed to: an `Origin` that is not `Host`'s (`null` included), a `Sec-Fetch-Site` other
+/// than `same-origin` or `none`, or, with no `Origin`, a `Referer` from elsewhere. A client
+/// that sends none of these (curl, a test, a backend) is not a browser and cannot be tricked
+/// into carrying someone's cookie.
+///
+/// The scheme is not compared: this server speaks plain HTTP, but a local TLS proxy in front
+/// of it passes `Host` through, and what keeps another site out is its host and port.
+fn is_cross_origin(headers: &HeaderMap, host: &str) -> bool {
+    let text = |name: HeaderName| headers.get(name).map(|v| v.to_str().unwrap_or_default());
+    let from_elsewhere = |url: &str| {
+        let rest = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"));
+        let authority = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or_default());
+        !authority.is_some_and(|a| !a.is_empty() && a.eq_ignore_ascii_case(host))
+    };
+    if text(header::ORIGIN).is_some_and(from_elsewhere) {
+        return true;
+    }
+    if text(SEC_FETCH_SITE).is_some_and(|site| !matches!(site, "same-origin" | "none")) {
+        return true;
+    }
+    text(header::ORIGIN).is_none() && text(header::REFERER).is_some_and(from_elsewhere)
+}
+
+/// The Fetch Metadata header a browser sends with every request it makes.
+const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
 
 async fn standin() -> Response {
     (

@@ -323,3 +323,63 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
         String::from_utf8_lossy(&rest).lines().next()
     );
 }
+
+/// GIVEN development mode's demo sign-in, WHEN a page on another site posts to it (a form
+/// needs no CORS preflight, and the answer's cookie is kept all the same), THEN it is refused:
+/// that is login CSRF, the victim would chat as whoever the other site chose. Sign-out is
+/// guarded alike. Same-origin requests (the demo page) and clients that send no browser
+/// headers (curl, the tests) keep working.
+#[tokio::test]
+async fn dev_sign_in_and_sign_out_refuse_cross_site_requests() {
+    let server = start(&[]).await;
+    let own = format!("http://{}", server.addr);
+    let post = |path: &str, headers: &[(&str, &str)]| {
+        let mut r = client()
+            .post(server.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("sub={CONTACT}"));
+        for (name, value) in headers {
+            r = r.header(*name, *value);
+        }
+        r.send()
+    };
+    let cross_site: [&[(&str, &str)]; 6] = [
+        &[("origin", "https://evil.example")],
+        &[("origin", "null")],
+        &[("origin", "http://localhost.evil.example")],
+        &[("sec-fetch-site", "cross-site")],
+        &[("sec-fetch-site", "same-site")],
+        &[("referer", "https://evil.example/login-csrf.html")],
+    ];
+    for path in ["/dev/sign-in", "/dev/sign-out"] {
+        for headers in cross_site {
+            let r = post(path, headers).await.unwrap();
+            assert_eq!(r.status(), 403, "{path} {headers:?}");
+            assert!(
+                r.headers().get("set-cookie").is_none(),
+                "{path} {headers:?}"
+            );
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(
+                body["error"]["code"], "origin_not_allowed",
+                "{path} {headers:?}: {body}"
+            );
+            assert!(body["error"]["message"].is_string(), "{body}");
+        }
+    }
+
+    // What Chromium sends for the demo page's own fetch, and what curl sends.
+    let referer = format!("{own}/");
+    let same_origin = [
+        ("origin", own.as_str()),
+        ("sec-fetch-site", "same-origin"),
+        ("referer", referer.as_str()),
+    ];
+    for headers in [&same_origin[..], &[]] {
+        let r = post("/dev/sign-in", headers).await.unwrap();
+        assert_eq!(r.status(), 200, "{headers:?}");
+        assert!(r.headers().get("set-cookie").is_some());
+        let r = post("/dev/sign-out", headers).await.unwrap();
+        assert_eq!(r.status(), 204, "{headers:?}");
+    }
+}
