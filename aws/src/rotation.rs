@@ -63,6 +63,8 @@ pub enum Outcome {
         token: String,
         /// Why promotion waits.
         why: String,
+        /// Seconds the key that keeps signing has signed (an alarm's view of a stuck rotation).
+        signing_key_age: i64,
     },
     /// An emergency revocation dropped a key.
     Revoked {
@@ -90,7 +92,7 @@ impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Outcome::Done { step, token } => write!(f, "{step:?} done for version {token}"),
-            Outcome::Deferred { token, why } => write!(
+            Outcome::Deferred { token, why, .. } => write!(
                 f,
                 "{:?} done for version {token}; promotion deferred: {why}",
                 Step::Create
@@ -130,8 +132,14 @@ impl Rotator {
             } => {
                 let step = parse_step(&step)?;
                 let outcome = self.step(&secret_id, &token, step, now).await?;
-                Ok(match outcome.and_then(|r| r.deferred) {
-                    Some(why) => Outcome::Deferred { token, why },
+                let deferred =
+                    outcome.and_then(|r| Some((r.deferred?, now - r.ring.current.times.activates)));
+                Ok(match deferred {
+                    Some((why, signing_key_age)) => Outcome::Deferred {
+                        token,
+                        why,
+                        signing_key_age,
+                    },
                     None => Outcome::Done { step, token },
                 })
             }

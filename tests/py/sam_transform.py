@@ -4,6 +4,10 @@ the dependency cycles CloudFormation would refuse ("Circular dependency between 
 
 Usage: python sam_transform.py TEMPLATE [--json] -> exit 0 and the resource count (with --json,
 the transformed template) on stdout, or exit 1 with the causes on stderr.
+
+python sam_transform.py --actions SERVICE -> every IAM action of SERVICE (e.g. secretsmanager,
+kms) as a JSON list, from the copy of AWS's service authorization data that cfn-lint ships: what
+tests/tests/template.rs expands policy wildcards over and checks its list of write APIs against.
 """
 import json
 import os
@@ -98,6 +102,15 @@ def cycle(resources):
     return None
 
 
+def actions(service):
+    """SERVICE's IAM actions, lower case, as `service:action`."""
+    from cfnlint.data import AdditionalSpecs
+    from cfnlint.helpers import load_resource
+
+    known = load_resource(AdditionalSpecs, "Policies.json")[service]["Actions"]
+    return sorted(f"{service}:{action}" for action in known)
+
+
 def main(path, as_json=False):
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     with open(path, encoding="utf-8") as f:
@@ -117,4 +130,7 @@ def main(path, as_json=False):
 
 
 if __name__ == "__main__":
+    if sys.argv[1] == "--actions":
+        print(json.dumps(actions(sys.argv[2])))
+        sys.exit(0)
     sys.exit(main(sys.argv[1], "--json" in sys.argv[2:]))

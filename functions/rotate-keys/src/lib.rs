@@ -14,6 +14,20 @@ pub async fn handle(rotator: &Rotator, payload: Value, now: i64) -> Result<Value
     let outcome = rotator.handle(invocation, now).await;
     let label = outcome.as_ref().map_or("failed", Outcome::label);
     chat_auth_host::telemetry::metrics(&[("RotationSteps", 1.0, "Count")], &[("Outcome", label)]);
+    if let Ok(Outcome::Deferred {
+        signing_key_age, ..
+    }) = &outcome
+    {
+        // template.yaml's RotationDeferredAlarm: a deferral that leaves an old key signing.
+        chat_auth_host::telemetry::metrics(
+            &[(
+                "DeferredSigningKeyAgeSeconds",
+                *signing_key_age as f64,
+                "Seconds",
+            )],
+            &[],
+        );
+    }
     match outcome {
         Ok(outcome) => {
             tracing::info!(%outcome, "rotation step succeeded");
