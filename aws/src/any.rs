@@ -1,6 +1,6 @@
 use crate::SecretsManagerStore;
 use chat_auth::config::StoreConfig;
-use chat_auth::store::{KeyStore, PublicKeySource, RingSource, Stage};
+use chat_auth::store::{Basis, KeyStore, PublicKeySource, RingSource, Stage};
 use chat_auth::{PublicKeySet, Result, RingState};
 use chat_auth_host::FileStore;
 
@@ -69,8 +69,8 @@ impl KeyStore for AnyStore {
         either!(self, s => s.save_ring(base, ring))
     }
 
-    async fn publish(&self, set: &PublicKeySet) -> Result<()> {
-        either!(self, s => s.publish(set))
+    async fn publish(&self, basis: &Basis, set: &PublicKeySet) -> Result<()> {
+        either!(self, s => s.publish(basis, set))
     }
 
     async fn stage(&self, id: &str) -> Result<Stage> {
@@ -79,6 +79,10 @@ impl KeyStore for AnyStore {
 
     async fn load_pending(&self, id: &str) -> Result<Option<RingState>> {
         either!(self, s => s.load_pending(id))
+    }
+
+    async fn load_any_pending(&self) -> Result<Option<RingState>> {
+        either!(self, s => s.load_any_pending())
     }
 
     async fn put_pending(&self, id: &str, ring: &RingState) -> Result<()> {

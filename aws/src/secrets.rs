@@ -1,7 +1,7 @@
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use chat_auth::config::StoreConfig;
-use chat_auth::store::{KeyStore, PublicKeySource, RingSource, Stage};
+use chat_auth::store::{Basis, KeyStore, PublicKeySource, RingSource, Slots, Stage};
 use chat_auth::{Error, PublicKeySet, Result, RingState};
 use std::collections::HashMap;
 
@@ -166,6 +166,15 @@ impl SecretsManagerStore {
         ))
     }
 
+    /// [`Slots::check_publication`] against the stored rings and `published`.
+    async fn check_basis(&self, basis: &Basis, published: Option<&PublicKeySet>) -> Result<()> {
+        Slots {
+            current: self.load_ring().await?,
+            pending: self.load_any_pending().await?,
+        }
+        .check_publication(published, basis)
+    }
+
     /// Moves `stage` to `to` (removing it from `from`), or removes it from `from` alone.
     pub async fn move_stage(
         &self,
@@ -280,6 +289,10 @@ impl KeyStore for SecretsManagerStore {
         self.ring(self.signing()?, PENDING, Some(id)).await
     }
 
+    async fn load_any_pending(&self) -> Result<Option<RingState>> {
+        self.ring(self.signing()?, PENDING, None).await
+    }
+
     async fn put_pending(&self, id: &str, ring: &RingState) -> Result<()> {
         self.put_ring(self.signing()?, id, ring, &[PENDING]).await
     }
@@ -303,12 +316,14 @@ impl KeyStore for SecretsManagerStore {
         self.move_stage(secret, PENDING, None, Some(id)).await
     }
 
-    /// Publishes a new version unless the set is already current (so repeated steps do not
-    /// pile up versions).
-    async fn publish(&self, set: &PublicKeySet) -> Result<()> {
-        if self.load_public().await?.as_ref() == Some(set) {
-            return Ok(());
-        }
+    /// Secrets Manager has no conditional write, so the basis is checked both before and after
+    /// the write. A writer that overtook this one in between (only rotate-keys may write, so
+    /// another of its invocations) is then seen afterwards, and the conflict makes the protocol
+    /// republish from the ring as it is now: a stale set can be visible for a round trip, never
+    /// left behind.
+    async fn publish(&self, basis: &Basis, set: &PublicKeySet) -> Result<()> {
+        self.check_basis(basis, self.load_public().await?.as_ref())
+            .await?;
         let json = String::from_utf8(set.to_json()).map_err(|_| Error::Crypto("set encoding"))?;
         self.client
             .put_secret_value()
@@ -317,6 +332,7 @@ impl KeyStore for SecretsManagerStore {
             .send()
             .await
             .map_err(unavailable)?;
-        Ok(())
+        // The set is ours now; only the rings can have moved.
+        self.check_basis(basis, basis.published.as_ref()).await
     }
 }

@@ -9,7 +9,7 @@
 use crate::fsutil::{check_private_dir, write_private_atomic};
 use chat_auth::publish::PublicKeySet;
 use chat_auth::ring::RingState;
-use chat_auth::store::{KeyStore, PublicKeySource, RingSource, Slots, Stage};
+use chat_auth::store::{Basis, KeyStore, PublicKeySource, RingSource, Slots, Stage};
 use chat_auth::{Error, Result};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -166,12 +166,20 @@ impl KeyStore for FileStore {
             .await
     }
 
-    async fn publish(&self, set: &PublicKeySet) -> Result<()> {
-        let store = self.clone();
+    /// Checks the basis and writes under the one lock every writer takes, so no other writer
+    /// can come between the check and the write.
+    async fn publish(&self, basis: &Basis, set: &PublicKeySet) -> Result<()> {
+        let (store, basis) = (self.clone(), basis.clone());
         let bytes = set.to_json();
         blocking(move || {
             store.locked(|| {
                 let path = store.public_path();
+                let published = Self::read_sync(&path)?
+                    .map(|bytes| PublicKeySet::from_json(&bytes))
+                    .transpose()?;
+                store
+                    .slots()?
+                    .check_publication(published.as_ref(), &basis)?;
                 write_private_atomic(&path, &bytes, 0o644).map_err(|source| io_error(&path, source))
             })
         })
@@ -188,6 +196,13 @@ impl KeyStore for FileStore {
         let id = id.to_owned();
         let store = self.clone();
         blocking(move || Ok(store.slots()?.pending_of(&id))).await
+    }
+
+    async fn load_any_pending(&self) -> Result<Option<RingState>> {
+        self.read(self.pending_path())
+            .await?
+            .map(|bytes| RingState::from_json(&bytes))
+            .transpose()
     }
 
     async fn put_pending(&self, id: &str, ring: &RingState) -> Result<()> {

@@ -39,7 +39,9 @@
 //!    key and no published key is ever in it ([`RingState::check`], [`RingState::publication`]).
 //!    Writing a revocation discards any pending rotation, and every rotation step checks lineage
 //!    ([`RingState::descends_from`]), so a ring derived before the revocation never becomes
-//!    current. The list is bounded at [`MAX_REVOKED`]; forgetting the oldest entry is safe
+//!    current. A publication is written only while the rings it was computed from are still the
+//!    stored ones ([`crate::store::Basis`]), so a writer that read the ring before a revocation
+//!    cannot publish the revoked key after it. The list is bounded at [`MAX_REVOKED`]; forgetting the oldest entry is safe
 //!    because lineage alone already keeps every ring that could hold it from being stored.
 //! 4. **Racing writers: exactly one wins.** Every write of the current ring is a compare-and-swap
 //!    on the *digest* of the ring it was derived from, so every writer that started from one base

@@ -6,7 +6,9 @@
 //! ([`KeyStore`]). A store holds a current ring, at most one pending ring (named by its rotation
 //! id, as Secrets Manager's AWSPENDING version is named by its ClientRequestToken) and the
 //! published set. Every write of the current ring is a compare-and-swap on the digest of the ring
-//! it replaces.
+//! it replaces, and every publication is computed from the rings and the set as the store holds
+//! them when it writes ([`Basis`]): a publication overtaken by another writer is computed again,
+//! never written from its earlier read.
 //!
 //! The protocol is Secrets Manager's four steps ([`create`], [`set`], [`test`], [`finish`]),
 //! each safe to repeat and to resume after a crash at any point; the local `chat-auth rotate`
@@ -54,12 +56,25 @@ pub trait KeyStore: RingSource + PublicKeySource {
         base: Option<&str>,
         ring: &RingState,
     ) -> impl Future<Output = Result<()>> + Send;
-    /// Replaces the published set.
-    fn publish(&self, set: &PublicKeySet) -> impl Future<Output = Result<()>> + Send;
+    /// Replaces the published set with `set`, computed from `basis`, only while the store still
+    /// holds everything `basis` names; otherwise fails with [`Error::Conflict`] and, where the
+    /// store can, writes nothing.
+    ///
+    /// This is what keeps invariant 3 of [`crate::ring`] against a slow writer: a set computed
+    /// from a ring that an emergency revocation has since replaced still lists the revoked key.
+    /// A store with a lock checks and writes under it; Secrets Manager, which has no
+    /// conditional write across two secrets, checks before and after the write, and the
+    /// protocol republishes from the ring as it is whenever a publication conflicts.
+    fn publish(&self, basis: &Basis, set: &PublicKeySet)
+    -> impl Future<Output = Result<()>> + Send;
     /// Where rotation `id` stands.
     fn stage(&self, id: &str) -> impl Future<Output = Result<Stage>> + Send;
     /// The pending ring of rotation `id`, if that rotation is pending and holds one.
     fn load_pending(&self, id: &str) -> impl Future<Output = Result<Option<RingState>>> + Send;
+    /// The pending ring of whichever rotation is in progress: every publication shows its keys,
+    /// so that a republication in the middle of a rotation (a restart, an operator command)
+    /// never withdraws keys that setSecret published.
+    fn load_any_pending(&self) -> impl Future<Output = Result<Option<RingState>>> + Send;
     /// Stores `ring` as the pending version of rotation `id` (a pending version of another
     /// rotation is superseded). Writing the same ring again is a no-op; another ring under the
     /// same id is a conflict.
@@ -89,14 +104,21 @@ impl<T: KeyStore> KeyStore for std::sync::Arc<T> {
     ) -> impl Future<Output = Result<()>> + Send {
         (**self).save_ring(base, ring)
     }
-    fn publish(&self, set: &PublicKeySet) -> impl Future<Output = Result<()>> + Send {
-        (**self).publish(set)
+    fn publish(
+        &self,
+        basis: &Basis,
+        set: &PublicKeySet,
+    ) -> impl Future<Output = Result<()>> + Send {
+        (**self).publish(basis, set)
     }
     fn stage(&self, id: &str) -> impl Future<Output = Result<Stage>> + Send {
         (**self).stage(id)
     }
     fn load_pending(&self, id: &str) -> impl Future<Output = Result<Option<RingState>>> + Send {
         (**self).load_pending(id)
+    }
+    fn load_any_pending(&self) -> impl Future<Output = Result<Option<RingState>>> + Send {
+        (**self).load_any_pending()
     }
     fn put_pending(&self, id: &str, ring: &RingState) -> impl Future<Output = Result<()>> + Send {
         (**self).put_pending(id, ring)
@@ -106,42 +128,102 @@ impl<T: KeyStore> KeyStore for std::sync::Arc<T> {
     }
 }
 
-/// Publishes what `current` (with `incoming`, during a rotation) should show, unless it is
-/// already published exactly.
-async fn republish<S: KeyStore>(
+/// What a publication is computed from, as read from the store just before: the current ring,
+/// the pending ring published beside it (alone when there is no current ring yet) and the set it
+/// replaces (whose recorded times it carries over).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Basis {
+    /// The current ring.
+    pub current: Option<RingState>,
+    /// The pending ring whose keys are published beside the current ones: the one stored, if
+    /// it derives from the current ring (one that does not will never become current).
+    pub incoming: Option<RingState>,
+    /// The published set this publication replaces.
+    pub published: Option<PublicKeySet>,
+}
+
+impl Basis {
+    /// The store's rings and published set, as they are now.
+    pub async fn read<S: KeyStore>(store: &S) -> Result<Basis> {
+        let current = store.load_ring().await?;
+        let incoming = store
+            .load_any_pending()
+            .await?
+            .filter(|pending| pending.descends_from(current.as_ref()).is_ok());
+        Ok(Basis {
+            current,
+            incoming,
+            published: store.load_public().await?,
+        })
+    }
+
+    /// The set these rings should show at `now`.
+    pub fn publication(&self, life: &Lifecycle, now: i64) -> Result<PublicKeySet> {
+        let (ring, incoming) = match (&self.current, &self.incoming) {
+            (Some(current), incoming) => (current, incoming.as_ref()),
+            (None, Some(first)) => (first, None),
+            (None, None) => return Err(Error::NotProvisioned("key ring")),
+        };
+        ring.publication(incoming, self.published.as_ref(), &life.policy, now)
+    }
+}
+
+/// How often [`republish`] reads the ring again when another writer keeps overtaking it.
+const PUBLISH_ATTEMPTS: usize = 8;
+
+/// Publishes what `basis` should show unless it is published exactly; fails with
+/// [`Error::Conflict`] when the store changed since `basis` was read.
+async fn publish_from<S: KeyStore>(
     store: &S,
-    current: &RingState,
-    incoming: Option<&RingState>,
+    basis: &Basis,
     life: &Lifecycle,
     now: i64,
 ) -> Result<PublicKeySet> {
-    let before = store.load_public().await?;
-    let set = current.publication(incoming, before.as_ref(), &life.policy, now)?;
-    if before.as_ref() != Some(&set) {
-        store.publish(&set).await?;
+    let set = basis.publication(life, now)?;
+    if basis.published.as_ref() != Some(&set) {
+        store.publish(basis, &set).await?;
     }
     Ok(set)
 }
 
-/// Returns the current ring, creating a first one when there is none, and republishing when a
-/// crash left the published set behind the ring.
-pub async fn ensure_ring<S: KeyStore>(store: &S, life: &Lifecycle, now: i64) -> Result<RingState> {
-    let ring = match store.load_ring().await? {
-        Some(ring) => ring,
-        None => {
-            let ring = RingState::genesis(life, now)?;
-            match store.save_ring(None, &ring).await {
-                Ok(()) => ring,
-                Err(Error::Conflict(_)) => store
-                    .load_ring()
-                    .await?
-                    .ok_or(Error::NotProvisioned("key ring"))?,
-                Err(e) => return Err(e),
-            }
+/// Publishes what the stored rings should show, computed from the rings and the set as they are
+/// when the store writes (read again each time another writer overtakes this one). Returns what
+/// it published and the basis it published from.
+async fn republish<S: KeyStore>(
+    store: &S,
+    life: &Lifecycle,
+    now: i64,
+) -> Result<(PublicKeySet, Basis)> {
+    let mut conflict = None;
+    for _ in 0..PUBLISH_ATTEMPTS {
+        let basis = Basis::read(store).await?;
+        match publish_from(store, &basis, life, now).await {
+            Ok(set) => return Ok((set, basis)),
+            Err(Error::Conflict(why)) => conflict = Some(why),
+            Err(e) => return Err(e),
         }
-    };
-    republish(store, &ring, None, life, now).await?;
-    Ok(ring)
+    }
+    Err(Error::Conflict(format!(
+        "the key ring kept changing while it was being published ({PUBLISH_ATTEMPTS} attempts): {}",
+        conflict.unwrap_or_default()
+    )))
+}
+
+/// Returns the current ring, creating a first one when there is none, and republishing when a
+/// crash left the published set behind the ring (or another writer got there in between).
+pub async fn ensure_ring<S: KeyStore>(store: &S, life: &Lifecycle, now: i64) -> Result<RingState> {
+    if store.load_ring().await?.is_none() {
+        let ring = RingState::genesis(life, now)?;
+        match store.save_ring(None, &ring).await {
+            Ok(()) | Err(Error::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    current_of(republish(store, life, now).await?.1)
+}
+
+fn current_of(basis: Basis) -> Result<RingState> {
+    basis.current.ok_or(Error::NotProvisioned("key ring"))
 }
 
 /// One of the four rotation steps.
@@ -178,8 +260,7 @@ pub async fn step<S: KeyStore>(
         Stage::Current => {
             tracing::info!(?step, id, "the rotation's ring is already current");
             if step == Step::Finish {
-                let current = current_ring(store).await?;
-                republish(store, &current, None, life, now).await?;
+                republish(store, life, now).await?;
             }
             return Ok(None);
         }
@@ -263,13 +344,14 @@ pub async fn create<S: KeyStore>(
 }
 
 /// setSecret: publish the current ring's keys and the pending ring's new ones together, so the
-/// pending keys are verifiable before anything signs with them.
+/// pending keys are verifiable before anything signs with them. Fails if, by the time it
+/// published, another rotation or a revocation had superseded this one.
 pub async fn set<S: KeyStore>(store: &S, id: &str, life: &Lifecycle, now: i64) -> Result<()> {
-    let (pending, current) = pending_and_base(store, id).await?;
-    let set = match &current {
-        Some(ring) => republish(store, ring, Some(&pending), life, now).await?,
-        None => republish(store, &pending, None, life, now).await?,
-    };
+    pending_and_base(store, id).await?;
+    let (set, basis) = republish(store, life, now).await?;
+    if basis.incoming.and_then(|r| r.rotation_id).as_deref() != Some(id) {
+        return Err(superseded(id));
+    }
     tracing::info!(id, keys = set.keys.len(), "setSecret: published");
     Ok(())
 }
@@ -319,7 +401,7 @@ pub async fn finish<S: KeyStore>(store: &S, id: &str, life: &Lifecycle, now: i64
     let (pending, current) = pending_and_base(store, id).await?;
     let base = current.as_ref().map(RingState::digest);
     store.promote(id, base.as_deref()).await?;
-    republish(store, &pending, None, life, now).await?;
+    republish(store, life, now).await?;
     tracing::info!(id, signs = %pending.current.kid, "finishSecret: the ring is current and published");
     Ok(())
 }
@@ -346,15 +428,12 @@ pub async fn revoke<S: KeyStore>(
     now: i64,
 ) -> Result<RingState> {
     let current = current_ring(store).await?;
-    if current.is_revoked(kid) {
-        republish(store, &current, None, life, now).await?;
-        return Ok(current);
+    if !current.is_revoked(kid) {
+        let published = store.load_public().await?;
+        let ring = current.revoke(kid, published.as_ref(), life, now)?;
+        store.save_ring(Some(&current.digest()), &ring).await?;
     }
-    let published = store.load_public().await?;
-    let ring = current.revoke(kid, published.as_ref(), life, now)?;
-    store.save_ring(Some(&current.digest()), &ring).await?;
-    republish(store, &ring, None, life, now).await?;
-    Ok(ring)
+    current_of(republish(store, life, now).await?.1)
 }
 
 /// What a store of the private ring holds (the test `MemoryStore`, the host crate's
@@ -392,6 +471,23 @@ impl Slots {
                 "the current ring is not the one this change was derived from".into(),
             ))
         }
+    }
+
+    /// [`KeyStore::publish`]'s check on these slots and the set `published` now: the rings and
+    /// the set a publication was computed from must still be the stored ones.
+    pub fn check_publication(&self, published: Option<&PublicKeySet>, basis: &Basis) -> Result<()> {
+        let moved = if self.current != basis.current {
+            "the current ring"
+        } else if basis.incoming.is_some() && self.pending != basis.incoming {
+            "the pending ring"
+        } else if published != basis.published.as_ref() {
+            "the published set"
+        } else {
+            return Ok(());
+        };
+        Err(Error::Conflict(format!(
+            "{moved} changed after this publication was computed"
+        )))
     }
 
     /// [`KeyStore::save_ring`] on these slots.
@@ -441,7 +537,7 @@ pub use memory::MemoryStore;
 #[cfg(any(test, feature = "test-util"))]
 mod memory {
     use super::{
-        KeyStore, PublicKeySet, PublicKeySource, Result, RingSource, RingState, Slots, Stage,
+        Basis, KeyStore, PublicKeySet, PublicKeySource, Result, RingSource, RingState, Slots, Stage,
     };
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -488,8 +584,10 @@ mod memory {
             self.lock().0.save(base, ring)
         }
 
-        async fn publish(&self, set: &PublicKeySet) -> Result<()> {
-            self.lock().1 = Some(set.clone());
+        async fn publish(&self, basis: &Basis, set: &PublicKeySet) -> Result<()> {
+            let mut state = self.lock();
+            state.0.check_publication(state.1.as_ref(), basis)?;
+            state.1 = Some(set.clone());
             Ok(())
         }
 
@@ -499,6 +597,10 @@ mod memory {
 
         async fn load_pending(&self, id: &str) -> Result<Option<RingState>> {
             Ok(self.lock().0.pending_of(id))
+        }
+
+        async fn load_any_pending(&self) -> Result<Option<RingState>> {
+            Ok(self.lock().0.pending.clone())
         }
 
         async fn put_pending(&self, id: &str, ring: &RingState) -> Result<()> {

@@ -1,6 +1,7 @@
 //! GIVEN random sequences of key-ring events (mints by a warm signer with a cache, scheduled
 //! rotations whose four steps can crash after any step and be retried, emergency revocations
-//! of any role, racing writers, clock jumps from seconds to months), run through the real
+//! of any role, racing writers, operations that read the store, are overtaken by another event,
+//! then write, clock jumps from seconds to months), run through the real
 //! protocol (`chat_auth::store`) against the in-memory and the file store, WHEN each event has
 //! run, THEN every invariant written in `chat_auth::ring` holds. The model remembers every token
 //! it minted, with its `exp`, and every kid it revoked.
@@ -13,13 +14,17 @@ use chat_auth::jwt::Validator;
 use chat_auth::keys::{KeyTimes, StoredKey};
 use chat_auth::publish::{parse_jwks, parse_public_key_document};
 use chat_auth::ring::{MAX_VERIFY_ONLY, MIN_ROTATION_PERIOD};
-use chat_auth::store::{self, KeyStore, MemoryStore, PublicKeySource, RingSource, STEPS};
+use chat_auth::store::{
+    self, Basis, KeyStore, MemoryStore, PublicKeySource, RingSource, STEPS, Stage,
+};
 use chat_auth::{CustomContext, Error, Lifecycle, RingPolicy, RingState, TokenPolicy};
 use chat_auth_host::FileStore;
 use chat_auth_host::cache::{PublicKeys, SigningKeys};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
@@ -61,6 +66,21 @@ static KEYS: LazyLock<Vec<StoredKey>> = LazyLock::new(|| {
     })
 });
 
+/// The ring rules of a sequence, with fresh keys drawn from [`KEYS`] in order.
+fn pool_lifecycle(min_published: i64) -> Lifecycle {
+    let cursor = Arc::new(AtomicUsize::new(0));
+    Lifecycle::with_keygen(policy(min_published), move |times| {
+        let i = cursor.fetch_add(1, Ordering::Relaxed);
+        let key = KEYS
+            .get(i)
+            .ok_or(Error::Crypto("model key pool exhausted"))?;
+        Ok(StoredKey {
+            times,
+            ..key.clone()
+        })
+    })
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Role {
     Current,
@@ -84,7 +104,26 @@ enum Event {
     RaceRevokes(Role, Role),
     /// Two rotations created from one base; both then try to finish.
     RaceRotations,
+    /// `op` runs, and just before its `at`-th call on the store (a read or a write) `by` runs
+    /// to completion: an operator command or a rotation step that read the ring, was
+    /// descheduled, and went on after another writer changed it.
+    Overtaken {
+        op: Op,
+        at: usize,
+        by: Op,
+    },
     Advance(i64),
+}
+
+/// An operation that can overtake another or be overtaken.
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    /// `ensure_ring`, as `serve`, `mint`, `keys` and `rotate` run it first.
+    Ensure,
+    /// A scheduled rotation's four steps.
+    Rotate,
+    /// An emergency revocation.
+    Revoke(Role),
 }
 
 fn role() -> impl Strategy<Value = Role> {
@@ -92,6 +131,14 @@ fn role() -> impl Strategy<Value = Role> {
         Just(Role::Current),
         Just(Role::Next),
         (0..MAX_VERIFY_ONLY).prop_map(Role::VerifyOnly),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        Just(Op::Ensure),
+        Just(Op::Rotate),
+        role().prop_map(Op::Revoke),
     ]
 }
 
@@ -103,6 +150,7 @@ fn event() -> impl Strategy<Value = Event> {
         2 => role().prop_map(Event::Revoke),
         1 => (role(), role()).prop_map(|(a, b)| Event::RaceRevokes(a, b)),
         1 => Just(Event::RaceRotations),
+        3 => (op(), 0..16usize, op()).prop_map(|(op, at, by)| Event::Overtaken { op, at, by }),
         4 => prop_oneof![
             1..120i64,
             60..3600i64,
@@ -113,6 +161,169 @@ fn event() -> impl Strategy<Value = Event> {
     ]
 }
 
+/// An event that runs in the middle of another.
+type Intrusion = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The model's store: the real one, with a hook that runs another event just before the n-th
+/// call the next operation makes on it, read or write. A process paused between reading the
+/// ring and writing what it computed from it (a slow disk, a descheduled operator command, a
+/// Lambda invocation frozen mid-step) is exactly this.
+///
+/// It also keeps a log of the rings loaded and written since it was last armed, so that the model
+/// learns which ring each revocation was derived from, whoever overtook whom.
+struct Interleaved<S> {
+    inner: Arc<S>,
+    calls: AtomicUsize,
+    armed: Mutex<Option<(usize, Intrusion)>>,
+    loaded: Mutex<Vec<RingState>>,
+    /// Each successful `save_ring`: the ring it replaced and the ring it wrote.
+    saved: Mutex<Vec<(RingState, RingState)>>,
+}
+
+impl<S: KeyStore> Interleaved<S> {
+    fn new(inner: S) -> Self {
+        Interleaved {
+            inner: Arc::new(inner),
+            calls: AtomicUsize::new(0),
+            armed: Mutex::new(None),
+            loaded: Mutex::new(Vec::new()),
+            saved: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Runs `intrusion` just before call number `at` (from 0) from now on.
+    fn arm(&self, at: usize, intrusion: Intrusion) {
+        self.calls.store(0, Ordering::SeqCst);
+        self.loaded.lock().unwrap().clear();
+        self.saved.lock().unwrap().clear();
+        *self.armed.lock().unwrap() = Some((at, intrusion));
+    }
+
+    /// The ring replacements logged since [`Self::arm`].
+    fn take_saved(&self) -> Vec<(RingState, RingState)> {
+        std::mem::take(&mut *self.saved.lock().unwrap())
+    }
+
+    /// The intrusion that has not run yet, if any.
+    fn disarm(&self) -> Option<Intrusion> {
+        self.armed
+            .lock()
+            .unwrap()
+            .take()
+            .map(|(_, intrusion)| intrusion)
+    }
+
+    async fn call(&self) {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        let due = {
+            let mut armed = self.armed.lock().unwrap();
+            match &*armed {
+                Some((at, _)) if *at == n => armed.take(),
+                _ => None,
+            }
+        };
+        if let Some((_, intrusion)) = due {
+            intrusion.await;
+        }
+    }
+}
+
+impl<S: KeyStore> RingSource for Interleaved<S> {
+    async fn load_ring(&self) -> chat_auth::Result<Option<RingState>> {
+        self.call().await;
+        let ring = self.inner.load_ring().await?;
+        self.loaded.lock().unwrap().extend(ring.clone());
+        Ok(ring)
+    }
+}
+
+impl<S: KeyStore> PublicKeySource for Interleaved<S> {
+    async fn load_public(&self) -> chat_auth::Result<Option<chat_auth::PublicKeySet>> {
+        self.call().await;
+        self.inner.load_public().await
+    }
+}
+
+impl<S: KeyStore> KeyStore for Interleaved<S> {
+    async fn save_ring(&self, base: Option<&str>, ring: &RingState) -> chat_auth::Result<()> {
+        self.call().await;
+        self.inner.save_ring(base, ring).await?;
+        let replaced = self
+            .loaded
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|r| Some(r.digest().as_str()) == base)
+            .cloned();
+        if let Some(replaced) = replaced {
+            self.saved.lock().unwrap().push((replaced, ring.clone()));
+        }
+        Ok(())
+    }
+    async fn publish(&self, basis: &Basis, set: &chat_auth::PublicKeySet) -> chat_auth::Result<()> {
+        self.call().await;
+        self.inner.publish(basis, set).await
+    }
+    async fn stage(&self, id: &str) -> chat_auth::Result<Stage> {
+        self.call().await;
+        self.inner.stage(id).await
+    }
+    async fn load_pending(&self, id: &str) -> chat_auth::Result<Option<RingState>> {
+        self.call().await;
+        self.inner.load_pending(id).await
+    }
+    async fn load_any_pending(&self) -> chat_auth::Result<Option<RingState>> {
+        self.call().await;
+        self.inner.load_any_pending().await
+    }
+    async fn put_pending(&self, id: &str, ring: &RingState) -> chat_auth::Result<()> {
+        self.call().await;
+        self.inner.put_pending(id, ring).await
+    }
+    async fn promote(&self, id: &str, base: Option<&str>) -> chat_auth::Result<()> {
+        self.call().await;
+        self.inner.promote(id, base).await
+    }
+}
+
+/// Runs `op` against `store`; `id` names the rotation if it is one.
+async fn perform<S: KeyStore>(
+    store: &S,
+    op: Op,
+    id: String,
+    life: &Lifecycle,
+    now: i64,
+) -> chat_auth::Result<()> {
+    match op {
+        Op::Ensure => store::ensure_ring(store, life, now).await.map(|_| ()),
+        Op::Rotate => {
+            for step in STEPS {
+                store::step(store, &id, step, life, now).await?;
+            }
+            Ok(())
+        }
+        Op::Revoke(role) => {
+            let ring = store
+                .load_ring()
+                .await?
+                .ok_or(Error::NotProvisioned("key ring"))?;
+            match kid_of(&ring, role) {
+                Some(kid) => store::revoke(store, &kid, life, now).await.map(|_| ()),
+                None => Ok(()),
+            }
+        }
+    }
+}
+
+fn kid_of(ring: &RingState, role: Role) -> Option<String> {
+    match role {
+        Role::Current => Some(ring.current.kid.clone()),
+        Role::Next => Some(ring.next.kid.clone()),
+        Role::VerifyOnly(i) => ring.retired.get(i).map(|k| k.kid.clone()),
+    }
+}
+
 struct Minted {
     token: String,
     kid: String,
@@ -121,7 +332,7 @@ struct Minted {
 
 /// Everything the model knows from outside the store.
 struct Model<S> {
-    store: Arc<S>,
+    store: Arc<Interleaved<S>>,
     life: Lifecycle,
     now: i64,
     /// The warm signer's ring and when it read it.
@@ -137,8 +348,8 @@ struct Model<S> {
     crashed: Option<(String, Option<String>)>,
     next_id: usize,
     /// The real caches, with no time to live, must follow every change (invariant 5).
-    public_cache: PublicKeys<Arc<S>>,
-    signing_cache: SigningKeys<Arc<S>>,
+    public_cache: PublicKeys<Arc<Interleaved<S>>>,
+    signing_cache: SigningKeys<Arc<Interleaved<S>>>,
     checked: usize,
 }
 
@@ -160,18 +371,8 @@ fn superseded(e: &Error) -> bool {
 
 impl<S: KeyStore> Model<S> {
     async fn new(store: S, min_published: i64) -> Result<Self, TestCaseError> {
-        let cursor = Arc::new(AtomicUsize::new(0));
-        let life = Lifecycle::with_keygen(policy(min_published), move |times| {
-            let i = cursor.fetch_add(1, Ordering::Relaxed);
-            let key = KEYS
-                .get(i)
-                .ok_or(Error::Crypto("model key pool exhausted"))?;
-            Ok(StoredKey {
-                times,
-                ..key.clone()
-            })
-        });
-        let store = Arc::new(store);
+        let life = pool_lifecycle(min_published);
+        let store = Arc::new(Interleaved::new(store));
         let ring = store::ensure_ring(&store, &life, START)
             .await
             .map_err(|e| fail(format!("first ring: {e}")))?;
@@ -214,14 +415,6 @@ impl<S: KeyStore> Model<S> {
         Ok(())
     }
 
-    fn kid_of(ring: &RingState, role: Role) -> Option<String> {
-        match role {
-            Role::Current => Some(ring.current.kid.clone()),
-            Role::Next => Some(ring.next.kid.clone()),
-            Role::VerifyOnly(i) => ring.retired.get(i).map(|k| k.kid.clone()),
-        }
-    }
-
     fn record_revocation(&mut self, before: &RingState, kid: &str) {
         self.revoked.insert(kid.to_owned(), self.now);
         if before.current.kid == kid {
@@ -260,7 +453,7 @@ impl<S: KeyStore> Model<S> {
             }
             Event::Revoke(role) => {
                 let before = self.ring().await?;
-                if let Some(kid) = Self::kid_of(&before, role) {
+                if let Some(kid) = kid_of(&before, role) {
                     store::revoke(&*self.store, &kid, &self.life, self.now)
                         .await
                         .map_err(|e| fail(format!("revoke {role:?}: {e}")))?;
@@ -270,7 +463,7 @@ impl<S: KeyStore> Model<S> {
             Event::RaceRevokes(a, b) => {
                 let base = self.ring().await?;
                 let published = self.store.load_public().await.ok().flatten();
-                let (Some(ka), Some(kb)) = (Self::kid_of(&base, a), Self::kid_of(&base, b)) else {
+                let (Some(ka), Some(kb)) = (kid_of(&base, a), kid_of(&base, b)) else {
                     return Ok(());
                 };
                 let digest = base.digest();
@@ -306,6 +499,7 @@ impl<S: KeyStore> Model<S> {
                     self.record_revocation(&now_ring, &kb);
                 }
             }
+            Event::Overtaken { op, at, by } => self.overtaken(op, at, by).await?,
             Event::RaceRotations => {
                 let before = self.ring().await?;
                 let (x, y) = (self.fresh_id(), self.fresh_id());
@@ -335,6 +529,47 @@ impl<S: KeyStore> Model<S> {
             }
         }
         self.check().await
+    }
+
+    /// `op`, overtaken before its `at`-th store call by `by` (run afterwards if `op` makes
+    /// fewer calls). `by` has nothing in its way and must succeed; `op` may lose only to a
+    /// writer of the ring that came after its first read, and only with a conflict. The
+    /// revocations either made are read from the store's log of ring replacements.
+    async fn overtaken(&mut self, op: Op, at: usize, by: Op) -> Result<(), TestCaseError> {
+        let (id, by_id) = (self.fresh_id(), self.fresh_id());
+        let intruded = Arc::new(Mutex::new(None));
+        let intrusion = {
+            let (store, life, now) = (self.store.clone(), self.life.clone(), self.now);
+            let intruded = intruded.clone();
+            Box::pin(async move {
+                let done = perform(&*store, by, by_id, &life, now).await;
+                *intruded.lock().unwrap() = Some(done);
+            })
+        };
+        self.store.arm(at, intrusion);
+        let result = perform(&*self.store, op, id, &self.life, self.now).await;
+        if let Some(late) = self.store.disarm() {
+            late.await;
+        }
+        for (replaced, written) in self.store.take_saved() {
+            if let Some(revocation) = written.revoked.last()
+                && !replaced.is_revoked(&revocation.kid)
+            {
+                self.record_revocation(&replaced, &revocation.kid);
+            }
+        }
+        intruded
+            .lock()
+            .unwrap()
+            .take()
+            .ok_or_else(|| fail("the intruding operation never ran".into()))?
+            .map_err(|e| fail(format!("{by:?}, with nothing in its way, failed: {e}")))?;
+        let by_writes = !matches!(by, Op::Ensure);
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) if by_writes && at > 0 && !matches!(op, Op::Ensure) && superseded(&e) => Ok(()),
+            Err(e) => Err(fail(format!("{op:?} overtaken by {by:?} failed: {e}"))),
+        }
     }
 
     async fn mint(&mut self, ttl: i64) -> Result<(), TestCaseError> {
@@ -461,6 +696,76 @@ impl<S: KeyStore> Model<S> {
     }
 }
 
+/// A fresh file store on tmpfs where there is one (the store's fsyncs would otherwise dominate).
+fn file_store() -> (FileStore, tempfile::TempDir) {
+    let shm = std::path::Path::new("/dev/shm");
+    let dir = if shm.is_dir() {
+        tempfile::tempdir_in(shm)
+    } else {
+        tempfile::tempdir()
+    }
+    .unwrap();
+    (FileStore::open(dir.path().join("ring")).unwrap(), dir)
+}
+
+/// The review's reproduction, deterministically: `chat-auth keys` (which runs `ensure_ring`)
+/// reads the ring and is paused; an emergency revocation of the signing key runs to the end;
+/// then `keys` goes on. Paused before each of its store calls in turn, it must never publish the
+/// revoked kid again nor drop it from `revoked`, and a token that kid signed must be refused as
+/// `revoked_kid`.
+#[test]
+fn a_publication_overtaken_by_a_revocation_keeps_the_key_revoked() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for at in 0..4 {
+            let (files, _dir) = file_store();
+            let store = Interleaved::new(files);
+            let life = pool_lifecycle(0);
+            let ring = store::ensure_ring(&store, &life, START).await.unwrap();
+            let kid = ring.current.kid.clone();
+            let claims = TokenPolicy {
+                issuer: "model".into(),
+                ttl: 600,
+                skew: SKEW,
+            }
+            .claims("contact", &CustomContext::new(), START)
+            .unwrap();
+            let token = mint(&ring.load().unwrap().signer, &claims).unwrap().token;
+            let revocation = {
+                let (inner, life, kid) = (store.inner.clone(), life.clone(), kid.clone());
+                Box::pin(async move {
+                    store::revoke(&*inner, &kid, &life, START + 10).await.unwrap();
+                })
+            };
+            store.arm(at, revocation);
+            store::ensure_ring(&store, &life, START + 10).await.unwrap();
+            let ran_inside = match store.disarm() {
+                Some(late) => {
+                    late.await;
+                    false
+                }
+                None => true,
+            };
+            let set = store.load_public().await.unwrap().unwrap();
+            assert!(
+                set.key(&kid).is_none(),
+                "paused before call {at} (revocation inside: {ran_inside}): the revoked kid is published again"
+            );
+            assert!(
+                set.revoked.contains(&kid),
+                "paused before call {at}: `revoked` lost the kid: {:?}",
+                set.revoked
+            );
+            let report = validator().validate(&token, &set.render().unwrap().keys, START + 10);
+            let codes: Vec<&str> = report.problems.iter().map(|p| p.code).collect();
+            assert_eq!(codes, ["revoked_kid"], "paused before call {at}");
+        }
+    });
+}
+
 fn run_sequences<S, F>(name: &str, default_cases: u32, make: F)
 where
     S: KeyStore,
@@ -520,14 +825,7 @@ fn the_ring_contract_holds_for_random_event_sequences_in_memory() {
 #[test]
 fn the_ring_contract_holds_for_random_event_sequences_on_files() {
     run_sequences("the file store", 2_000, || {
-        // On tmpfs where there is one: the store's fsyncs would otherwise dominate.
-        let shm = std::path::Path::new("/dev/shm");
-        let dir = if shm.is_dir() {
-            tempfile::tempdir_in(shm)
-        } else {
-            tempfile::tempdir()
-        }
-        .unwrap();
-        (FileStore::open(dir.path().join("ring")).unwrap(), Some(dir))
+        let (store, dir) = file_store();
+        (store, Some(dir))
     });
 }

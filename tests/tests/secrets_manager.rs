@@ -43,7 +43,13 @@ async fn the_store_reads_placeholders_as_empty_and_compares_before_it_swaps() {
     let now = chat_auth::time::now();
     let ring = RingState::generate(now, 30 * DAY).unwrap();
     store.save_ring(None, &ring).await.unwrap();
-    store.publish(&ring.public_set().unwrap()).await.unwrap();
+    store
+        .publish(
+            &Basis::read(&store).await.unwrap(),
+            &ring.public_set().unwrap(),
+        )
+        .await
+        .unwrap();
     assert_eq!(current_ring(&store).await, ring);
     assert_eq!(published(&store).await, ring.public_set().unwrap());
     let base = ring.digest();
@@ -122,7 +128,10 @@ async fn a_rotation_that_fails_midway_is_finished_by_the_retry_and_loses_nothing
         .await
         .unwrap();
     store
-        .publish(&ring_before.public_set().unwrap())
+        .publish(
+            &Basis::read(&store).await.unwrap(),
+            &ring_before.public_set().unwrap(),
+        )
         .await
         .unwrap();
     let err = rotator
@@ -243,7 +252,13 @@ async fn the_real_binaries_rotate_mint_and_publish_under_a_lambda_runtime() {
     for step in ["createSecret", "setSecret"] {
         rotate.invoke(rotation_event(step, &token)).await.unwrap();
     }
-    store.publish(&before.public_set().unwrap()).await.unwrap();
+    store
+        .publish(
+            &Basis::read(&store).await.unwrap(),
+            &before.public_set().unwrap(),
+        )
+        .await
+        .unwrap();
     let failed = rotate
         .invoke(rotation_event("testSecret", &token))
         .await
