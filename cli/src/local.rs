@@ -4,7 +4,7 @@
 
 use chat_auth::config::{bounded, config};
 use chat_auth::{Config, Result, Section};
-use chat_auth_host::socket::Limits;
+use chat_auth_host::socket::{Limits, RESERVED_DESCRIPTORS, descriptor_limit};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -72,6 +72,9 @@ pub const DEV_CONTEXT_CLAIMS: &str = "msdyn_cartvalue=cart_value,msdyn_isvip=vip
 const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// Header fields a request may carry: browsers send about 20.
 const MAX_HEADER_FIELDS: usize = 100;
+/// Connections open at once when the open-file limit allows: plenty for a site's browsers,
+/// few enough that idle ones cost little memory (hyper holds a read buffer for each).
+const MAX_CONNECTIONS: u64 = 4096;
 
 impl LocalConfig {
     /// Reads the environment, with command-line overrides (`--listen`, `--data-dir`, `--dev`).
@@ -149,6 +152,13 @@ impl LocalConfig {
                 as usize,
             header_bytes: MAX_HEADER_BYTES,
             header_fields: MAX_HEADER_FIELDS,
+            client_timeout: secs(bounded(
+                &get,
+                "CHAT_AUTH_CLIENT_TIMEOUT_SECONDS",
+                10,
+                1..=300,
+            )?),
+            max_connections: max_connections(&get, descriptor_limit())?,
         };
         Ok(LocalConfig {
             shared,
@@ -265,6 +275,26 @@ pub fn is_loopback_host(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// `CHAT_AUTH_MAX_CONNECTIONS`: [`MAX_CONNECTIONS`] by default, fewer if the open-file limit
+/// `nofile` would otherwise leave less than [`RESERVED_DESCRIPTORS`] for everything else. A
+/// value that does not fit stops the start: past the limit `accept` fails ("Too many open
+/// files") while the connections the cap was to bound hold every descriptor.
+fn max_connections(get: &impl Fn(&str) -> Option<String>, nofile: Option<u64>) -> Result<usize> {
+    let var = "CHAT_AUTH_MAX_CONNECTIONS";
+    let room = nofile.map_or(u64::MAX, |n| n.saturating_sub(RESERVED_DESCRIPTORS));
+    let max = bounded(get, var, MAX_CONNECTIONS.min(room).max(1), 1..=1_000_000)?;
+    match nofile {
+        Some(limit) if max > room => Err(config(
+            var,
+            format!(
+                "{max} connections and {RESERVED_DESCRIPTORS} other descriptors exceed the \
+                 open-file limit of {limit} (ulimit -n): lower it or raise the limit"
+            ),
+        )),
+        _ => Ok(max as usize),
+    }
+}
+
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
@@ -350,6 +380,22 @@ mod tests {
         assert!(matches!(ok.identity(), Ok(IdentitySource::Upstream { .. })));
         let both = LocalConfig::from_lookup(vars(UPSTREAM), None, None, true).unwrap_err();
         assert!(both.to_string().starts_with("CHAT_AUTH_DEV"));
+    }
+
+    #[test]
+    fn the_connection_cap_leaves_descriptors_to_the_rest_of_the_process() {
+        let unset = |_: &str| None;
+        assert_eq!(max_connections(&unset, Some(256)).unwrap(), 192);
+        assert_eq!(max_connections(&unset, Some(1 << 20)).unwrap(), 4096);
+        assert_eq!(max_connections(&unset, None).unwrap(), 4096);
+        let set = vars(&[("CHAT_AUTH_MAX_CONNECTIONS", "192")]);
+        assert_eq!(max_connections(&set, Some(256)).unwrap(), 192);
+        assert_eq!(max_connections(&set, Some(1 << 20)).unwrap(), 192);
+        for (get, nofile) in [(set, 255), (vars(&[]), 40)] {
+            let err = max_connections(&get, Some(nofile)).unwrap_err().to_string();
+            assert!(err.starts_with("CHAT_AUTH_MAX_CONNECTIONS"), "{err}");
+            assert!(err.contains(&format!("limit of {nofile} ")), "{err}");
+        }
     }
 
     #[test]

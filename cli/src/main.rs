@@ -120,7 +120,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                     );
                 }
             }
-            chat_auth_host::socket::serve(listener, app).await;
+            chat_auth_host::socket::serve(listener, app, &config.limits).await;
         }
         Command::Mint { sub, context } => {
             let ring = ensure_ring(&store()?, &life, now).await?;

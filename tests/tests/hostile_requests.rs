@@ -13,6 +13,9 @@ use chat_auth::keys::{KeyTimes, SigningKey, StoredKey};
 use chat_auth::publish::PublicKeySet;
 use common::{client, start};
 use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 const IDP: &str = "https://idp.test/";
 const AUD: &str = "chat-widget";
@@ -662,4 +665,287 @@ async fn every_hostile_request_gets_a_structured_error() {
         .await
         .unwrap();
     assert_eq!(ok.status(), 200);
+}
+
+// GIVEN the real `chat-auth serve` binary as its own process (`CHAT_AUTH_BIN`, e.g. a release
+// build, or the debug one the test command builds), WHEN clients connect and then send
+// nothing, part of a request, or a body that never ends, or open more connections than it has
+// file descriptors, THEN each wait is bounded by CHAT_AUTH_CLIENT_TIMEOUT_SECONDS, the
+// connection cap keeps room for a fast client, and a slow body never takes a request's turn.
+
+/// `chat-auth serve --dev` on a free port, with its stderr in a file; killed on drop.
+struct Served {
+    addr: String,
+    child: std::process::Child,
+    log: std::path::PathBuf,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Served {
+    /// Stops the server and returns what it logged.
+    fn stop(&mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+}
+
+/// The `sh -c` script that lowers the open-file limit (soft and hard) and then runs the server.
+const WITH_NOFILE: &str = "ulimit -n \"$NOFILE\" && exec \"$0\" \"$@\"";
+
+/// Starts the server with `env`, under an open-file limit of `nofile` if given, and waits until
+/// it answers.
+async fn serve(env: &[(&str, &str)], nofile: Option<u32>) -> Served {
+    let data = tempfile::tempdir().unwrap();
+    let log = data.path().join("stderr.log");
+    let addr = format!("127.0.0.1:{}", common::free_port());
+    let mut command = match nofile {
+        Some(n) => {
+            let mut sh = std::process::Command::new("sh");
+            sh.args(["-c", WITH_NOFILE])
+                .arg(common::chat_auth_bin())
+                .env("NOFILE", n.to_string());
+            sh
+        }
+        None => std::process::Command::new(common::chat_auth_bin()),
+    };
+    command
+        .arg("--data-dir")
+        .arg(data.path().join("ring"))
+        .args(["serve", "--dev", "--listen", &addr])
+        .env("CHAT_AUTH_DEV_ISSUE_KEY", common::ISSUE_KEY)
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let mut served = Served {
+        addr,
+        child: command.spawn().unwrap(),
+        log,
+        _data: data,
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while common::client()
+        .get(format!("http://{}/public-key", served.addr))
+        .send()
+        .await
+        .is_err()
+    {
+        if let Ok(Some(status)) = served.child.try_wait() {
+            panic!("the server exited ({status}): {}", served.stop());
+        }
+        assert!(Instant::now() < deadline, "the server did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    served
+}
+
+/// Reads (and drops) what the server sends until it closes the connection (end of stream or
+/// reset); how long that took from `since`, or `None` if it was still open after `within`.
+async fn closed(stream: &mut TcpStream, since: Instant, within: Duration) -> Option<Duration> {
+    let mut buf = vec![0u8; 64 * 1024];
+    tokio::time::timeout(within, async {
+        while let Ok(1..) = stream.read(&mut buf).await {}
+    })
+    .await
+    .ok()
+    .map(|()| since.elapsed())
+}
+
+/// The client timeout the connection tests configure: short, so each takes seconds.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long past the client timeout a test waits for the server to act (a loaded machine).
+const MARGIN: Duration = Duration::from_secs(3);
+
+#[tokio::test]
+async fn every_wait_on_a_client_is_bounded_from_accept_onwards() {
+    let server = serve(&[("CHAT_AUTH_CLIENT_TIMEOUT_SECONDS", "1")], None).await;
+    let connect = || TcpStream::connect(&server.addr);
+    let within = CLIENT_TIMEOUT + MARGIN;
+
+    // Sends nothing at all (the protocol sniff waited forever).
+    let silent = async {
+        let mut s = connect().await.unwrap();
+        closed(&mut s, Instant::now(), within).await
+    };
+    // Stops half-way through the HTTP/2 preface.
+    let half_preface = async {
+        let mut s = connect().await.unwrap();
+        s.write_all(&b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"[..12])
+            .await
+            .unwrap();
+        closed(&mut s, Instant::now(), within).await
+    };
+    // Trickles its request head, a byte every 100 ms, never finishing.
+    let slow_head = async {
+        let mut s = connect().await.unwrap();
+        let start = Instant::now();
+        s.write_all(b"GET /public-key HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            .await
+            .unwrap();
+        let (mut rx, mut tx) = s.split();
+        let trickle = async {
+            while tx.write_all(b"x").await.is_ok() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            std::future::pending::<()>().await
+        };
+        let mut buf = [0u8; 1024];
+        let read = async { while let Ok(1..) = rx.read(&mut buf).await {} };
+        tokio::time::timeout(within, async {
+            tokio::select! {
+                () = trickle => {},
+                () = read => {},
+            }
+        })
+        .await
+        .ok()
+        .map(|()| start.elapsed())
+    };
+    // Keeps a connection open after one answered request.
+    let kept_alive = async {
+        let mut s = connect().await.unwrap();
+        s.write_all(b"GET /public-key HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .await
+            .unwrap();
+        closed(&mut s, Instant::now(), within).await
+    };
+    // Asks for large responses and never reads them: the server's write must give up.
+    let not_reading = async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut s = socket.connect(server.addr.parse().unwrap()).await.unwrap();
+        let requests = b"GET /openapi.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".repeat(300);
+        let start = Instant::now();
+        // The server stops reading once its writes block; what does not fit stays unsent.
+        let _ = tokio::time::timeout(Duration::from_millis(200), s.write_all(&requests)).await;
+        tokio::time::sleep(CLIENT_TIMEOUT + Duration::from_millis(500)).await;
+        closed(&mut s, start, within).await
+    };
+    let (silent, half_preface, slow_head, kept_alive, not_reading) =
+        tokio::join!(silent, half_preface, slow_head, kept_alive, not_reading);
+    eprintln!(
+        "closed after: silent {silent:?}, half preface {half_preface:?}, slow head \
+         {slow_head:?}, kept alive {kept_alive:?}, not reading {not_reading:?}"
+    );
+    for (name, after) in [
+        ("a connection that sends nothing", silent),
+        ("a connection inside the HTTP/2 preface", half_preface),
+        ("a request head sent a byte at a time", slow_head),
+        ("an idle kept-alive connection", kept_alive),
+        ("a client that does not read its responses", not_reading),
+    ] {
+        assert!(after.is_some(), "{name} was still open after {within:?}");
+    }
+}
+
+#[tokio::test]
+async fn slow_bodies_do_not_take_the_fast_requests_turn() {
+    let server = serve(&[("CHAT_AUTH_CLIENT_TIMEOUT_SECONDS", "2")], None).await;
+    // More slow clients than CHAT_AUTH_MAX_CONCURRENT_REQUESTS (256): each sends its head and
+    // one byte of a 10,000-byte body.
+    let mut slow = Vec::new();
+    for _ in 0..260 {
+        let mut s = TcpStream::connect(&server.addr).await.unwrap();
+        s.write_all(
+            b"POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+              Content-Length: 10000\r\n\r\n{",
+        )
+        .await
+        .unwrap();
+        slow.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let start = Instant::now();
+    let fast = common::client()
+        .get(format!("http://{}/public-key", server.addr))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .unwrap();
+    let took = start.elapsed();
+    let status = fast.status();
+    let text = fast.text().await.unwrap();
+    eprintln!("GET /public-key beside 260 slow bodies: {status} in {took:?}");
+    assert_eq!(status, 200, "{text}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+
+    // The slow body itself is refused with the JSON 408 once the client timeout passes.
+    let mut response = Vec::new();
+    tokio::time::timeout(
+        Duration::from_secs(2) + MARGIN,
+        slow[0].read_to_end(&mut response),
+    )
+    .await
+    .expect("the slow body was answered")
+    .unwrap();
+    let response = String::from_utf8(response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 408 "), "{response}");
+    assert!(
+        head.contains("content-type: application/json"),
+        "{response}"
+    );
+    let body: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(body["error"]["code"], "request_timeout", "{body}");
+}
+
+#[tokio::test]
+async fn idle_connections_beyond_the_descriptor_limit_leave_room_for_a_fast_client() {
+    // A long client timeout: it is the connection cap, not a timeout, that must make room.
+    let mut server = serve(&[("CHAT_AUTH_CLIENT_TIMEOUT_SECONDS", "60")], Some(256)).await;
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        idle.push(TcpStream::connect(&server.addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let start = Instant::now();
+    let fast = common::client()
+        .get(format!("http://{}/public-key", server.addr))
+        .timeout(Duration::from_secs(3))
+        .send()
+        .await;
+    let took = start.elapsed();
+    let status = fast.as_ref().map(|r| r.status());
+    eprintln!(
+        "GET /public-key beside 300 idle connections under ulimit -n 256: {status:?} in {took:?}"
+    );
+    drop(idle);
+    let log = server.stop();
+    let emfile = log.matches("Too many open files").count();
+    assert_eq!(status.ok().map(|s| s.as_u16()), Some(200), "{log}");
+    assert_eq!(emfile, 0, "the server ran out of descriptors:\n{log}");
+}
+
+#[tokio::test]
+async fn a_connection_cap_the_descriptor_limit_cannot_hold_stops_the_start() {
+    let data = tempfile::tempdir().unwrap();
+    let run = tokio::process::Command::new("sh")
+        .args(["-c", WITH_NOFILE])
+        .arg(common::chat_auth_bin())
+        .env("NOFILE", "256")
+        .arg("--data-dir")
+        .arg(data.path().join("ring"))
+        .args(["serve", "--dev", "--listen", "127.0.0.1:0"])
+        .env("CHAT_AUTH_MAX_CONNECTIONS", "1000")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .expect("the server started anyway")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("CHAT_AUTH_MAX_CONNECTIONS") && stderr.contains("256"),
+        "{stderr}"
+    );
 }

@@ -53,7 +53,7 @@ pub async fn start(vars: &[(&str, &str)]) -> Server {
     .unwrap();
     let app = chat_auth_cli::server::app(&config).await.unwrap();
     let task = tokio::spawn(async move {
-        chat_auth_host::socket::serve(listener, app).await;
+        chat_auth_host::socket::serve(listener, app, &config.limits).await;
     });
     Server {
         addr,
@@ -112,8 +112,12 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The `chat-auth` binary built by the test command (`cargo build --bins` runs first).
+/// The `chat-auth` binary: `CHAT_AUTH_BIN` if set (e.g. a release build), else the debug one
+/// built by the test command (`cargo build --bins` runs first).
 pub fn chat_auth_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("CHAT_AUTH_BIN") {
+        return PathBuf::from(bin);
+    }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target"));
