@@ -15,6 +15,15 @@
     var base = (cs && cs.src) || w.location.href;
     // The widget allows 10 s per attempt: give up at 8 s, whatever is still pending.
     var ABORT_MS = 8000, EARLY_S = 60, MAX_BODY = 16384;
+    // The identity of cookie mode: the page's cookies, which this script cannot read.
+    var COOKIES = {};
+    // cached = {id, gen, token, until}, flight = {id, gen, p}: tied to the identity they were
+    // got for (`id`: the identity token, or COOKIES) and to the settings (`gen`, bumped by
+    // configure() and reset()), and handed only to a call whose getter answered that identity.
+    // The identity token is kept as a string, not a SHA-256 digest: crypto.subtle is async and
+    // missing on http pages, and a digest hides nothing from the page's own code, the only code
+    // that can read this closure (its identity library holds the same string). It goes with the
+    // token: at the next call for someone else or no one, at configure() and at reset().
     var opts = {}, cached = null, flight = null, gen = 0;
 
     var abs = function (u, b) {
@@ -44,85 +53,114 @@
       var body = JSON.parse(text);
       return body && body.token;
     };
+    var fail = function (reason) { return function () { throw { reason: reason }; }; };
 
-    // One network attempt. Always settles (never rejects) within ABORT_MS, even when the
-    // identity getter or fetch hangs, or AbortController is missing.
-    var attempt = function (mid) {
-      var myGen = gen;
-      return new Promise(function (resolve) {
-        var done = false, ac = null, status = null, timer;
-        var finish = function (token, reason, claims) {
-          if (done) return;
-          done = true;
-          clearTimeout(timer);
-          if (token) {
-            // Reuse until shortly before exp, unless configure()/reset() ran meanwhile. Bound
-            // the lifetime by exp - iat as well, so a slow local clock cannot stretch it.
-            var now = Date.now() / 1000;
-            var life = typeof claims.iat == "number" ? claims.exp - claims.iat : claims.exp - now;
-            var until = now + Math.min(claims.exp - now, life) - Math.min(EARLY_S, life / 4);
-            if (myGen == gen && until > now) cached = { token: token, until: until };
-            emit("chat-auth:token", { expiresAt: claims.exp });
-          } else {
-            try { console.warn("[chat-auth] no chat token for the widget: " + reason + (status ? " (HTTP " + status + ")" : "")); } catch (e) { /* no console */ }
-            emit("chat-auth:error", { reason: reason, status: status, midAuth: !!mid });
-          }
-          resolve(token || null);
-        };
-        var fail = function (reason) { return function () { throw { reason: reason }; }; };
-        try {
-          timer = setTimeout(function () {
-            try { if (ac) ac.abort(); } catch (e) { /* ignore */ }
-            finish(null, "timeout");
-          }, ABORT_MS);
-          try { ac = new AbortController(); } catch (e) { /* older browser: the timer covers it */ }
-
-          // Settings as they are now: a configure() during the attempt applies to the next one.
-          // A page's own tokenUrl is relative to the page, the deployed one to this script.
-          var getter = opts.identityToken;
-          var url = opts.tokenUrl ? abs(opts.tokenUrl, w.location.href) : abs(cfg.tokenUrl || "/token", base);
-          var mode = cfg.identityMode || "auto";
-          var bearer = mode == "bearer" || (mode != "cookie" && typeof getter == "function");
-          new Promise(function (r) { r(bearer ? getter() : null); }) // a throwing getter rejects
-            .then(function (id) {
-              if (bearer && (!id || typeof id != "string")) throw { reason: "no_identity" };
-              var init = { method: "GET", headers: { Accept: "application/json" }, cache: "no-store" };
-              if (bearer) init.headers.Authorization = "Bearer " + id;
-              else init.credentials = "include";
-              if (ac) init.signal = ac.signal;
-              return fetch(url, init).then(function (res) {
-                status = res.status;
-                if (status == 401) throw { reason: "unauthenticated" };
-                if (status != 200) throw { reason: "http_" + status };
-                return res.text().then(null, fail("network"));
-              }, fail("network"));
-            }, fail("no_identity"))
-            .then(function (text) {
-              var t, claims;
-              try { t = tokenOf(text); claims = payloadOf(t); } catch (e) { /* not JSON */ }
-              if (!claims) throw { reason: "invalid_response" };
-              finish(t, null, claims);
-            })
-            .then(null, function (err) { finish(null, (err && err.reason) || "network"); });
-        } catch (e) {
-          finish(null, "internal");
-        }
+    // One request to the token endpoint as `id`. Resolves {token, claims} or rejects
+    // {reason, status}, within ABORT_MS (the fetch is aborted then, if AbortController exists).
+    var request = function (id, s) {
+      var ac = null, status = null, timer;
+      try { ac = new AbortController(); } catch (e) { /* older browser: the timer still answers */ }
+      var init = { method: "GET", headers: { Accept: "application/json" }, cache: "no-store" };
+      if (id === COOKIES) init.credentials = "include";
+      else init.headers.Authorization = "Bearer " + id;
+      if (ac) init.signal = ac.signal;
+      var late = new Promise(function (r, reject) {
+        timer = setTimeout(function () {
+          try { if (ac) ac.abort(); } catch (e) { /* ignore */ }
+          reject({ reason: "timeout" });
+        }, ABORT_MS);
+      });
+      var got = fetch(s.url, init).then(function (res) {
+        status = res.status;
+        if (status == 401) throw { reason: "unauthenticated" };
+        if (status != 200) throw { reason: "http_" + status };
+        return res.text().then(null, fail("network"));
+      }, fail("network")).then(function (text) {
+        var t, claims;
+        try { t = tokenOf(text); claims = payloadOf(t); } catch (e) { /* not JSON */ }
+        if (!claims) throw { reason: "invalid_response" };
+        return { token: t, claims: claims };
+      });
+      return Promise.race([got, late]).then(function (r) {
+        clearTimeout(timer);
+        return r;
+      }, function (err) {
+        clearTimeout(timer);
+        throw { reason: (err && err.reason) || "network", status: status };
       });
     };
 
-    // Cached token if still fresh, else join the in-flight request, else start one.
-    var getToken = function (mid) {
-      try {
-        if (cached && Date.now() / 1000 < cached.until) return Promise.resolve(cached.token);
-        cached = null;
-        if (!flight) {
-          var f = flight = attempt(mid);
-          f.then(function () { if (flight === f) flight = null; });
+    // The token for identity `id` under settings `s`: the cached one if it is that identity's
+    // and still fresh, else the request in flight for it, else a new request. A request that
+    // another identity's (or configure()/reset()) has displaced still answers the calls that
+    // joined it, but is not cached. Cookie mode caches nothing: this script cannot see the
+    // cookie change at sign-in or sign-out, the server can.
+    var tokenFor = function (id, s) {
+      var mine = function (e) { return e && e.id === id && e.gen === s.gen; };
+      if (mine(cached) && Date.now() / 1000 < cached.until) return Promise.resolve(cached.token);
+      cached = null;
+      if (mine(flight)) return flight.p;
+      var f = flight = { id: id, gen: s.gen };
+      f.p = request(id, s).then(function (r) {
+        var c = r.claims;
+        if (flight === f) {
+          flight = null;
+          // Reuse until shortly before exp. Bound the lifetime by exp - iat as well, so a slow
+          // local clock cannot stretch it.
+          var now = Date.now() / 1000;
+          var life = typeof c.iat == "number" ? c.exp - c.iat : c.exp - now;
+          var until = now + Math.min(c.exp - now, life) - Math.min(EARLY_S, life / 4);
+          if (id !== COOKIES && until > now) cached = { id: id, gen: s.gen, token: r.token, until: until };
         }
-        return flight;
-      } catch (e) {
-        return Promise.resolve(null);
-      }
+        emit("chat-auth:token", { expiresAt: c.exp });
+        return r.token;
+      }, function (err) {
+        if (flight === f) flight = null;
+        throw err;
+      });
+      return f.p;
+    };
+
+    // One call: ask the getter who the user is now, then get that user's token. Always
+    // settles within ABORT_MS of the call, even when the getter or the fetch hangs; every null
+    // comes with one console line and one chat-auth:error saying why.
+    var getToken = function (mid) {
+      return new Promise(function (resolve) {
+        var done = false, timer;
+        var finish = function (token, err) {
+          if (done) return;
+          done = true;
+          clearTimeout(timer);
+          if (!token) {
+            err = err || {};
+            var reason = err.reason || "network", status = err.status || null;
+            try { console.warn("[chat-auth] no chat token for the widget: " + reason + (status ? " (HTTP " + status + ")" : "")); } catch (e) { /* no console */ }
+            emit("chat-auth:error", { reason: reason, status: status, midAuth: mid });
+          }
+          resolve(token || null);
+        };
+        try {
+          timer = setTimeout(function () { finish(null, { reason: "timeout" }); }, ABORT_MS);
+          // Settings as they are now: a configure() during the call applies to the next one.
+          // A page's own tokenUrl is relative to the page, the deployed one to this script.
+          var getter = opts.identityToken, mode = cfg.identityMode || "auto";
+          var s = {
+            gen: gen,
+            url: opts.tokenUrl ? abs(opts.tokenUrl, w.location.href) : abs(cfg.tokenUrl || "/token", base)
+          };
+          var bearer = mode == "bearer" || (mode != "cookie" && typeof getter == "function");
+          new Promise(function (r) { r(bearer ? getter() : COOKIES); }) // a throwing getter rejects
+            .then(function (id) {
+              if (id === COOKIES || (id && typeof id == "string")) return tokenFor(id, s);
+              // Signed out: whoever's token is held, it is not for this call or any later one.
+              cached = null; flight = null;
+              throw { reason: "no_identity" };
+            }, fail("no_identity"))
+            .then(function (t) { finish(t); }, function (err) { finish(null, err); });
+        } catch (e) {
+          finish(null, { reason: "internal" });
+        }
+      });
     };
 
     // Shape the widget expects: provider(callback) or provider({isMidAuthEnabled}, callback);
@@ -166,8 +204,8 @@
     };
 
     w.chatAuth = {
-      // configure({identityToken: () => string | Promise<string>, tokenUrl}): a new identity
-      // means the cached token (if any) belongs to someone else, so it is dropped.
+      // configure({identityToken: () => string | null | Promise<string | null>, tokenUrl}): the
+      // getter is asked on every call (null: signed out). New settings drop what is held.
       configure: function (o) {
         o = o || {};
         if ("identityToken" in o) opts.identityToken = o.identityToken;
@@ -178,7 +216,8 @@
       // The admin-configured client function this script defined, e.g. "auth.getAuthenticationToken".
       clientFunction: cfg.clientFunction,
       provider: provider,
-      // reset(): forget the cached token, the in-flight request and configure() options (sign-out).
+      // reset(): forget the cached token, the in-flight request and configure() options. Call it
+      // at sign-out in cookie mode (with a getter, a null answer does the same).
       reset: function () { opts = {}; cached = null; flight = null; gen++; }
     };
 

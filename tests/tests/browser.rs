@@ -24,7 +24,7 @@ mod common;
 
 use axum::Router;
 use axum::extract::{Path as UrlPath, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
@@ -47,6 +47,8 @@ const WIDGET_BOUND_MS: f64 = 10_000.0;
 const MICROSOFT_SAMPLE_TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
 /// The contact every test signs in as.
 const SUB: &str = "3f2c8e4a-6b1d-4c9e-9a7f-0d5e8b2a1c44";
+/// The next customer at the same computer.
+const OTHER_SUB: &str = "b9e0c7d2-5a41-4f3e-8c6b-2d7f1e9a0b35";
 
 // ---------------------------------------------------------------------------------------------
 // The browser
@@ -455,16 +457,28 @@ async fn ms_widget() -> Response {
     }
 }
 
-/// A token endpoint with knobs: `delay_ms`, `ttl` (seconds, default 900), and `kind` = json
-/// (default) | raw | html | not_jwt | expired | status500. Counts every request.
+/// A token endpoint with knobs: `delay_ms` (only for the bearer identity `delay_for`, if
+/// given), `ttl` (seconds, default 900), and `kind` = json (default) | raw | html | not_jwt |
+/// expired | status500. Counts every request; its tokens carry the bearer identity they were
+/// asked for as `idt`.
 async fn shop_token(
     State(state): State<ShopState>,
     Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
 ) -> Response {
     let n = state.token_requests.fetch_add(1, Ordering::SeqCst) + 1;
-    if let Some(ms) = q.get("delay_ms").and_then(|v| v.parse().ok()) {
+    let identity = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let delayed = q.get("delay_for").is_none_or(|id| id == identity);
+    if let Some(ms) = q.get("delay_ms").and_then(|v| v.parse().ok())
+        && delayed
+    {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
+    let shaped = |offset, ttl| shaped_jwt(n, identity, offset, ttl);
     let json = |body: Value| {
         (
             [
@@ -477,30 +491,27 @@ async fn shop_token(
     };
     let ttl = q.get("ttl").and_then(|v| v.parse().ok()).unwrap_or(900);
     match q.get("kind").map(String::as_str).unwrap_or("json") {
-        "raw" => (
-            [(header::CONTENT_TYPE, "application/jwt")],
-            shaped_jwt(n, 0, 900),
-        )
-            .into_response(),
+        "raw" => ([(header::CONTENT_TYPE, "application/jwt")], shaped(0, 900)).into_response(),
         "html" => (
             [(header::CONTENT_TYPE, "text/html")],
             "<html><body>Service temporarily unavailable</body></html>",
         )
             .into_response(),
         "not_jwt" => json(json!({"token": "this-is-not-a-jwt", "expires_at": 0})),
-        "expired" => json(json!({"token": shaped_jwt(n, -1000, 900)})),
+        "expired" => json(json!({"token": shaped(-1000, 900)})),
         "status500" => (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response(),
-        _ => json(json!({"token": shaped_jwt(n, 0, ttl), "kid": "shop"})),
+        _ => json(json!({"token": shaped(0, ttl), "kid": "shop"})),
     }
 }
 
 /// A JWT-shaped token (RS256 header, iss/sub/iat/exp; the signature is not real) whose `jti`
-/// numbers the request that produced it. `iat` = now + `offset`, `exp` = `iat` + `ttl`.
-fn shaped_jwt(n: usize, offset: i64, ttl: i64) -> String {
+/// numbers the request that produced it and whose `idt` is the identity it was asked for.
+/// `iat` = now + `offset`, `exp` = `iat` + `ttl`.
+fn shaped_jwt(n: usize, identity: &str, offset: i64, ttl: i64) -> String {
     let iat = common::now() + offset;
     let header = json!({"alg": "RS256", "typ": "JWT", "kid": "shop"});
-    let claims =
-        json!({"iss": "shop", "sub": SUB, "iat": iat, "exp": iat + ttl, "jti": n.to_string()});
+    let claims = json!({"iss": "shop", "sub": SUB, "iat": iat, "exp": iat + ttl,
+                        "jti": n.to_string(), "idt": identity});
     let enc = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
     format!("{}.{}.c2lnbmF0dXJl", enc(&header), enc(&claims))
 }
@@ -1024,6 +1035,158 @@ async fn concurrent_calls_share_one_request_and_the_token_is_reused_until_expiry
     assert_eq!(fx.shop.token_requests(), 3);
     assert_eq!(jti(other["token"].as_str().unwrap()), "3");
     assert!(b.events("chat-auth:error").await.is_empty());
+}
+
+/// The shared computer (issue 23): in a single-page app user A signs out and user B signs in
+/// without a reload. The page's getter follows the page's own sign-in state, asynchronously
+/// as identity libraries do, and the provider asks it on every call: after the sign-out the
+/// widget gets `null`, not A's token, and then B gets a token whose `sub` is B's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_sign_out_the_next_user_never_gets_the_previous_users_token() {
+    let fx = Fixture::start(&[]).await;
+    let b = &fx.browser;
+    let url = fx.shop.page("shared-computer", &[fx.provider()]);
+    b.goto(&url).await;
+    b.wait_for("window.chatAuth", "the provider script").await;
+    b.js(
+        "window.__id = null;
+         chatAuth.configure({ identityToken: function () {
+           return new Promise(function (r) { setTimeout(function () { r(window.__id); }, 10); });
+         } });",
+        vec![],
+    )
+    .await;
+    let id_a = common::sign_in(&fx.service, SUB, json!({})).await;
+    let id_b = common::sign_in(&fx.service, OTHER_SUB, json!({})).await;
+
+    let a = client_function_as(b, json!(id_a)).await;
+    let token_a = a["token"].as_str().expect("A's token").to_owned();
+    assert_eq!(fx.validate(&token_a).await["sub"], SUB);
+
+    let signed_out = client_function_as(b, Value::Null).await;
+    assert_eq!(
+        signed_out["token"],
+        Value::Null,
+        "A signed out, the widget still got A's token: {signed_out}"
+    );
+    assert_eq!(signed_out["calls"], 1);
+    let errors = b.events("chat-auth:error").await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["reason"], "no_identity");
+
+    let signed_in_b = client_function_as(b, json!(id_b)).await;
+    let token_b = signed_in_b["token"].as_str().expect("B's token").to_owned();
+    let verdict = fx.validate(&token_b).await;
+    assert_eq!(verdict["active"], true, "{verdict}");
+    assert_eq!(verdict["sub"], OTHER_SUB, "B chats as A: {verdict}");
+    // B's own token is still reused for B.
+    let again = client_function_as(b, json!(id_b)).await;
+    assert_eq!(again["token"], token_b.as_str());
+    assert_eq!(b.events("chat-auth:token").await.len(), 2, "one fetch each");
+}
+
+/// The interleavings (issue 23): A's request is still in flight when the page's getter already
+/// answers B. B's three calls must not join it: they share one request of their own. A's
+/// answer, which comes last, goes to A's call only and does not replace B's cached token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_in_flight_for_one_user_is_never_handed_to_the_next() {
+    let fx = Fixture::start(&[]).await;
+    let b = &fx.browser;
+    let url = fx.shop.page("interleaved", &[fx.provider()]);
+    b.goto(&url).await;
+    b.wait_for("window.chatAuth", "the provider script").await;
+    let got = b
+        .js_async(
+            "chatAuth.configure({ tokenUrl: arguments[0], identityToken: function () { return window.__id; } });
+             var out = {}, n = 0;
+             var got = function (k) { return function (t) { out[k] = t; if (++n == 4) done(out); }; };
+             window.__id = 'id-A';
+             auth.getAuthenticationToken(got('a'));
+             setTimeout(function () {
+               window.__id = 'id-B'; // A signed out and B signed in while A's request is out
+               auth.getAuthenticationToken(got('b1'));
+               chatAuth.provider(got('b2'));
+               chatAuth.getToken().then(got('b3'));
+             }, 200);",
+            vec![json!(
+                fx.shop
+                    .url("/api/token?delay_ms=1500&delay_for=id-A")
+            )],
+        )
+        .await;
+    let asked_for = |k: &str| {
+        let token = got[k]
+            .as_str()
+            .unwrap_or_else(|| panic!("{k}: no token in {got}"));
+        claims(token)["idt"].clone()
+    };
+    assert_eq!(asked_for("a"), "id-A");
+    for k in ["b1", "b2", "b3"] {
+        assert_eq!(asked_for(k), "id-B", "{k} got A's token: {got}");
+        assert_eq!(got[k], got["b1"], "B's calls share one request");
+    }
+    assert_eq!(fx.shop.token_requests(), 2, "one request per identity");
+
+    // A's late answer did not displace B's token.
+    let again = b
+        .call_client_function("auth.getAuthenticationToken", None)
+        .await;
+    assert_eq!(again["token"], got["b1"]);
+    assert_eq!(fx.shop.token_requests(), 2);
+}
+
+/// Cookie mode (issue 23): the script cannot see the sign-in cookie (HttpOnly, and usually on
+/// the token service's origin), so it cannot tell that the user changed. It keeps no token
+/// between calls: each call asks the server, which reads the cookie. On the demo page, a
+/// sign-in as B after A, with no reload, is seen at the next call; after sign-out, `null`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookie_mode_sees_a_new_sign_in_at_the_next_call() {
+    let service = common::start(&[]).await;
+    let b = Browser::start().await;
+    b.goto(&service.url("/")).await;
+    b.wait_for("window.chatAuth && window.lcwStandin", "the demo scripts")
+        .await;
+    // The demo page drops any earlier cookie as it loads: let that finish first.
+    b.wait_for(
+        "performance.getEntriesByName(location.origin + '/dev/sign-out')
+           .some(function (e) { return e.responseEnd > 0; })",
+        "the demo page's own sign-out",
+    )
+    .await;
+    let session =
+        "fetch(arguments[0], { method: 'POST', headers: { 'Content-Type': 'application/json' },
+                                       body: JSON.stringify({ sub: arguments[1] }) })
+                     .then(function (r) { done(r.status); }, function (e) { done(String(e)); });";
+    let mut subs = Vec::new();
+    for sub in [SUB, OTHER_SUB] {
+        let status = b
+            .js_async(session, vec![json!("/dev/sign-in"), json!(sub)])
+            .await;
+        assert_eq!(status, 200);
+        let r = b
+            .call_client_function("auth.getAuthenticationToken", None)
+            .await;
+        let token = r["token"].as_str().unwrap_or_else(|| panic!("{r}"));
+        subs.push(common::validate(&service, token).await["sub"].clone());
+    }
+    assert_eq!(subs, vec![json!(SUB), json!(OTHER_SUB)], "B chats as A");
+
+    let status = b
+        .js_async(session, vec![json!("/dev/sign-out"), json!(null)])
+        .await;
+    assert_eq!(status, 204);
+    let r = b
+        .call_client_function("auth.getAuthenticationToken", None)
+        .await;
+    assert_eq!(r["token"], Value::Null, "signed out, still B's token: {r}");
+}
+
+/// Sets the page's sign-in state read by its getter (`null`: signed out) and calls the client
+/// function as the widget does.
+async fn client_function_as(b: &Browser, id: Value) -> Value {
+    b.js("window.__id = arguments[0];", vec![id]).await;
+    b.call_client_function("auth.getAuthenticationToken", None)
+        .await
 }
 
 /// Microsoft's widget code asks the client function for a token when a chat starts, hands it
