@@ -5,7 +5,7 @@
 
 mod common;
 
-use chat_auth::store::{KeyStore, PublicKeySource, RingSource};
+use chat_auth::store::{Basis, KeyStore, PublicKeySource, RingSource};
 use chat_auth::store::{STEPS, Step};
 use chat_auth::{PublicKeySet, RingState, Section, TokenPolicy};
 use chat_auth_aws::SecretsManagerStore;
