@@ -1,5 +1,5 @@
 //! Structured logs. JSON when Lambda's advanced logging asks for it
-//! (`AWS_LAMBDA_LOG_FORMAT=JSON`), compact text otherwise; `RUST_LOG` filters.
+//! (`AWS_LAMBDA_LOG_FORMAT=JSON`), compact text otherwise; `RUST_LOG` filters, never below DEBUG.
 //!
 //! Nothing in this crate logs a token, a private key or an upstream credential: errors carry
 //! codes and public messages, keys print as redactions.
@@ -9,12 +9,23 @@ use serde_json::{Map, Value, json};
 use std::io::Write;
 use std::sync::OnceLock;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// The CloudWatch namespace for metrics, when running on Lambda (set once by [`init`]).
 static NAMESPACE: OnceLock<Option<String>> = OnceLock::new();
 
+/// The most detailed level any binary logs, whatever `RUST_LOG` asks for. Our crates log
+/// nothing at TRACE; our dependencies do, and some of it is secret: lambda_runtime logs each raw
+/// invocation event (with the caller's bearer token) and the AWS SDK logs response bodies (the
+/// private ring) when `LOG_SENSITIVE_BODIES` is set. A cap is simpler to trust than a list of
+/// targets that a dependency update can outgrow.
+pub const MAX_LEVEL: LevelFilter = LevelFilter::DEBUG;
+
 /// Installs the global subscriber once; later calls are ignored. On Lambda it also enables
-/// metrics. `RUST_LOG` is read by tracing-subscriber's own `EnvFilter`, as everywhere in Rust.
+/// metrics. `RUST_LOG` is read by tracing-subscriber's own `EnvFilter`, as everywhere in Rust,
+/// under [`MAX_LEVEL`].
 pub fn init(config: &TelemetryConfig) {
     let _ = NAMESPACE.set(config.metrics_namespace.clone());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -27,11 +38,15 @@ pub fn init(config: &TelemetryConfig) {
             .json()
             .with_current_span(false)
             .without_time()
+            .finish()
+            .with(MAX_LEVEL)
             .try_init()
     } else {
         builder
             .compact()
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .finish()
+            .with(MAX_LEVEL)
             .try_init()
     };
 }

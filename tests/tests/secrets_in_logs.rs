@@ -1,5 +1,6 @@
 //! GIVEN every log line of a full run (the local server, the operator commands, and the
-//! rotate-keys and mint-token binaries on Secrets Manager), at debug level, THEN no token,
+//! rotate-keys and mint-token binaries on Secrets Manager), with `RUST_LOG=trace` (where
+//! lambda_runtime logs raw events and the AWS SDK would log response bodies), THEN no token,
 //! private key or upstream credential appears in them.
 
 mod common;
@@ -11,6 +12,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 const AWS_SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETLOGCANARY";
+const AWS_SESSION: &str = "IQoJb3JpZ2luX2VjSESSIONTOKENLOGCANARY0123456789";
+/// The identity token API Gateway's authorizer verified, as the event carries it.
+const BEARER: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJCRUFSRVJDQU5BUlkifQ.c2lnbmF0dXJlY2FuYXJ5";
 
 fn log_file(dir: &Path, name: &str) -> Stdio {
     Stdio::from(File::create(dir.join(name)).unwrap())
@@ -21,7 +25,7 @@ fn chat_auth(data: &Path, logs: &Path, log_name: &str, args: &[&str]) -> std::pr
         .arg("--data-dir")
         .arg(data)
         .args(args)
-        .env("RUST_LOG", "debug")
+        .env("RUST_LOG", "trace")
         .stderr(log_file(logs, log_name))
         .output()
         .unwrap()
@@ -52,12 +56,13 @@ async fn a_full_run_logs_no_token_key_or_credential() {
     let dir = tempfile::tempdir().unwrap();
     let (data, logs) = (dir.path().join("data"), dir.path().join("logs"));
     std::fs::create_dir_all(&logs).unwrap();
-    let mut secrets: Vec<String> = vec![AWS_SECRET.to_owned()];
+    let mut secrets: Vec<String> = vec![AWS_SECRET.to_owned(), AWS_SESSION.to_owned()];
+    secrets.extend(token_parts(BEARER));
 
     // The local server at debug level, through the whole flow and its failures.
     let serve = common::serve_process(
         &data,
-        &[("RUST_LOG", "debug"), ("AWS_SECRET_ACCESS_KEY", AWS_SECRET)],
+        &[("RUST_LOG", "trace"), ("AWS_SECRET_ACCESS_KEY", AWS_SECRET)],
         log_file(&logs, "serve.log"),
     )
     .await;
@@ -143,10 +148,12 @@ async fn a_full_run_logs_no_token_key_or_credential() {
     env.extend(
         [
             ("AWS_SECRET_ACCESS_KEY", AWS_SECRET),
+            ("AWS_SESSION_TOKEN", AWS_SESSION),
+            ("LOG_SENSITIVE_BODIES", "true"),
             ("CHAT_AUTH_SIGNING_SECRET_ID", "signing"),
             ("CHAT_AUTH_PUBLIC_KEYS_SECRET_ID", "public"),
             ("CHAT_AUTH_SUBJECT_CLAIM", "contact_id"),
-            ("RUST_LOG", "debug"),
+            ("RUST_LOG", "trace"),
         ]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string())),
@@ -172,8 +179,9 @@ async fn a_full_run_logs_no_token_key_or_credential() {
         let mint_fn = lambda
             .run_with_stderr("mint-token", &env, log_file(&logs, "mint-token.log"))
             .await;
-        let event: Value =
+        let mut event: Value =
             serde_json::from_str(include_str!("../fixtures/apigw-v2-get-token.json")).unwrap();
+        event["headers"]["authorization"] = json!(format!("Bearer {BEARER}"));
         let response = mint_fn.invoke(event).await.unwrap();
         let lambda_token = response_body(&response).unwrap();
         secrets.extend(token_parts(&lambda_token));
