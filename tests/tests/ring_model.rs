@@ -9,22 +9,21 @@
 //! `CHAT_AUTH_RING_SEQUENCES` sets the number of sequences per store (default: 8,000 in memory
 //! and 2,000 on files).
 
+mod common;
+
 use chat_auth::claims::mint;
 use chat_auth::jwt::Validator;
 use chat_auth::keys::{KeyTimes, StoredKey};
 use chat_auth::publish::{parse_jwks, parse_public_key_document};
 use chat_auth::ring::{MAX_VERIFY_ONLY, MIN_ROTATION_PERIOD};
-use chat_auth::store::{
-    self, Basis, KeyStore, MemoryStore, PublicKeySource, RingSource, STEPS, Stage,
-};
+use chat_auth::store::{self, KeyStore, MemoryStore, PublicKeySource, RingSource, STEPS};
 use chat_auth::{CustomContext, Error, Lifecycle, RingPolicy, RingState, TokenPolicy};
 use chat_auth_host::FileStore;
 use chat_auth_host::cache::{PublicKeys, SigningKeys};
+use common::interleaved::Interleaved;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
@@ -159,132 +158,6 @@ fn event() -> impl Strategy<Value = Event> {
         ]
         .prop_map(Event::Advance),
     ]
-}
-
-/// An event that runs in the middle of another.
-type Intrusion = Pin<Box<dyn Future<Output = ()> + Send>>;
-
-/// The model's store: the real one, with a hook that runs another event just before the n-th
-/// call the next operation makes on it, read or write. A process paused between reading the
-/// ring and writing what it computed from it (a slow disk, a descheduled operator command, a
-/// Lambda invocation frozen mid-step) is exactly this.
-///
-/// It also keeps a log of the rings loaded and written since it was last armed, so that the model
-/// learns which ring each revocation was derived from, whoever overtook whom.
-struct Interleaved<S> {
-    inner: Arc<S>,
-    calls: AtomicUsize,
-    armed: Mutex<Option<(usize, Intrusion)>>,
-    loaded: Mutex<Vec<RingState>>,
-    /// Each successful `save_ring`: the ring it replaced and the ring it wrote.
-    saved: Mutex<Vec<(RingState, RingState)>>,
-}
-
-impl<S: KeyStore> Interleaved<S> {
-    fn new(inner: S) -> Self {
-        Interleaved {
-            inner: Arc::new(inner),
-            calls: AtomicUsize::new(0),
-            armed: Mutex::new(None),
-            loaded: Mutex::new(Vec::new()),
-            saved: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// Runs `intrusion` just before call number `at` (from 0) from now on.
-    fn arm(&self, at: usize, intrusion: Intrusion) {
-        self.calls.store(0, Ordering::SeqCst);
-        self.loaded.lock().unwrap().clear();
-        self.saved.lock().unwrap().clear();
-        *self.armed.lock().unwrap() = Some((at, intrusion));
-    }
-
-    /// The ring replacements logged since [`Self::arm`].
-    fn take_saved(&self) -> Vec<(RingState, RingState)> {
-        std::mem::take(&mut *self.saved.lock().unwrap())
-    }
-
-    /// The intrusion that has not run yet, if any.
-    fn disarm(&self) -> Option<Intrusion> {
-        self.armed
-            .lock()
-            .unwrap()
-            .take()
-            .map(|(_, intrusion)| intrusion)
-    }
-
-    async fn call(&self) {
-        let n = self.calls.fetch_add(1, Ordering::SeqCst);
-        let due = {
-            let mut armed = self.armed.lock().unwrap();
-            match &*armed {
-                Some((at, _)) if *at == n => armed.take(),
-                _ => None,
-            }
-        };
-        if let Some((_, intrusion)) = due {
-            intrusion.await;
-        }
-    }
-}
-
-impl<S: KeyStore> RingSource for Interleaved<S> {
-    async fn load_ring(&self) -> chat_auth::Result<Option<RingState>> {
-        self.call().await;
-        let ring = self.inner.load_ring().await?;
-        self.loaded.lock().unwrap().extend(ring.clone());
-        Ok(ring)
-    }
-}
-
-impl<S: KeyStore> PublicKeySource for Interleaved<S> {
-    async fn load_public(&self) -> chat_auth::Result<Option<chat_auth::PublicKeySet>> {
-        self.call().await;
-        self.inner.load_public().await
-    }
-}
-
-impl<S: KeyStore> KeyStore for Interleaved<S> {
-    async fn save_ring(&self, base: Option<&str>, ring: &RingState) -> chat_auth::Result<()> {
-        self.call().await;
-        self.inner.save_ring(base, ring).await?;
-        let replaced = self
-            .loaded
-            .lock()
-            .unwrap()
-            .iter()
-            .rev()
-            .find(|r| Some(r.digest().as_str()) == base)
-            .cloned();
-        if let Some(replaced) = replaced {
-            self.saved.lock().unwrap().push((replaced, ring.clone()));
-        }
-        Ok(())
-    }
-    async fn publish(&self, basis: &Basis, set: &chat_auth::PublicKeySet) -> chat_auth::Result<()> {
-        self.call().await;
-        self.inner.publish(basis, set).await
-    }
-    async fn stage(&self, id: &str) -> chat_auth::Result<Stage> {
-        self.call().await;
-        self.inner.stage(id).await
-    }
-    async fn load_pending(&self, id: &str) -> chat_auth::Result<Option<RingState>> {
-        self.call().await;
-        self.inner.load_pending(id).await
-    }
-    async fn load_any_pending(&self) -> chat_auth::Result<Option<RingState>> {
-        self.call().await;
-        self.inner.load_any_pending().await
-    }
-    async fn put_pending(&self, id: &str, ring: &RingState) -> chat_auth::Result<()> {
-        self.call().await;
-        self.inner.put_pending(id, ring).await
-    }
-    async fn promote(&self, id: &str, base: Option<&str>) -> chat_auth::Result<()> {
-        self.call().await;
-        self.inner.promote(id, base).await
-    }
 }
 
 /// Runs `op` against `store`; `id` names the rotation if it is one.
@@ -713,57 +586,74 @@ fn file_store() -> (FileStore, tempfile::TempDir) {
 /// then `keys` goes on. Paused before each of its store calls in turn, it must never publish the
 /// revoked kid again nor drop it from `revoked`, and a token that kid signed must be refused as
 /// `revoked_kid`.
-#[test]
-fn a_publication_overtaken_by_a_revocation_keeps_the_key_revoked() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        for at in 0..4 {
-            let (files, _dir) = file_store();
-            let store = Interleaved::new(files);
-            let life = pool_lifecycle(0);
-            let ring = store::ensure_ring(&store, &life, START).await.unwrap();
-            let kid = ring.current.kid.clone();
-            let claims = TokenPolicy {
-                issuer: "model".into(),
-                ttl: 600,
-                skew: SKEW,
-            }
-            .claims("contact", &CustomContext::new(), START)
-            .unwrap();
-            let token = mint(&ring.load().unwrap().signer, &claims).unwrap().token;
-            let revocation = {
-                let (inner, life, kid) = (store.inner.clone(), life.clone(), kid.clone());
-                Box::pin(async move {
-                    store::revoke(&*inner, &kid, &life, START + 10).await.unwrap();
-                })
-            };
-            store.arm(at, revocation);
-            store::ensure_ring(&store, &life, START + 10).await.unwrap();
-            let ran_inside = match store.disarm() {
-                Some(late) => {
-                    late.await;
-                    false
-                }
-                None => true,
-            };
-            let set = store.load_public().await.unwrap().unwrap();
-            assert!(
-                set.key(&kid).is_none(),
-                "paused before call {at} (revocation inside: {ran_inside}): the revoked kid is published again"
-            );
-            assert!(
-                set.revoked.contains(&kid),
-                "paused before call {at}: `revoked` lost the kid: {:?}",
-                set.revoked
-            );
-            let report = validator().validate(&token, &set.render().unwrap().keys, START + 10);
-            let codes: Vec<&str> = report.problems.iter().map(|p| p.code).collect();
-            assert_eq!(codes, ["revoked_kid"], "paused before call {at}");
+async fn a_paused_publication_keeps_a_later_revocation<S: KeyStore>(fresh: impl AsyncFn() -> S) {
+    for at in 0..4 {
+        let store = Interleaved::new(fresh().await);
+        let life = pool_lifecycle(0);
+        let ring = store::ensure_ring(&store, &life, START).await.unwrap();
+        let kid = ring.current.kid.clone();
+        let claims = TokenPolicy {
+            issuer: "model".into(),
+            ttl: 600,
+            skew: SKEW,
         }
-    });
+        .claims("contact", &CustomContext::new(), START)
+        .unwrap();
+        let token = mint(&ring.load().unwrap().signer, &claims).unwrap().token;
+        let revocation = {
+            let (inner, life, kid) = (store.inner.clone(), life.clone(), kid.clone());
+            Box::pin(async move {
+                store::revoke(&*inner, &kid, &life, START + 10)
+                    .await
+                    .unwrap();
+            })
+        };
+        store.arm(at, revocation);
+        store::ensure_ring(&store, &life, START + 10).await.unwrap();
+        let ran_inside = match store.disarm() {
+            Some(late) => {
+                late.await;
+                false
+            }
+            None => true,
+        };
+        let set = store.load_public().await.unwrap().unwrap();
+        assert!(
+            set.key(&kid).is_none(),
+            "paused before call {at} (revocation inside: {ran_inside}): the revoked kid is published again"
+        );
+        assert!(
+            set.revoked.contains(&kid),
+            "paused before call {at}: `revoked` lost the kid: {:?}",
+            set.revoked
+        );
+        let report = validator().validate(&token, &set.render().unwrap().keys, START + 10);
+        let codes: Vec<&str> = report.problems.iter().map(|p| p.code).collect();
+        assert_eq!(codes, ["revoked_kid"], "paused before call {at}");
+    }
+}
+
+#[tokio::test]
+async fn a_publication_overtaken_by_a_revocation_keeps_the_key_revoked_on_files() {
+    let dirs = Mutex::new(Vec::new());
+    a_paused_publication_keeps_a_later_revocation(async || {
+        let (store, dir) = file_store();
+        dirs.lock().unwrap().push(dir);
+        store
+    })
+    .await;
+}
+
+/// The same on Secrets Manager (moto), whose store checks the basis before and after its write.
+#[tokio::test]
+async fn a_publication_overtaken_by_a_revocation_keeps_the_key_revoked_on_secrets_manager() {
+    let (moto, store, _) = common::aws::provisioned().await;
+    a_paused_publication_keeps_a_later_revocation(async || {
+        moto.reset().await;
+        moto.provision().await;
+        store.clone()
+    })
+    .await;
 }
 
 fn run_sequences<S, F>(name: &str, default_cases: u32, make: F)

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod aws;
+pub mod interleaved;
 
 use chat_auth_cli::LocalConfig;
 use std::net::SocketAddr;
