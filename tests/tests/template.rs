@@ -84,18 +84,12 @@ fn template_path() -> std::path::PathBuf {
 
 /// The transformed template, as CloudFormation receives it.
 fn transformed() -> serde_json::Value {
-    let out = Command::new(common::python())
-        .arg(common::root().join("tests/py/sam_transform.py"))
-        .arg(template_path())
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let template = template_path().into_os_string();
+    let out = common::python_script(
+        "sam_transform.py",
+        &[template.as_os_str(), "--json".as_ref()],
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_slice(&out).unwrap()
 }
 
 #[test]
@@ -200,17 +194,8 @@ fn a_broken_template_does_not() {
 
 /// Every IAM action of `service` (lower case), from the service authorization data cfn-lint ships.
 fn known_actions(service: &str) -> Vec<String> {
-    let out = Command::new(common::python())
-        .arg(common::root().join("tests/py/sam_transform.py"))
-        .args(["--actions", service])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let out = common::python_script("sam_transform.py", &["--actions", service]);
+    serde_json::from_slice(&out).unwrap()
 }
 
 /// Just enough IAM policy evaluation for this template's resource and key policies: which

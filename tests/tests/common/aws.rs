@@ -102,17 +102,8 @@ impl Moto {
 
     /// Registers a rotation function so `rotate_secret` behaves as on AWS.
     pub fn register_rotation_lambda(&self) -> String {
-        let out = Command::new(super::python())
-            .arg(super::root().join("tests/py/moto_register_lambda.py"))
-            .arg(&self.endpoint)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        let out = super::python_script("moto_register_lambda.py", &[&self.endpoint]);
+        String::from_utf8(out).unwrap().trim().to_owned()
     }
 
     /// Starts a rotation the way Secrets Manager does; returns the new version's token.

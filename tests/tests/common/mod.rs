@@ -138,6 +138,22 @@ pub fn python() -> PathBuf {
         .unwrap_or_else(|| root().join("target/py/bin/python"))
 }
 
+/// Runs `tests/py/<script>` with the tests' Python: its standard output, or a panic with its
+/// standard error.
+pub fn python_script<S: AsRef<std::ffi::OsStr>>(script: &str, args: &[S]) -> Vec<u8> {
+    let out = std::process::Command::new(python())
+        .arg(root().join("tests/py").join(script))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// `GET /token` with a bearer identity token.
 pub async fn get_token(server: &Server, bearer: &str) -> reqwest::Response {
     client()
