@@ -675,25 +675,31 @@ async fn every_hostile_request_gets_a_structured_error() {
 
 /// `chat-auth serve --dev` on a free port, with its stderr in a file; killed on drop.
 struct Served {
+    /// `host:port`, for raw sockets.
     addr: String,
-    child: std::process::Child,
+    process: common::ServeProcess,
     log: std::path::PathBuf,
     _data: tempfile::TempDir,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Served {
     /// Stops the server and returns what it logged.
     fn stop(&mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.process.child.kill();
+        let _ = self.process.child.wait();
         std::fs::read_to_string(&self.log).unwrap()
+    }
+
+    /// `GET /public-key` as a fast client makes it, given `limit`; the answer and how long it
+    /// took.
+    async fn fast_get(&self, limit: Duration) -> (reqwest::Result<reqwest::Response>, Duration) {
+        let start = Instant::now();
+        let answer = common::client()
+            .get(format!("{}/public-key", self.process.base))
+            .timeout(limit)
+            .send()
+            .await;
+        (answer, start.elapsed())
     }
 }
 
@@ -705,8 +711,7 @@ const WITH_NOFILE: &str = "ulimit -n \"$NOFILE\" && exec \"$0\" \"$@\"";
 async fn serve(env: &[(&str, &str)], nofile: Option<u32>) -> Served {
     let data = tempfile::tempdir().unwrap();
     let log = data.path().join("stderr.log");
-    let addr = format!("127.0.0.1:{}", common::free_port());
-    let mut command = match nofile {
+    let command = match nofile {
         Some(n) => {
             let mut sh = std::process::Command::new("sh");
             sh.args(["-c", WITH_NOFILE])
@@ -716,34 +721,14 @@ async fn serve(env: &[(&str, &str)], nofile: Option<u32>) -> Served {
         }
         None => std::process::Command::new(common::chat_auth_bin()),
     };
-    command
-        .arg("--data-dir")
-        .arg(data.path().join("ring"))
-        .args(["serve", "--dev", "--listen", &addr])
-        .env("CHAT_AUTH_DEV_ISSUE_KEY", common::ISSUE_KEY)
-        .envs(env.iter().copied())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap());
-    let mut served = Served {
-        addr,
-        child: command.spawn().unwrap(),
+    let stderr = std::fs::File::create(&log).unwrap().into();
+    let process = common::serve_process_via(command, &data.path().join("ring"), env, stderr).await;
+    Served {
+        addr: process.base.trim_start_matches("http://").to_owned(),
+        process,
         log,
         _data: data,
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while common::client()
-        .get(format!("http://{}/public-key", served.addr))
-        .send()
-        .await
-        .is_err()
-    {
-        if let Ok(Some(status)) = served.child.try_wait() {
-            panic!("the server exited ({status}): {}", served.stop());
-        }
-        assert!(Instant::now() < deadline, "the server did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    served
 }
 
 /// Reads (and drops) what the server sends until it closes the connection (end of stream or
@@ -878,14 +863,8 @@ async fn slow_bodies_do_not_take_the_fast_requests_turn() {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let start = Instant::now();
-    let fast = common::client()
-        .get(format!("http://{}/public-key", server.addr))
-        .timeout(Duration::from_secs(5))
-        .send()
-        .await
-        .unwrap();
-    let took = start.elapsed();
+    let (fast, took) = server.fast_get(Duration::from_secs(5)).await;
+    let fast = fast.unwrap();
     let status = fast.status();
     let text = fast.text().await.unwrap();
     eprintln!("GET /public-key beside 260 slow bodies: {status} in {took:?}");
@@ -922,13 +901,7 @@ async fn idle_connections_beyond_the_descriptor_limit_leave_room_for_a_fast_clie
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let start = Instant::now();
-    let fast = common::client()
-        .get(format!("http://{}/public-key", server.addr))
-        .timeout(Duration::from_secs(3))
-        .send()
-        .await;
-    let took = start.elapsed();
+    let (fast, took) = server.fast_get(Duration::from_secs(3)).await;
     let status = fast.as_ref().map(|r| r.status());
     eprintln!(
         "GET /public-key beside 300 idle connections under ulimit -n 256: {status:?} in {took:?}"

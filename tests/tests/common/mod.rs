@@ -199,9 +199,25 @@ pub async fn serve_process(
     env: &[(&str, &str)],
     stderr: std::process::Stdio,
 ) -> ServeProcess {
+    serve_process_via(
+        std::process::Command::new(chat_auth_bin()),
+        data,
+        env,
+        stderr,
+    )
+    .await
+}
+
+/// [`serve_process`] through `command`: the binary itself, or a launcher that runs it with its
+/// arguments (a shell that lowers a limit first, say). Fails at once if the server exits.
+pub async fn serve_process_via(
+    mut command: std::process::Command,
+    data: &std::path::Path,
+    env: &[(&str, &str)],
+    stderr: std::process::Stdio,
+) -> ServeProcess {
     let port = free_port();
     let upstream = env.iter().any(|(k, _)| *k == "CHAT_AUTH_UPSTREAM_ISSUER");
-    let mut command = std::process::Command::new(chat_auth_bin());
     command
         .arg("--data-dir")
         .arg(data)
@@ -216,7 +232,7 @@ pub async fn serve_process(
         .stderr(stderr)
         .spawn()
         .unwrap();
-    let process = ServeProcess {
+    let mut process = ServeProcess {
         base: format!("http://127.0.0.1:{port}"),
         child,
     };
@@ -227,6 +243,9 @@ pub async fn serve_process(
         .await
         .is_err()
     {
+        if let Ok(Some(status)) = process.child.try_wait() {
+            panic!("the server exited ({status})");
+        }
         assert!(
             std::time::Instant::now() < deadline,
             "the server did not start"
