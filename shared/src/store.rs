@@ -171,24 +171,9 @@ impl Basis {
 /// How often [`republish`] reads the ring again when another writer keeps overtaking it.
 const PUBLISH_ATTEMPTS: usize = 8;
 
-/// Publishes what `basis` should show unless it is published exactly; fails with
-/// [`Error::Conflict`] when the store changed since `basis` was read.
-async fn publish_from<S: KeyStore>(
-    store: &S,
-    basis: &Basis,
-    life: &Lifecycle,
-    now: i64,
-) -> Result<PublicKeySet> {
-    let set = basis.publication(life, now)?;
-    if basis.published.as_ref() != Some(&set) {
-        store.publish(basis, &set).await?;
-    }
-    Ok(set)
-}
-
-/// Publishes what the stored rings should show, computed from the rings and the set as they are
-/// when the store writes (read again each time another writer overtakes this one). Returns what
-/// it published and the basis it published from.
+/// Publishes what the stored rings should show, unless it is published exactly, computed from
+/// the rings and the set as they are when the store writes (read again each time another writer
+/// overtakes this one). Returns what it published and the basis it published from.
 async fn republish<S: KeyStore>(
     store: &S,
     life: &Lifecycle,
@@ -197,8 +182,12 @@ async fn republish<S: KeyStore>(
     let mut conflict = None;
     for _ in 0..PUBLISH_ATTEMPTS {
         let basis = Basis::read(store).await?;
-        match publish_from(store, &basis, life, now).await {
-            Ok(set) => return Ok((set, basis)),
+        let set = basis.publication(life, now)?;
+        if basis.published.as_ref() == Some(&set) {
+            return Ok((set, basis));
+        }
+        match store.publish(&basis, &set).await {
+            Ok(()) => return Ok((set, basis)),
             Err(Error::Conflict(why)) => conflict = Some(why),
             Err(e) => return Err(e),
         }
