@@ -46,7 +46,7 @@ echo "==> cargo-lambda (its local Lambda runtime hosts the functions)" >&2
 scripts/install-cargo-lambda.sh >&2
 
 echo "==> cargo build --release: chat-auth, the five functions (measured and zipped); xtask" >&2
-cargo build --release --quiet -p chat-auth -p mint-token -p validate-token -p public-keys \
+cargo build --release --quiet -p chat-auth-cli -p mint-token -p validate-token -p public-keys \
     -p provider-script -p rotate-keys
 # Apart, so that `cargo xtask` (run -p xtask) finds it built with the same features.
 cargo build --release --quiet -p xtask

@@ -1,7 +1,7 @@
 use crate::SecretsManagerStore;
-use chat_auth::config::StoreConfig;
-use chat_auth::store::{Basis, KeyStore, PublicKeySource, RingSource, Stage};
-use chat_auth::{PublicKeySet, Result, RingState};
+use chat_auth_shared::config::StoreConfig;
+use chat_auth_shared::store::{Basis, KeyStore, PublicKeySource, RingSource, Stage};
+use chat_auth_shared::{PublicKeySet, Result, RingState};
 use chat_auth_host::FileStore;
 
 /// The store a function binary runs with: Secrets Manager when
@@ -24,7 +24,7 @@ impl AnyStore {
                     (false, _) => None,
                     (true, Some(signing)) => Some(signing.clone()),
                     (true, None) => {
-                        return Err(chat_auth::Error::Config {
+                        return Err(chat_auth_shared::Error::Config {
                             var: "CHAT_AUTH_SIGNING_SECRET_ID",
                             reason: "is required with CHAT_AUTH_PUBLIC_KEYS_SECRET_ID".into(),
                         });

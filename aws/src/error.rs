@@ -26,5 +26,5 @@ pub enum RotationError {
     InvalidStep(String),
     /// A store or domain error (unreachable store, corrupt ring, ...).
     #[error(transparent)]
-    Domain(#[from] chat_auth::Error),
+    Domain(#[from] chat_auth_shared::Error),
 }

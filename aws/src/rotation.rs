@@ -2,13 +2,13 @@
 //!
 //! Secrets Manager's own guards come first (rotation enabled, the token is a version of the
 //! secret, it is AWSCURRENT or AWSPENDING); the four steps themselves, their lineage checks and
-//! the emergency revocation are `chat_auth::store`'s, the same code the local service and the
-//! model tests run. The ring's invariants are written in `chat_auth::ring`.
+//! the emergency revocation are `chat_auth_shared::store`'s, the same code the local service and the
+//! model tests run. The ring's invariants are written in `chat_auth_shared::ring`.
 
 use crate::secrets::{CURRENT, PENDING};
 use crate::{RotationError, SecretsManagerStore};
-use chat_auth::Lifecycle;
-use chat_auth::store::{self, Step};
+use chat_auth_shared::Lifecycle;
+use chat_auth_shared::store::{self, Step};
 use serde::Deserialize;
 
 /// A step name from a rotation event.

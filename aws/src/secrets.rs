@@ -1,8 +1,8 @@
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
-use chat_auth::config::StoreConfig;
-use chat_auth::store::{Basis, KeyStore, PublicKeySource, RingSource, Slots, Stage};
-use chat_auth::{Error, PublicKeySet, Result, RingState};
+use chat_auth_shared::config::StoreConfig;
+use chat_auth_shared::store::{Basis, KeyStore, PublicKeySource, RingSource, Slots, Stage};
+use chat_auth_shared::{Error, PublicKeySet, Result, RingState};
 use std::collections::HashMap;
 
 /// The AWSCURRENT staging label.
@@ -227,7 +227,7 @@ impl PublicKeySource for SecretsManagerStore {
 
 /// The ClientRequestToken of a direct write of AWSCURRENT: a function of the base ring alone,
 /// so that every writer starting from one base uses the same token and all but the first are
-/// refused (invariant 4 of `chat_auth::ring`), whatever ring each of them wrote.
+/// refused (invariant 4 of `chat_auth_shared::ring`), whatever ring each of them wrote.
 fn direct_write_token(base: Option<&str>) -> String {
     match base {
         Some(digest) => format!("chat-auth-after-{}", &digest[..digest.len().min(40)]),

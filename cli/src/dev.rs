@@ -9,10 +9,10 @@ use axum::middleware::{Next, from_fn};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chat_auth::claims::{check_subject, encode};
-use chat_auth::keys::{KeyTimes, SigningKey, StoredKey};
-use chat_auth::publish::{PublicKeySet, PublishedDocs, PublishedKey};
-use chat_auth::{Error, Problem, Result};
+use chat_auth_shared::claims::{check_subject, encode};
+use chat_auth_shared::keys::{KeyTimes, SigningKey, StoredKey};
+use chat_auth_shared::publish::{PublicKeySet, PublishedDocs, PublishedKey};
+use chat_auth_shared::{Error, Problem, Result};
 use chat_auth_host::http::{Body, no_store};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -35,7 +35,7 @@ pub struct DevIdp {
 impl DevIdp {
     /// Generates the key.
     pub fn new() -> Result<Self> {
-        let now = chat_auth::time::now();
+        let now = chat_auth_shared::time::now();
         let stored = StoredKey::generate(KeyTimes {
             created: now,
             activates: now,
@@ -72,7 +72,7 @@ impl DevIdp {
     /// Signs an identity token for `sub` with extra `claims`.
     pub fn sign_in(&self, sub: &str, claims: &Map<String, Value>) -> Result<(String, i64)> {
         check_subject(sub)?;
-        let now = chat_auth::time::now();
+        let now = chat_auth_shared::time::now();
         let mut payload = Map::new();
         for (name, value) in claims {
             if matches!(name.as_str(), "iss" | "aud" | "sub" | "iat" | "nbf" | "exp") {

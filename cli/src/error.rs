@@ -5,7 +5,7 @@
 pub enum CliError {
     /// A domain error (configuration, keys, store).
     #[error(transparent)]
-    Domain(#[from] chat_auth::Error),
+    Domain(#[from] chat_auth_shared::Error),
     /// A hosting error (the identity provider's keys, the demo identity provider).
     #[error(transparent)]
     Host(#[from] chat_auth_host::Error),

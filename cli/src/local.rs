@@ -2,8 +2,8 @@
 //! callers (an upstream identity provider, or, only when asked for, the built-in development
 //! one), and the server's limits.
 
-use chat_auth::config::{bounded, config};
-use chat_auth::{Config, Result, Section};
+use chat_auth_shared::config::{bounded, config};
+use chat_auth_shared::{Config, Result, Section};
 use chat_auth_host::socket::{Limits, RESERVED_DESCRIPTORS, descriptor_limit};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -208,7 +208,7 @@ fn identity(get: &impl Fn(&str) -> Option<String>, dev: bool) -> Result<Option<I
                     "must be at least 22 characters (128 bits of base64)",
                 ));
             }
-            None => (chat_auth::claims::random_id()?, false),
+            None => (chat_auth_shared::claims::random_id()?, false),
         };
         return Ok(Some(IdentitySource::Development {
             issue_key,

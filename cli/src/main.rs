@@ -1,8 +1,8 @@
 //! `chat-auth`: the local token service and operator commands.
 
-use chat_auth::Section;
-use chat_auth::config::TelemetryConfig;
-use chat_auth::store::{PublicKeySource, ensure_ring, revoke, rotate};
+use chat_auth_shared::Section;
+use chat_auth_shared::config::TelemetryConfig;
+use chat_auth_shared::store::{PublicKeySource, ensure_ring, revoke, rotate};
 use chat_auth_cli::local::IdentitySource;
 use chat_auth_cli::{CliError, LocalConfig, server};
 use chat_auth_host::FileStore;
@@ -75,7 +75,7 @@ async fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             // The operator sees the causes too (a ring that does not parse says where).
-            eprintln!("chat-auth: {}", chat_auth::chain(&e));
+            eprintln!("chat-auth: {}", chat_auth_shared::chain(&e));
             ExitCode::from(2)
         }
     }
@@ -90,7 +90,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let shared = &config.shared;
     let store = || FileStore::open(&config.data_dir);
     let life = shared.ring.lifecycle();
-    let now = chat_auth::time::now();
+    let now = chat_auth_shared::time::now();
     match cli.command {
         Command::Serve { .. } => {
             let app = server::app(&config).await?;
@@ -124,7 +124,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         }
         Command::Mint { sub, context } => {
             let ring = ensure_ring(&store()?, &life, now).await?;
-            let mut ctx = chat_auth::CustomContext::new();
+            let mut ctx = chat_auth_shared::CustomContext::new();
             for pair in &context {
                 let (name, value) = pair.split_once('=').ok_or_else(|| {
                     CliError::Usage(format!("--context {pair:?} is not NAME=VALUE"))
@@ -132,7 +132,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 ctx.insert_json(name, &Value::String(value.to_owned()))?;
             }
             let claims = shared.tokens.claims(&sub, &ctx, now)?;
-            let minted = chat_auth::claims::mint(&ring.load()?.signer, &claims)?;
+            let minted = chat_auth_shared::claims::mint(&ring.load()?.signer, &claims)?;
             println!("{}", minted.token);
         }
         Command::Verify { token } => {
@@ -152,8 +152,8 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             let set = store()?
                 .load_public()
                 .await?
-                .ok_or(chat_auth::Error::NotProvisioned("public key set"))?;
-            let report = chat_auth::config::validator(&shared.tokens).validate(
+                .ok_or(chat_auth_shared::Error::NotProvisioned("public key set"))?;
+            let report = chat_auth_shared::config::validator(&shared.tokens).validate(
                 &token,
                 &set.render()?.keys,
                 now,
@@ -198,10 +198,10 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Snippet { base_url } => {
             let base = base_url.trim_end_matches('/');
             let url = format!("{base}/provider.js");
-            let local = chat_auth::provider::ProviderScript::render(&shared.browser).integrity;
+            let local = chat_auth_shared::provider::ProviderScript::render(&shared.browser).integrity;
             let integrity = match served_script(&url).await {
                 Ok(script) => {
-                    let served = chat_auth::provider::integrity(&script);
+                    let served = chat_auth_shared::provider::integrity(&script);
                     if served != local {
                         eprintln!(
                             "chat-auth: note: {url} differs from the script this machine's \
@@ -251,8 +251,8 @@ async fn served_script(url: &str) -> Result<Vec<u8>, String> {
 /// and the revoked kids.
 async fn key_states(
     store: &FileStore,
-    ring: &chat_auth::RingState,
-    life: &chat_auth::Lifecycle,
+    ring: &chat_auth_shared::RingState,
+    life: &chat_auth_shared::Lifecycle,
 ) -> Result<Value, CliError> {
     let published = store.load_public().await?;
     let entry = |kid: &str| published.as_ref().and_then(|set| set.key(kid)).cloned();

@@ -11,7 +11,7 @@
 use crate::local::JwksSettings;
 use axum::extract::Request;
 use axum::http::header;
-use chat_auth::crypto::sha256;
+use chat_auth_shared::crypto::sha256;
 use chat_auth_host::{Error, Result};
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
@@ -358,7 +358,7 @@ impl BearerAuth {
     /// The verified claims of `token`, or why it was refused; a token verified before and not
     /// yet expired is answered from memory.
     pub async fn verify(&self, token: &str) -> Result<Claims> {
-        let (digest, now) = (sha256(token.as_bytes()), chat_auth::time::now());
+        let (digest, now) = (sha256(token.as_bytes()), chat_auth_shared::time::now());
         let fresh = match &self.keys {
             Keys::Fixed(_) => None,
             Keys::Remote(remote) => remote.cached(false),
@@ -412,7 +412,7 @@ impl BearerAuth {
         let mut validation = self.validation.clone();
         validation.algorithms = vec![key.alg];
         // RS256 goes through the domain crate's provider, which keeps keys parsed.
-        chat_auth::crypto::install();
+        chat_auth_shared::crypto::install();
         jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation)
             .map(|data| data.claims)
             .map_err(|e| {

@@ -6,7 +6,7 @@
 //! without problems, the builder accepts entry by entry and builds the same context.
 #![no_main]
 
-use chat_auth::CustomContext;
+use chat_auth_shared::CustomContext;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
 

@@ -7,8 +7,8 @@
 //! does not panic.
 #![no_main]
 
-use chat_auth::keys::KeySet;
-use chat_auth::publish::{parse_jwks, parse_public_key_document};
+use chat_auth_shared::keys::KeySet;
+use chat_auth_shared::publish::{parse_jwks, parse_public_key_document};
 use libfuzzer_sys::fuzz_target;
 
 fn exercise(keys: &KeySet) {

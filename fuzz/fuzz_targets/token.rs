@@ -16,8 +16,8 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chat_auth::jwt::{Report, Validator};
-use chat_auth::keys::KeySet;
+use chat_auth_shared::jwt::{Report, Validator};
+use chat_auth_shared::keys::KeySet;
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 
@@ -34,7 +34,7 @@ fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         // Key generation takes ~100 ms: once per process, never per input.
-        let ring = chat_auth::RingState::generate(NOW, 30 * 86400).expect("generate ring");
+        let ring = chat_auth_shared::RingState::generate(NOW, 30 * 86400).expect("generate ring");
         let docs = ring
             .public_set()
             .expect("public set")
@@ -51,7 +51,7 @@ fn fixture() -> &'static Fixture {
             "lwicontexts": "{\"a\":\"b\"}",
         });
         let loaded = ring.load().expect("load ring");
-        let token = chat_auth::claims::encode(&loaded.signer, &claims).expect("sign");
+        let token = chat_auth_shared::claims::encode(&loaded.signer, &claims).expect("sign");
         let report = validator.validate(&token, &docs.keys, NOW);
         assert!(
             report.is_active(),

@@ -7,10 +7,10 @@
 //! for. A refresh that finds the same content (by digest, never by version number: two
 //! different documents can carry one version) keeps the already-parsed value.
 
-use chat_auth::publish::{PublicKeySet, PublishedDocs};
-use chat_auth::ring::{LoadedRing, RingState};
-use chat_auth::store::{PublicKeySource, RingSource};
-use chat_auth::{Error, Result};
+use chat_auth_shared::publish::{PublicKeySet, PublishedDocs};
+use chat_auth_shared::ring::{LoadedRing, RingState};
+use chat_auth_shared::store::{PublicKeySource, RingSource};
+use chat_auth_shared::{Error, Result};
 use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -204,7 +204,7 @@ pub struct SigningKeys<R> {
 impl<R: RingSource> SigningKeys<R> {
     /// Caches `store`'s ring for `ttl`, bridging outages for `stale_for`: the signing stale
     /// cap, which bounds how long a revocation can take to reach a warm signer that cannot
-    /// reach the store (invariant 6 of [`chat_auth::ring`]).
+    /// reach the store (invariant 6 of [`chat_auth_shared::ring`]).
     pub fn new(store: R, ttl: Duration, stale_for: Duration) -> Self {
         SigningKeys {
             store,

@@ -21,7 +21,7 @@ pub struct Cors {
 }
 
 impl Cors {
-    /// From an allow-list (already normalised by [`chat_auth::config::BrowserConfig`]); `credentials` only
+    /// From an allow-list (already normalised by [`chat_auth_shared::config::BrowserConfig`]); `credentials` only
     /// when the page's identity may travel in cookies: a bearer-only deployment never lets a
     /// foreign-looking request carry the user's cookies. An origin that is not a valid header
     /// value can never be sent, so it is dropped.
@@ -36,10 +36,10 @@ impl Cors {
     }
 
     /// The configured allow-list, with credentials unless the identity mode is bearer-only.
-    pub fn from_config(config: &chat_auth::config::BrowserConfig) -> Self {
+    pub fn from_config(config: &chat_auth_shared::config::BrowserConfig) -> Self {
         Self::new(
             &config.allowed_origins,
-            config.identity_mode != chat_auth::config::IdentityMode::Bearer,
+            config.identity_mode != chat_auth_shared::config::IdentityMode::Bearer,
         )
     }
 

@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use std::borrow::Cow;
 
-/// Why a request was refused: a domain cause ([`chat_auth::Error`]) or one that only exists
+/// Why a request was refused: a domain cause ([`chat_auth_shared::Error`]) or one that only exists
 /// because the request came over HTTP. One variant per cause; [`Error::status`] and
 /// [`Error::code`] map them to what clients see.
 #[derive(Debug, thiserror::Error)]
@@ -13,7 +13,7 @@ use std::borrow::Cow;
 pub enum Error {
     /// A domain cause: the context, the keys, the store.
     #[error(transparent)]
-    Domain(#[from] chat_auth::Error),
+    Domain(#[from] chat_auth_shared::Error),
     /// A body with a `Content-Type` the route does not read.
     #[error("send the body as application/json")]
     UnsupportedMediaType,
@@ -163,8 +163,8 @@ impl Error {
     }
 }
 
-fn domain_status(e: &chat_auth::Error) -> StatusCode {
-    use chat_auth::Error as D;
+fn domain_status(e: &chat_auth_shared::Error) -> StatusCode {
+    use chat_auth_shared::Error as D;
     match e {
         D::Invalid(_) | D::Rotation(_) => StatusCode::BAD_REQUEST,
         D::NoSubjectClaim { .. } => StatusCode::UNAUTHORIZED,
@@ -174,8 +174,8 @@ fn domain_status(e: &chat_auth::Error) -> StatusCode {
     }
 }
 
-impl From<chat_auth::Problem> for Error {
-    fn from(problem: chat_auth::Problem) -> Self {
+impl From<chat_auth_shared::Problem> for Error {
+    fn from(problem: chat_auth_shared::Problem) -> Self {
         Error::Domain(problem.into())
     }
 }
@@ -184,7 +184,7 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
         if status.is_server_error() {
-            tracing::error!(code = self.code(), error = %chat_auth::chain(&self), "request failed");
+            tracing::error!(code = self.code(), error = %chat_auth_shared::chain(&self), "request failed");
         } else {
             tracing::debug!(code = self.code(), "request refused");
         }
@@ -206,12 +206,12 @@ mod tests {
 
     #[test]
     fn server_side_causes_never_reach_the_client() {
-        let store = Error::Domain(chat_auth::Error::StoreUnavailable(
+        let store = Error::Domain(chat_auth_shared::Error::StoreUnavailable(
             "secret arn:aws:secretsmanager:eu-west-1:1:secret:x".into(),
         ));
         assert_eq!(store.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(!store.public_message().contains("arn:"));
-        let io = Error::Domain(chat_auth::Error::Io {
+        let io = Error::Domain(chat_auth_shared::Error::Io {
             path: "/home/me/.chat-auth/ring.json".into(),
             source: std::io::Error::other("denied"),
         });

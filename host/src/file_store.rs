@@ -7,10 +7,10 @@
 //! compare-and-swap of the ring is atomic between processes (`serve` and `chat-auth rotate`).
 
 use crate::fsutil::{check_private_dir, write_private_atomic};
-use chat_auth::publish::PublicKeySet;
-use chat_auth::ring::RingState;
-use chat_auth::store::{Basis, KeyStore, PublicKeySource, RingSource, Slots, Stage};
-use chat_auth::{Error, Result};
+use chat_auth_shared::publish::PublicKeySet;
+use chat_auth_shared::ring::RingState;
+use chat_auth_shared::store::{Basis, KeyStore, PublicKeySource, RingSource, Slots, Stage};
+use chat_auth_shared::{Error, Result};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 

@@ -123,7 +123,7 @@ fn temp_path(path: &Path) -> io::Result<PathBuf> {
             format!("{} does not name a file", path.display()),
         ));
     };
-    let random = chat_auth::claims::random_id()
+    let random = chat_auth_shared::claims::random_id()
         .map_err(|_| io::Error::other("the system random number generator failed"))?;
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(name);

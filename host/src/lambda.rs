@@ -7,7 +7,7 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use chat_auth::config::IdentityConfig;
+use chat_auth_shared::config::IdentityConfig;
 use lambda_http::request::RequestContext;
 use serde_json::{Map, Value};
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! Hosting glue over the domain crate (`chat_auth`): what a function needs to answer HTTP on
+//! Hosting glue over the domain crate (`chat_auth_shared`): what a function needs to answer HTTP on
 //! Lambda or on a socket. The JSON error shape and the one mapping of causes to statuses, body
 //! limits and extraction, CORS from an allow-list, the caller's identity, the warm-function
 //! cache of the key store, the file store, and structured logs and metrics.

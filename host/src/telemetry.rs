@@ -4,7 +4,7 @@
 //! Nothing in this crate logs a token, a private key or an upstream credential: errors carry
 //! codes and public messages, keys print as redactions.
 
-use chat_auth::config::TelemetryConfig;
+use chat_auth_shared::config::TelemetryConfig;
 use serde_json::{Map, Value, json};
 use std::io::Write;
 use std::sync::OnceLock;

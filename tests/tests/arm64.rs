@@ -179,7 +179,7 @@ async fn the_arm64_artifacts_rotate_mint_and_publish_under_qemu() {
         eprintln!("arm64: {step} done after {:?}", started.elapsed());
     }
     let ring = {
-        use chat_auth::store::{PublicKeySource, RingSource};
+        use chat_auth_shared::store::{PublicKeySource, RingSource};
         let ring = store.load_ring().await.unwrap().expect("a ring is current");
         let set = store
             .load_public()

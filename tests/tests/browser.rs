@@ -706,8 +706,8 @@ async fn lcw_v1_provider_loaded_after_the_widget_wires_at_once() {
     // The provider comes in the way `chat-auth snippet` prints it: with its SRI hash, which
     // the browser checks (the script is served with Access-Control-Allow-Origin: *).
     let config =
-        <chat_auth::config::BrowserConfig as chat_auth::Section>::from_lookup(|_| None).unwrap();
-    let integrity = chat_auth::provider::ProviderScript::render(&config).integrity;
+        <chat_auth_shared::config::BrowserConfig as chat_auth_shared::Section>::from_lookup(|_| None).unwrap();
+    let integrity = chat_auth_shared::provider::ProviderScript::render(&config).integrity;
     let tag = |integrity: &str| {
         format!(
             r#"<script src="{}" integrity="{integrity}" crossorigin="anonymous"></script>"#,

@@ -5,9 +5,9 @@
 mod common;
 
 use axum::Router;
-use chat_auth::store::{PublicKeySource, RingSource, ensure_ring, rotate};
-use chat_auth::store::{STEPS, Step};
-use chat_auth::{Config, RingState, Section};
+use chat_auth_shared::store::{PublicKeySource, RingSource, ensure_ring, rotate};
+use chat_auth_shared::store::{STEPS, Step};
+use chat_auth_shared::{Config, RingState, Section};
 use chat_auth_aws::SecretsManagerStore;
 use chat_auth_aws::rotation::Rotator;
 use chat_auth_host::FileStore;
@@ -90,7 +90,7 @@ async fn a_warm_signer_bridges_an_outage_up_to_the_signing_stale_cap_then_fails_
     let moto = Moto::start().await;
     moto.create_secrets(SIGNING, PUBLIC).await;
     let store = SecretsManagerStore::new(moto.client(), Some(SIGNING.into()), PUBLIC.into());
-    ensure_ring(&store, &life(), chat_auth::time::now())
+    ensure_ring(&store, &life(), chat_auth_shared::time::now())
         .await
         .unwrap();
     let app = mint_app(
@@ -138,7 +138,7 @@ async fn every_rotation_step_interrupted_at_each_point_and_rerun_loses_nothing()
     let first = moto.rotate_secret(SIGNING, &arn).await;
     for step in STEPS {
         rotator
-            .step(SIGNING, &first, step, chat_auth::time::now())
+            .step(SIGNING, &first, step, chat_auth_shared::time::now())
             .await
             .unwrap();
     }
@@ -152,7 +152,7 @@ async fn every_rotation_step_interrupted_at_each_point_and_rerun_loses_nothing()
         let token = moto.rotate_secret(SIGNING, &arn).await;
         for step in &STEPS[..crash_after] {
             rotator
-                .step(SIGNING, &token, *step, chat_auth::time::now())
+                .step(SIGNING, &token, *step, chat_auth_shared::time::now())
                 .await
                 .unwrap();
             tokens.push(mint_now(&store).await);
@@ -161,7 +161,7 @@ async fn every_rotation_step_interrupted_at_each_point_and_rerun_loses_nothing()
         faults += 1;
         for step in STEPS {
             rotator
-                .step(SIGNING, &token, step, chat_auth::time::now())
+                .step(SIGNING, &token, step, chat_auth_shared::time::now())
                 .await
                 .unwrap();
             assert_nothing_lost(&store, &tokens, &format!("retry {step:?}")).await;
@@ -182,7 +182,7 @@ async fn every_rotation_step_interrupted_at_each_point_and_rerun_loses_nothing()
     let token = moto.rotate_secret(SIGNING, &arn).await;
     for step in &STEPS[..3] {
         rotator
-            .step(SIGNING, &token, *step, chat_auth::time::now())
+            .step(SIGNING, &token, *step, chat_auth_shared::time::now())
             .await
             .unwrap();
     }
@@ -200,7 +200,7 @@ async fn every_rotation_step_interrupted_at_each_point_and_rerun_loses_nothing()
     faults += 1;
     assert_nothing_lost(&store, &tokens, "crashed inside finishSecret").await;
     rotator
-        .step(SIGNING, &token, Step::Finish, chat_auth::time::now())
+        .step(SIGNING, &token, Step::Finish, chat_auth_shared::time::now())
         .await
         .unwrap();
     let after = store.load_ring().await.unwrap().unwrap();
@@ -217,7 +217,7 @@ async fn two_rotations_racing_leave_one_consistent_ring() {
     let b = Rotator::new(store.clone(), life());
     let token = moto.rotate_secret(SIGNING, &arn).await;
     for step in STEPS {
-        let now = chat_auth::time::now();
+        let now = chat_auth_shared::time::now();
         let (ra, rb) = tokio::join!(
             a.step(SIGNING, &token, step, now),
             b.step(SIGNING, &token, step, now)

@@ -8,9 +8,9 @@ use axum::Router;
 use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chat_auth::claims::encode;
-use chat_auth::keys::{KeyTimes, SigningKey, StoredKey};
-use chat_auth::publish::PublicKeySet;
+use chat_auth_shared::claims::encode;
+use chat_auth_shared::keys::{KeyTimes, SigningKey, StoredKey};
+use chat_auth_shared::publish::PublicKeySet;
 use common::{client, start};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -28,7 +28,7 @@ struct Idp {
 }
 
 fn key() -> StoredKey {
-    let now = chat_auth::time::now();
+    let now = chat_auth_shared::time::now();
     StoredKey::generate(KeyTimes {
         created: now,
         activates: now,
@@ -43,7 +43,7 @@ async fn idp() -> Idp {
     let set = PublicKeySet {
         version: 1,
         current_kid: stored.kid.clone(),
-        keys: vec![chat_auth::publish::PublishedKey {
+        keys: vec![chat_auth_shared::publish::PublishedKey {
             kid: stored.kid.clone(),
             spki: stored.spki().unwrap(),
             activates: 0,
@@ -68,7 +68,7 @@ async fn idp() -> Idp {
 }
 
 fn id_token(key: &SigningKey, changes: Value) -> String {
-    let now = chat_auth::time::now();
+    let now = chat_auth_shared::time::now();
     let mut claims =
         json!({"iss": IDP, "aud": AUD, "sub": "contact-1", "iat": now, "exp": now + 600});
     for (k, v) in changes.as_object().unwrap() {
@@ -149,7 +149,7 @@ async fn every_hostile_request_gets_a_structured_error() {
     .await;
     let dev = start(&[]).await;
     let good = id_token(&idp.key, json!({}));
-    let now = chat_auth::time::now();
+    let now = chat_auth_shared::time::now();
     let unsigned = format!(
         "{}.{}.",
         URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),

@@ -6,10 +6,10 @@ mod common;
 use aws_lc_rs::hmac;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use chat_auth::claims::{TokenPolicy, mint};
-use chat_auth::jwt::{MAX_TOKEN_BYTES, Validator};
-use chat_auth::keys::{KeySet, SigningKey};
-use chat_auth::{CustomContext, RingState};
+use chat_auth_shared::claims::{TokenPolicy, mint};
+use chat_auth_shared::jwt::{MAX_TOKEN_BYTES, Validator};
+use chat_auth_shared::keys::{KeySet, SigningKey};
+use chat_auth_shared::{CustomContext, RingState};
 use serde_json::{Value, json};
 
 const NOW: i64 = 1_800_000_000;

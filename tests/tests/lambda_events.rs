@@ -3,9 +3,9 @@
 //! contract.
 
 use axum::Router;
-use chat_auth::provider::ProviderScript;
-use chat_auth::store::{MemoryStore, ensure_ring};
-use chat_auth::{Config, Section};
+use chat_auth_shared::provider::ProviderScript;
+use chat_auth_shared::store::{MemoryStore, ensure_ring};
+use chat_auth_shared::{Config, Section};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use std::sync::Arc;
@@ -45,7 +45,7 @@ struct Apps {
 
 async fn apps(config: &Config) -> Apps {
     let store = Arc::new(MemoryStore::new());
-    ensure_ring(&store, &config.ring.lifecycle(), chat_auth::time::now())
+    ensure_ring(&store, &config.ring.lifecycle(), chat_auth_shared::time::now())
         .await
         .unwrap();
     let finish = chat_auth_host::http::finish;
@@ -152,7 +152,7 @@ async fn post_adds_allow_listed_client_context_and_answers_json() {
     let body = answer.json();
     let ring = apps.store.load_ring_for_tests().await;
     assert_eq!(body["kid"], ring.current.kid);
-    assert!(body["expires_at"].as_i64().unwrap() > chat_auth::time::now() + 800);
+    assert!(body["expires_at"].as_i64().unwrap() > chat_auth_shared::time::now() + 800);
     let context: Value = serde_json::from_str(
         payload(body["token"].as_str().unwrap())["lwicontexts"]
             .as_str()
@@ -241,7 +241,7 @@ async fn the_public_key_url_serves_the_current_pem_with_a_short_cache() {
     assert!(answer.header("cache-control").contains("max-age=300"));
     let pem = String::from_utf8(answer.body).unwrap();
     assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----"));
-    let keys = chat_auth::publish::parse_public_key_document(pem.as_bytes()).unwrap();
+    let keys = chat_auth_shared::publish::parse_public_key_document(pem.as_bytes()).unwrap();
     let ring = apps.store.load_ring_for_tests().await;
     assert_eq!(keys.single().unwrap().kid, ring.current.kid);
 }
@@ -265,12 +265,12 @@ async fn the_provider_script_names_the_configured_client_function() {
 }
 
 trait LoadForTests {
-    async fn load_ring_for_tests(&self) -> chat_auth::RingState;
+    async fn load_ring_for_tests(&self) -> chat_auth_shared::RingState;
 }
 
 impl LoadForTests for Arc<MemoryStore> {
-    async fn load_ring_for_tests(&self) -> chat_auth::RingState {
-        use chat_auth::store::RingSource;
+    async fn load_ring_for_tests(&self) -> chat_auth_shared::RingState {
+        use chat_auth_shared::store::RingSource;
         self.load_ring().await.unwrap().unwrap()
     }
 }

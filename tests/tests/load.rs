@@ -4,7 +4,7 @@
 
 mod common;
 
-use chat_auth::PublicKeySet;
+use chat_auth_shared::PublicKeySet;
 use serde_json::{Value, json};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -116,11 +116,11 @@ async fn fifty_clients_mint_and_validate_through_a_rotation() {
     let set =
         PublicKeySet::from_json(&std::fs::read(dir.path().join("public.json")).unwrap()).unwrap();
     let keys = set.render().unwrap().keys;
-    let validator = chat_auth::config::validator(
-        &<chat_auth::TokenPolicy as chat_auth::Section>::from_lookup(|_| None).unwrap(),
+    let validator = chat_auth_shared::config::validator(
+        &<chat_auth_shared::TokenPolicy as chat_auth_shared::Section>::from_lookup(|_| None).unwrap(),
     );
     let tokens = tokens.lock().await;
-    let now = chat_auth::time::now();
+    let now = chat_auth_shared::time::now();
     let lost = tokens
         .iter()
         .filter(|t| !validator.validate(t, &keys, now).is_active())

@@ -4,7 +4,7 @@
 
 mod common;
 
-use chat_auth::store::rotate;
+use chat_auth_shared::store::rotate;
 use chat_auth_host::FileStore;
 use common::{client, get_token, sign_in, start, validate};
 use serde_json::{Value, json};
@@ -208,7 +208,7 @@ async fn tokens_minted_before_a_rotation_still_validate_after_it() {
     };
     let before = get().await;
     let store = FileStore::open(server.data_dir.path()).unwrap();
-    let ring = rotate(&store, &common::aws::life(), chat_auth::time::now())
+    let ring = rotate(&store, &common::aws::life(), chat_auth_shared::time::now())
         .await
         .unwrap()
         .ring;

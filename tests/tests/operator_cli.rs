@@ -266,8 +266,8 @@ async fn snippet_hashes_the_script_the_server_actually_serves() {
     assert!(stderr.contains("differs"), "{stderr}");
 
     // Unreachable: this machine's script, with a warning.
-    let local = chat_auth::provider::ProviderScript::render(
-        &<chat_auth::config::BrowserConfig as chat_auth::Section>::from_lookup(|_| None).unwrap(),
+    let local = chat_auth_shared::provider::ProviderScript::render(
+        &<chat_auth_shared::config::BrowserConfig as chat_auth_shared::Section>::from_lookup(|_| None).unwrap(),
     )
     .integrity;
     let gone = format!("http://127.0.0.1:{}", common::free_port());

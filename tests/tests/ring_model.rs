@@ -2,8 +2,8 @@
 //! rotations whose four steps can crash after any step and be retried, emergency revocations
 //! of any role, racing writers, operations that read the store, are overtaken by another event,
 //! then write, clock jumps from seconds to months), run through the real
-//! protocol (`chat_auth::store`) against the in-memory and the file store, WHEN each event has
-//! run, THEN every invariant written in `chat_auth::ring` holds. The model remembers every token
+//! protocol (`chat_auth_shared::store`) against the in-memory and the file store, WHEN each event has
+//! run, THEN every invariant written in `chat_auth_shared::ring` holds. The model remembers every token
 //! it minted, with its `exp`, and every kid it revoked.
 //!
 //! `CHAT_AUTH_RING_SEQUENCES` sets the number of sequences per store (default: 8,000 in memory
@@ -11,13 +11,13 @@
 
 mod common;
 
-use chat_auth::claims::mint;
-use chat_auth::jwt::Validator;
-use chat_auth::keys::{KeyTimes, StoredKey};
-use chat_auth::publish::{parse_jwks, parse_public_key_document};
-use chat_auth::ring::{MAX_VERIFY_ONLY, MIN_ROTATION_PERIOD};
-use chat_auth::store::{self, KeyStore, MemoryStore, PublicKeySource, RingSource, STEPS};
-use chat_auth::{CustomContext, Error, Lifecycle, RingPolicy, RingState, TokenPolicy};
+use chat_auth_shared::claims::mint;
+use chat_auth_shared::jwt::Validator;
+use chat_auth_shared::keys::{KeyTimes, StoredKey};
+use chat_auth_shared::publish::{parse_jwks, parse_public_key_document};
+use chat_auth_shared::ring::{MAX_VERIFY_ONLY, MIN_ROTATION_PERIOD};
+use chat_auth_shared::store::{self, KeyStore, MemoryStore, PublicKeySource, RingSource, STEPS};
+use chat_auth_shared::{CustomContext, Error, Lifecycle, RingPolicy, RingState, TokenPolicy};
 use chat_auth_host::FileStore;
 use chat_auth_host::cache::{PublicKeys, SigningKeys};
 use common::interleaved::Interleaved;
@@ -167,7 +167,7 @@ async fn perform<S: KeyStore>(
     id: String,
     life: &Lifecycle,
     now: i64,
-) -> chat_auth::Result<()> {
+) -> chat_auth_shared::Result<()> {
     match op {
         Op::Ensure => store::ensure_ring(store, life, now).await.map(|_| ()),
         Op::Rotate => {
@@ -281,7 +281,7 @@ impl<S: KeyStore> Model<S> {
         format!("rotation-{}", self.next_id)
     }
 
-    async fn steps(&self, id: &str, steps: &[store::Step]) -> chat_auth::Result<()> {
+    async fn steps(&self, id: &str, steps: &[store::Step]) -> chat_auth_shared::Result<()> {
         for step in steps {
             store::step(&*self.store, id, *step, &self.life, self.now).await?;
         }

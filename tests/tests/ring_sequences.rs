@@ -36,7 +36,7 @@ use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::DisplayErrorContext;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chat_auth::keys::KeySet;
+use chat_auth_shared::keys::KeySet;
 use common::aws::{
     ISSUER, LambdaHost, LambdaRuntime, Moto, PUBLIC, SIGNING, lambda_env, public_keys_event,
     response_body,
@@ -390,13 +390,13 @@ fn reported_version(summary: &Value) -> Option<u64> {
     digits.parse().ok()
 }
 
-fn validator() -> chat_auth::jwt::Validator {
-    use chat_auth::Section;
-    let tokens = chat_auth::TokenPolicy::from_lookup(|k| {
+fn validator() -> chat_auth_shared::jwt::Validator {
+    use chat_auth_shared::Section;
+    let tokens = chat_auth_shared::TokenPolicy::from_lookup(|k| {
         (k == "CHAT_AUTH_ISSUER").then(|| ISSUER.to_owned())
     })
     .unwrap();
-    chat_auth::config::validator(&tokens)
+    chat_auth_shared::config::validator(&tokens)
 }
 
 struct Minted {
@@ -427,7 +427,7 @@ struct Run<'a> {
     rig: &'a Rig,
     /// Runtime choices (which verify-only key, which racing kids).
     choice: Rng,
-    validator: chat_auth::jwt::Validator,
+    validator: chat_auth_shared::jwt::Validator,
     tokens: Vec<Minted>,
     revoked: BTreeSet<String>,
     pending: Option<Pending>,
@@ -528,9 +528,9 @@ impl<'a> Run<'a> {
             ));
         }
         let keys = if jwks {
-            chat_auth::publish::parse_jwks(body.as_bytes())
+            chat_auth_shared::publish::parse_jwks(body.as_bytes())
         } else {
-            chat_auth::publish::parse_public_key_document(body.as_bytes())
+            chat_auth_shared::publish::parse_public_key_document(body.as_bytes())
         }
         .map_err(|e| format!("the served {name} does not parse: {e}"))?;
         Ok((body, keys))
@@ -585,7 +585,7 @@ impl<'a> Run<'a> {
                 ));
             }
         }
-        let now = chat_auth::time::now();
+        let now = chat_auth_shared::time::now();
         for t in &self.tokens {
             if t.exp <= now || self.revoked.contains(&t.kid) {
                 continue;

@@ -20,7 +20,7 @@ fn log_file(dir: &Path, name: &str) -> Stdio {
     Stdio::from(File::create(dir.join(name)).unwrap())
 }
 
-fn chat_auth(data: &Path, logs: &Path, log_name: &str, args: &[&str]) -> std::process::Output {
+fn chat_auth_shared(data: &Path, logs: &Path, log_name: &str, args: &[&str]) -> std::process::Output {
     Command::new(common::chat_auth_bin())
         .arg("--data-dir")
         .arg(data)
@@ -110,13 +110,13 @@ async fn a_full_run_logs_no_token_key_or_credential() {
     secrets.extend(private_keys(&ring_before));
 
     // Operator commands.
-    let minted = chat_auth(&data, &logs, "mint.log", &["mint", "--sub", "contact-2"]);
+    let minted = chat_auth_shared(&data, &logs, "mint.log", &["mint", "--sub", "contact-2"]);
     let cli_token = String::from_utf8(minted.stdout).unwrap().trim().to_owned();
     secrets.extend(token_parts(&cli_token));
-    chat_auth(&data, &logs, "verify.log", &["verify", &cli_token]);
+    chat_auth_shared(&data, &logs, "verify.log", &["verify", &cli_token]);
     let rotated: Value =
-        serde_json::from_slice(&chat_auth(&data, &logs, "rotate.log", &["rotate"]).stdout).unwrap();
-    chat_auth(
+        serde_json::from_slice(&chat_auth_shared(&data, &logs, "rotate.log", &["rotate"]).stdout).unwrap();
+    chat_auth_shared(
         &data,
         &logs,
         "emergency.log",

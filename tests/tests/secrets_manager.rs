@@ -5,9 +5,9 @@
 
 mod common;
 
-use chat_auth::store::{Basis, KeyStore, PublicKeySource, RingSource};
-use chat_auth::store::{STEPS, Step};
-use chat_auth::{PublicKeySet, RingState, Section, TokenPolicy};
+use chat_auth_shared::store::{Basis, KeyStore, PublicKeySource, RingSource};
+use chat_auth_shared::store::{STEPS, Step};
+use chat_auth_shared::{PublicKeySet, RingState, Section, TokenPolicy};
 use chat_auth_aws::SecretsManagerStore;
 use chat_auth_aws::rotation::Rotator;
 use common::aws::{
@@ -40,7 +40,7 @@ async fn the_store_reads_placeholders_as_empty_and_compares_before_it_swaps() {
     let (_moto, store, _) = provisioned().await;
     assert!(store.load_ring().await.unwrap().is_none());
     assert!(store.load_public().await.unwrap().is_none());
-    let now = chat_auth::time::now();
+    let now = chat_auth_shared::time::now();
     let ring = RingState::generate(now, 30 * DAY).unwrap();
     store.save_ring(None, &ring).await.unwrap();
     store
@@ -57,13 +57,13 @@ async fn the_store_reads_placeholders_as_empty_and_compares_before_it_swaps() {
     let b = ring.revoke(&ring.current.kid, None, &life(), now).unwrap();
     assert!(matches!(
         store.save_ring(None, &a).await,
-        Err(chat_auth::Error::Conflict(_))
+        Err(chat_auth_shared::Error::Conflict(_))
     ));
     store.save_ring(Some(&base), &a).await.unwrap();
     // A second writer from the same base loses, whatever it wrote.
     assert!(matches!(
         store.save_ring(Some(&base), &b).await,
-        Err(chat_auth::Error::Conflict(_))
+        Err(chat_auth_shared::Error::Conflict(_))
     ));
     assert_eq!(current_ring(&store).await, a);
 }
@@ -79,7 +79,7 @@ async fn four_steps_twice_in_a_row_each_step_repeated_keep_every_token_valid() {
             // Secrets Manager may retry any step: running each twice must change nothing.
             for _ in 0..2 {
                 rotator
-                    .step(SIGNING, &token, step, chat_auth::time::now())
+                    .step(SIGNING, &token, step, chat_auth_shared::time::now())
                     .await
                     .unwrap();
             }
@@ -95,7 +95,7 @@ async fn four_steps_twice_in_a_row_each_step_repeated_keep_every_token_valid() {
         assert_nothing_lost(&store, &tokens, "after rotation").await;
         // Finishing again after the fact is a no-op.
         rotator
-            .step(SIGNING, &token, Step::Finish, chat_auth::time::now())
+            .step(SIGNING, &token, Step::Finish, chat_auth_shared::time::now())
             .await
             .unwrap();
     }
@@ -110,7 +110,7 @@ async fn a_rotation_that_fails_midway_is_finished_by_the_retry_and_loses_nothing
     let first = moto.rotate_secret(SIGNING, &arn).await;
     for step in STEPS {
         rotator
-            .step(SIGNING, &first, step, chat_auth::time::now())
+            .step(SIGNING, &first, step, chat_auth_shared::time::now())
             .await
             .unwrap();
     }
@@ -120,11 +120,11 @@ async fn a_rotation_that_fails_midway_is_finished_by_the_retry_and_loses_nothing
     // A second rotation stops after setSecret, and someone publishes a set missing the new keys.
     let token = moto.rotate_secret(SIGNING, &arn).await;
     rotator
-        .step(SIGNING, &token, Step::Create, chat_auth::time::now())
+        .step(SIGNING, &token, Step::Create, chat_auth_shared::time::now())
         .await
         .unwrap();
     rotator
-        .step(SIGNING, &token, Step::Set, chat_auth::time::now())
+        .step(SIGNING, &token, Step::Set, chat_auth_shared::time::now())
         .await
         .unwrap();
     store
@@ -135,7 +135,7 @@ async fn a_rotation_that_fails_midway_is_finished_by_the_retry_and_loses_nothing
         .await
         .unwrap();
     let err = rotator
-        .step(SIGNING, &token, Step::Test, chat_auth::time::now())
+        .step(SIGNING, &token, Step::Test, chat_auth_shared::time::now())
         .await
         .unwrap_err();
     assert!(err.to_string().contains("testSecret failed"), "{err}");
@@ -149,7 +149,7 @@ async fn a_rotation_that_fails_midway_is_finished_by_the_retry_and_loses_nothing
     // Secrets Manager retries from the start with the same token.
     for step in STEPS {
         rotator
-            .step(SIGNING, &token, step, chat_auth::time::now())
+            .step(SIGNING, &token, step, chat_auth_shared::time::now())
             .await
             .unwrap();
     }
@@ -215,7 +215,7 @@ async fn a_corrupt_ring_is_reported_and_never_overwritten() {
         .step(SIGNING, &token, Step::Create, 0)
         .await
         .unwrap_err();
-    let status = chat_auth::chain(&err);
+    let status = chat_auth_shared::chain(&err);
     assert!(status.contains("does not parse: "), "{status}");
     let value = moto
         .client()
@@ -301,10 +301,10 @@ async fn the_real_binaries_rotate_mint_and_publish_under_a_lambda_runtime() {
         .unwrap();
     assert_eq!(doc["statusCode"], 200, "{doc}");
     let keys =
-        chat_auth::publish::parse_public_key_document(doc["body"].as_str().unwrap().as_bytes())
+        chat_auth_shared::publish::parse_public_key_document(doc["body"].as_str().unwrap().as_bytes())
             .unwrap();
     let report =
-        chat_auth::config::validator(&config()).validate(&token, &keys, chat_auth::time::now());
+        chat_auth_shared::config::validator(&config()).validate(&token, &keys, chat_auth_shared::time::now());
     assert!(report.is_active(), "{:?}", report.problems);
     assert_eq!(
         report.to_json()["sub"],

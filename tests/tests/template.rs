@@ -607,8 +607,8 @@ fn the_key_alarms_fire_well_before_the_signing_key_expires() {
     // GIVEN the expiry the published documents give the signing key, in rotation periods from the
     // moment it began signing (2: one period signing, one more published)
     let period = 30 * 86_400;
-    let ring = chat_auth::RingState::generate(0, period).unwrap();
-    let policy = chat_auth::RingPolicy::new(period, 0, 300, 60, 30);
+    let ring = chat_auth_shared::RingState::generate(0, period).unwrap();
+    let policy = chat_auth_shared::RingPolicy::new(period, 0, 300, 60, 30);
     let published = ring.publication(None, None, &policy, 0).unwrap();
     let key = published.key(&ring.current.kid).unwrap();
     let expiry = (key.expiry - ring.current.times.activates) as f64 / period as f64;

@@ -229,7 +229,7 @@ fn signed(alg: Algorithm, kid: &str, key: &EncodingKey, changes: Value) -> Strin
 }
 
 fn claims(changes: Value) -> Value {
-    let now = chat_auth::time::now();
+    let now = chat_auth_shared::time::now();
     let mut claims =
         json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "contact-1", "iat": now, "exp": now + 600});
     for (k, v) in changes.as_object().unwrap() {
@@ -277,7 +277,7 @@ async fn es256_eddsa_ps256_and_rs256_tokens_from_the_provider_mint_chat_tokens()
 async fn tokens_the_provider_did_not_mean_for_us_are_refused_with_the_reason() {
     let idp = Idp::start().await;
     let server = idp.server(&[]).await;
-    let now = chat_auth::time::now();
+    let now = chat_auth_shared::time::now();
     let hs256_over_the_public_key = signed(
         Algorithm::HS256,
         "rs",

@@ -33,7 +33,7 @@ pub enum Error {
     Answer(String),
     /// The domain crate refused a fixture.
     #[error(transparent)]
-    Domain(#[from] chat_auth::Error),
+    Domain(#[from] chat_auth_shared::Error),
     /// JSON that should have parsed did not.
     #[error("JSON: {0}")]
     Json(#[from] serde_json::Error),

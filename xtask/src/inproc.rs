@@ -10,12 +10,12 @@ use crate::floor::Floors;
 use crate::process::Cores;
 use crate::sys::thread_cpu;
 use base64::Engine;
-use chat_auth::claims::{TokenPolicy, mint};
-use chat_auth::context::CustomContext;
-use chat_auth::jwt::Validator;
-use chat_auth::keys::KeySet;
-use chat_auth::publish::PublicKeySet;
-use chat_auth::ring::{Lifecycle, LoadedRing, RingPolicy, RingState};
+use chat_auth_shared::claims::{TokenPolicy, mint};
+use chat_auth_shared::context::CustomContext;
+use chat_auth_shared::jwt::Validator;
+use chat_auth_shared::keys::KeySet;
+use chat_auth_shared::publish::PublicKeySet;
+use chat_auth_shared::ring::{Lifecycle, LoadedRing, RingPolicy, RingState};
 use serde_json::{Value, json};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -121,7 +121,7 @@ fn identity_claims() -> [(&'static str, Value); 3] {
     ]
 }
 
-fn build_context(claims: &[(&str, Value)]) -> chat_auth::Result<CustomContext> {
+fn build_context(claims: &[(&str, Value)]) -> chat_auth_shared::Result<CustomContext> {
     let mut context = CustomContext::new();
     for (name, value) in claims {
         context.insert_json(name, value)?;
@@ -160,7 +160,7 @@ impl Fixture {
         }
         // The figures are those of the provider the hosts run (keys parsed once), not of
         // jsonwebtoken's stock backend.
-        if !chat_auth::crypto::installed() {
+        if !chat_auth_shared::crypto::installed() {
             return Err(Error::Setup(
                 "the domain crate's crypto provider is not the process default".into(),
             ));

@@ -386,7 +386,7 @@ fn check(function: Function, answer: &Value) -> Result<()> {
         Function::ValidateToken => {
             serde_json::from_str::<Value>(&body).is_ok_and(|report| report["active"] == true)
         }
-        Function::PublicKeys => chat_auth::publish::parse_public_key_document(body.as_bytes())
+        Function::PublicKeys => chat_auth_shared::publish::parse_public_key_document(body.as_bytes())
             .is_ok_and(|keys| !keys.is_empty()),
     };
     if ok {

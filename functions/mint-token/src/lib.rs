@@ -6,11 +6,11 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chat_auth::claims::{MintedToken, mint};
-use chat_auth::config::{BrowserConfig, IdentityConfig, KeyCacheConfig, Section, Vars};
-use chat_auth::mapping::IdentityMapping;
-use chat_auth::store::RingSource;
-use chat_auth::{Config, TokenPolicy};
+use chat_auth_shared::claims::{MintedToken, mint};
+use chat_auth_shared::config::{BrowserConfig, IdentityConfig, KeyCacheConfig, Section, Vars};
+use chat_auth_shared::mapping::IdentityMapping;
+use chat_auth_shared::store::RingSource;
+use chat_auth_shared::{Config, TokenPolicy};
 use chat_auth_host::cache::SigningKeys;
 use chat_auth_host::http::{Body, no_store, wants_json};
 use chat_auth_host::{Caller, Cors};
@@ -32,7 +32,7 @@ pub struct MintConfig {
 }
 
 impl Section for MintConfig {
-    fn read(get: Vars<'_>) -> chat_auth::Result<Self> {
+    fn read(get: Vars<'_>) -> chat_auth_shared::Result<Self> {
         Ok(MintConfig {
             tokens: TokenPolicy::read(get)?,
             identity: IdentityConfig::read(get)?,
@@ -78,11 +78,11 @@ impl<R: RingSource> MintState<R> {
     pub async fn mint(
         &self,
         sub: &str,
-        context: &chat_auth::CustomContext,
+        context: &chat_auth_shared::CustomContext,
         backend: Option<&str>,
-    ) -> chat_auth::Result<MintedToken> {
+    ) -> chat_auth_shared::Result<MintedToken> {
         let ring = self.keys.get().await?;
-        let now = chat_auth::time::now();
+        let now = chat_auth_shared::time::now();
         let claims = self.policy.claims(sub, context, now)?;
         let minted = mint(&ring.signer, &claims)?;
         // The signing key's age is how an alarm sees a stuck rotation.
@@ -193,7 +193,7 @@ async fn issue_for_backend<R: RingSource>(
 ) -> chat_auth_host::Result<Response> {
     let backend = caller.backend()?;
     let Body(request) = body?;
-    let mut context = chat_auth::CustomContext::new();
+    let mut context = chat_auth_shared::CustomContext::new();
     for (key, value) in request.context.iter().flatten() {
         context.insert_json(key, value)?;
     }

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use chat_auth::provider::ProviderScript;
+use chat_auth_shared::provider::ProviderScript;
 use chat_auth_host::http::public_cache;
 use std::sync::Arc;
 

@@ -1,8 +1,8 @@
 //! Lambda entrypoint: render the script once from configuration, then serve it.
 
-use chat_auth::Section;
-use chat_auth::config::{BrowserConfig, TelemetryConfig};
-use chat_auth::provider::ProviderScript;
+use chat_auth_shared::Section;
+use chat_auth_shared::config::{BrowserConfig, TelemetryConfig};
+use chat_auth_shared::provider::ProviderScript;
 use chat_auth_host::lambda::{InitClock, Phase};
 use std::sync::Arc;
 

@@ -35,7 +35,7 @@ pub async fn handle(rotator: &Rotator, payload: Value, now: i64) -> Result<Value
         }
         Err(e) => {
             // Secrets Manager shows this in the secret's rotation status: with its causes.
-            let message = chat_auth::chain(&e);
+            let message = chat_auth_shared::chain(&e);
             tracing::error!(error = %message, "rotation step failed");
             Err(Error::from(message))
         }

@@ -1,8 +1,8 @@
 //! Lambda entrypoint: config and the Secrets Manager store once, then one rotation step per
 //! invocation (`rotate_keys::handle`).
 
-use chat_auth::Section;
-use chat_auth::config::{RingConfig, StoreConfig, TelemetryConfig};
+use chat_auth_shared::Section;
+use chat_auth_shared::config::{RingConfig, StoreConfig, TelemetryConfig};
 use chat_auth_aws::SecretsManagerStore;
 use chat_auth_aws::rotation::Rotator;
 use chat_auth_host::lambda::{InitClock, Phase};
@@ -24,7 +24,7 @@ async fn main() -> Result<(), Error> {
     init.end(Phase::App);
     init.log();
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
-        rotate_keys::handle(&rotator, event.payload, chat_auth::time::now())
+        rotate_keys::handle(&rotator, event.payload, chat_auth_shared::time::now())
     }))
     .await
 }

@@ -4,10 +4,10 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use chat_auth::TokenPolicy;
-use chat_auth::config::KeyCacheConfig;
-use chat_auth::jwt::Validator;
-use chat_auth::store::PublicKeySource;
+use chat_auth_shared::TokenPolicy;
+use chat_auth_shared::config::KeyCacheConfig;
+use chat_auth_shared::jwt::Validator;
+use chat_auth_shared::store::PublicKeySource;
 use chat_auth_host::cache::PublicKeys;
 use chat_auth_host::http::{Body, no_store};
 use serde::Deserialize;
@@ -26,7 +26,7 @@ impl<P: PublicKeySource> ValidateState<P> {
     pub fn new(tokens: &TokenPolicy, keys: &KeyCacheConfig, store: P) -> Self {
         ValidateState {
             keys: PublicKeys::new(store, keys.ttl, keys.stale_for),
-            validator: chat_auth::config::validator(tokens),
+            validator: chat_auth_shared::config::validator(tokens),
         }
     }
 }
@@ -53,7 +53,7 @@ async fn validate<P: PublicKeySource>(
     let docs = state.keys.get().await?;
     let report = state
         .validator
-        .validate(&request.token, &docs.keys, chat_auth::time::now());
+        .validate(&request.token, &docs.keys, chat_auth_shared::time::now());
     if !report.is_active() {
         let codes: Vec<&str> = report.problems.iter().map(|p| p.code).collect();
         tracing::info!(?codes, "token refused");

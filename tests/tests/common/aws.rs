@@ -387,35 +387,35 @@ pub fn public_keys_event(path: &str) -> Value {
 /// The issuer the AWS tests mint with.
 pub const ISSUER: &str = "contosohelp.com";
 
-fn issuer_config() -> chat_auth::TokenPolicy {
-    use chat_auth::Section;
-    chat_auth::TokenPolicy::from_lookup(|k| (k == "CHAT_AUTH_ISSUER").then(|| ISSUER.to_owned()))
+fn issuer_config() -> chat_auth_shared::TokenPolicy {
+    use chat_auth_shared::Section;
+    chat_auth_shared::TokenPolicy::from_lookup(|k| (k == "CHAT_AUTH_ISSUER").then(|| ISSUER.to_owned()))
         .unwrap()
 }
 
 /// A token signed now by the store's current key.
 pub async fn mint_now(
     store: &chat_auth_aws::SecretsManagerStore,
-) -> chat_auth::claims::MintedToken {
-    use chat_auth::store::RingSource;
+) -> chat_auth_shared::claims::MintedToken {
+    use chat_auth_shared::store::RingSource;
     let ring = store.load_ring().await.unwrap().expect("a ring is current");
     let claims = issuer_config()
         .claims(
             "contact-1",
-            &chat_auth::CustomContext::new(),
-            chat_auth::time::now(),
+            &chat_auth_shared::CustomContext::new(),
+            chat_auth_shared::time::now(),
         )
         .unwrap();
-    chat_auth::claims::mint(&ring.load().unwrap().signer, &claims).unwrap()
+    chat_auth_shared::claims::mint(&ring.load().unwrap().signer, &claims).unwrap()
 }
 
 /// Every token verifies against what is published right now.
 pub async fn assert_nothing_lost(
     store: &chat_auth_aws::SecretsManagerStore,
-    tokens: &[chat_auth::claims::MintedToken],
+    tokens: &[chat_auth_shared::claims::MintedToken],
     when: &str,
 ) {
-    use chat_auth::store::PublicKeySource;
+    use chat_auth_shared::store::PublicKeySource;
     let set = store
         .load_public()
         .await
@@ -423,10 +423,10 @@ pub async fn assert_nothing_lost(
         .expect("a set is published");
     let keys = set.render().unwrap().keys;
     for t in tokens {
-        let report = chat_auth::config::validator(&issuer_config()).validate(
+        let report = chat_auth_shared::config::validator(&issuer_config()).validate(
             &t.token,
             &keys,
-            chat_auth::time::now(),
+            chat_auth_shared::time::now(),
         );
         assert!(
             report.is_active(),
@@ -454,8 +454,8 @@ pub async fn provisioned() -> (Moto, chat_auth_aws::SecretsManagerStore, String)
 
 /// The ring rules of the AWS tests: 30-day period, and `next` may sign at once (these tests
 /// rotate seconds apart; the waiting rule has its own tests).
-pub fn life() -> chat_auth::Lifecycle {
-    chat_auth::Lifecycle::new(chat_auth::RingPolicy::new(30 * 86_400, 0, 0, 0, 30))
+pub fn life() -> chat_auth_shared::Lifecycle {
+    chat_auth_shared::Lifecycle::new(chat_auth_shared::RingPolicy::new(30 * 86_400, 0, 0, 0, 30))
 }
 
 /// The function environment the AWS tests give the real binaries: `moto`'s endpoint and

@@ -1,8 +1,8 @@
 //! A store that lets another event run in the middle of an operation: the ring model's way to
 //! interleave readers and writers.
 
-use chat_auth::RingState;
-use chat_auth::store::{Basis, KeyStore, PublicKeySource, RingSource, Stage};
+use chat_auth_shared::RingState;
+use chat_auth_shared::store::{Basis, KeyStore, PublicKeySource, RingSource, Stage};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -76,7 +76,7 @@ impl<S: KeyStore> Interleaved<S> {
 }
 
 impl<S: KeyStore> RingSource for Interleaved<S> {
-    async fn load_ring(&self) -> chat_auth::Result<Option<RingState>> {
+    async fn load_ring(&self) -> chat_auth_shared::Result<Option<RingState>> {
         self.call().await;
         let ring = self.inner.load_ring().await?;
         self.loaded.lock().unwrap().extend(ring.clone());
@@ -85,14 +85,14 @@ impl<S: KeyStore> RingSource for Interleaved<S> {
 }
 
 impl<S: KeyStore> PublicKeySource for Interleaved<S> {
-    async fn load_public(&self) -> chat_auth::Result<Option<chat_auth::PublicKeySet>> {
+    async fn load_public(&self) -> chat_auth_shared::Result<Option<chat_auth_shared::PublicKeySet>> {
         self.call().await;
         self.inner.load_public().await
     }
 }
 
 impl<S: KeyStore> KeyStore for Interleaved<S> {
-    async fn save_ring(&self, base: Option<&str>, ring: &RingState) -> chat_auth::Result<()> {
+    async fn save_ring(&self, base: Option<&str>, ring: &RingState) -> chat_auth_shared::Result<()> {
         self.call().await;
         self.inner.save_ring(base, ring).await?;
         let replaced = self
@@ -108,27 +108,27 @@ impl<S: KeyStore> KeyStore for Interleaved<S> {
         }
         Ok(())
     }
-    async fn publish(&self, basis: &Basis, set: &chat_auth::PublicKeySet) -> chat_auth::Result<()> {
+    async fn publish(&self, basis: &Basis, set: &chat_auth_shared::PublicKeySet) -> chat_auth_shared::Result<()> {
         self.call().await;
         self.inner.publish(basis, set).await
     }
-    async fn stage(&self, id: &str) -> chat_auth::Result<Stage> {
+    async fn stage(&self, id: &str) -> chat_auth_shared::Result<Stage> {
         self.call().await;
         self.inner.stage(id).await
     }
-    async fn load_pending(&self, id: &str) -> chat_auth::Result<Option<RingState>> {
+    async fn load_pending(&self, id: &str) -> chat_auth_shared::Result<Option<RingState>> {
         self.call().await;
         self.inner.load_pending(id).await
     }
-    async fn load_any_pending(&self) -> chat_auth::Result<Option<RingState>> {
+    async fn load_any_pending(&self) -> chat_auth_shared::Result<Option<RingState>> {
         self.call().await;
         self.inner.load_any_pending().await
     }
-    async fn put_pending(&self, id: &str, ring: &RingState) -> chat_auth::Result<()> {
+    async fn put_pending(&self, id: &str, ring: &RingState) -> chat_auth_shared::Result<()> {
         self.call().await;
         self.inner.put_pending(id, ring).await
     }
-    async fn promote(&self, id: &str, base: Option<&str>) -> chat_auth::Result<()> {
+    async fn promote(&self, id: &str, base: Option<&str>) -> chat_auth_shared::Result<()> {
         self.call().await;
         self.inner.promote(id, base).await
     }

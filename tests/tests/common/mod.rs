@@ -66,22 +66,22 @@ pub async fn start(vars: &[(&str, &str)]) -> Server {
 /// A token signed with `server`'s own current key (read from its data directory) that expires
 /// at `exp`, for checks at a chosen distance from expiry.
 pub async fn token_expiring_at(server: &Server, sub: &str, exp: i64) -> String {
-    use chat_auth::store::RingSource;
+    use chat_auth_shared::store::RingSource;
     let store = chat_auth_host::FileStore::open(server.data_dir.path()).unwrap();
     let ring = store
         .load_ring()
         .await
         .unwrap()
         .expect("the server made its ring");
-    let policy = chat_auth::claims::TokenPolicy {
+    let policy = chat_auth_shared::claims::TokenPolicy {
         issuer: "chat-auth".into(),
         ttl: 900,
         skew: 30,
     };
     let claims = policy
-        .claims(sub, &chat_auth::CustomContext::new(), exp - policy.ttl)
+        .claims(sub, &chat_auth_shared::CustomContext::new(), exp - policy.ttl)
         .unwrap();
-    chat_auth::claims::mint(&ring.load().unwrap().signer, &claims)
+    chat_auth_shared::claims::mint(&ring.load().unwrap().signer, &claims)
         .unwrap()
         .token
 }
@@ -279,8 +279,8 @@ pub fn free_port() -> u16 {
 
 /// `ring` after one scheduled rotation at `now`, as if its keys had been published since its
 /// current key's activation (so `next` is promoted and long-retired keys are pruned).
-pub fn rotated(ring: &chat_auth::RingState, now: i64) -> chat_auth::RingState {
-    let life = chat_auth::Lifecycle::new(chat_auth::RingPolicy::new(
+pub fn rotated(ring: &chat_auth_shared::RingState, now: i64) -> chat_auth_shared::RingState {
+    let life = chat_auth_shared::Lifecycle::new(chat_auth_shared::RingPolicy::new(
         ring.rotation_period,
         0,
         300,
@@ -294,7 +294,7 @@ pub fn rotated(ring: &chat_auth::RingState, now: i64) -> chat_auth::RingState {
 }
 
 /// `set` publishes exactly `ring`'s keys, with its signing key current.
-pub fn assert_publishes(set: &chat_auth::PublicKeySet, ring: &chat_auth::RingState) {
+pub fn assert_publishes(set: &chat_auth_shared::PublicKeySet, ring: &chat_auth_shared::RingState) {
     let mut published: Vec<&str> = set.keys.iter().map(|k| k.kid.as_str()).collect();
     let mut held: Vec<&str> = ring.kids().collect();
     published.sort_unstable();
