@@ -25,7 +25,7 @@ target/py/bin/pip install --quiet 'pyjwt[crypto]>=2.8' 'moto[server]>=5'
 echo "==> the arm64 test under qemu (tests/tests/arm64.rs, ignored by default)"
 test_started=$(date +%s)
 # --workspace: the same feature resolution as the README test command, so its build is reused.
-cargo test --workspace --test arm64 -- --ignored --nocapture
+cargo test -p chat-auth-tests --test integration arm64:: -- --ignored --nocapture
 test_seconds=$(($(date +%s) - test_started))
 total_seconds=$(($(date +%s) - started))
 printf '==> arm64 test (cargo test, build of the test included) %dm%02ds; arm64.sh total %dm%02ds\n' \

@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --workspace --bins
-LOAD_SECONDS="${LOAD_SECONDS:-60}" cargo test -p chat-auth-tests --test load -- --ignored --nocapture
+LOAD_SECONDS="${LOAD_SECONDS:-60}" cargo test -p chat-auth-tests --test integration load:: -- --ignored --nocapture

@@ -2,9 +2,9 @@
 //! callers (an upstream identity provider, or, only when asked for, the built-in development
 //! one), and the server's limits.
 
+use chat_auth_host::socket::{Limits, RESERVED_DESCRIPTORS, descriptor_limit};
 use chat_auth_shared::config::{bounded, config};
 use chat_auth_shared::{Config, Result, Section};
-use chat_auth_host::socket::{Limits, RESERVED_DESCRIPTORS, descriptor_limit};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;

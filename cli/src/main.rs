@@ -1,11 +1,11 @@
 //! `chat-auth`: the local token service and operator commands.
 
-use chat_auth_shared::Section;
-use chat_auth_shared::config::TelemetryConfig;
-use chat_auth_shared::store::{PublicKeySource, ensure_ring, revoke, rotate};
 use chat_auth_cli::local::IdentitySource;
 use chat_auth_cli::{CliError, LocalConfig, server};
 use chat_auth_host::FileStore;
+use chat_auth_shared::Section;
+use chat_auth_shared::config::TelemetryConfig;
+use chat_auth_shared::store::{PublicKeySource, ensure_ring, revoke, rotate};
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 use std::io::Read;
@@ -198,7 +198,8 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Snippet { base_url } => {
             let base = base_url.trim_end_matches('/');
             let url = format!("{base}/provider.js");
-            let local = chat_auth_shared::provider::ProviderScript::render(&shared.browser).integrity;
+            let local =
+                chat_auth_shared::provider::ProviderScript::render(&shared.browser).integrity;
             let integrity = match served_script(&url).await {
                 Ok(script) => {
                     let served = chat_auth_shared::provider::integrity(&script);

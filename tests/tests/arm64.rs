@@ -7,10 +7,10 @@
 //! Ignored by default: it needs the artifacts and qemu-user. scripts/arm64.sh installs qemu,
 //! builds the artifacts and runs it with `-- --ignored`.
 
-mod common;
+use crate::common;
 
-use common::aws::{
-    LambdaHost, LambdaRuntime, SIGNING, lambda_env, provisioned, public_keys_event, response_body,
+use crate::common::aws::{
+    Function, LambdaRuntime, SIGNING, lambda_env, provisioned, public_keys_event, response_body,
 };
 use serde_json::{Value, json};
 use std::ffi::OsStr;
@@ -82,13 +82,20 @@ async fn start_arm64(
     function: &str,
     dir: &Path,
     env: &[(String, String)],
-) -> LambdaHost {
+) -> Function {
     let bin = bootstrap(function, dir);
     let qemu = which("qemu-aarch64");
     let args = [OsStr::new("-L"), OsStr::new(SYSROOT), bin.as_os_str()];
-    lambda
-        .run_command(&qemu, &args, function, env, Stdio::inherit())
-        .await
+    lambda.run_command(
+        {
+            let mut qemu = Command::new(qemu);
+            qemu.args(args);
+            qemu
+        },
+        function,
+        env,
+        Stdio::inherit(),
+    )
 }
 
 fn which(program: &str) -> PathBuf {
@@ -163,15 +170,15 @@ async fn the_arm64_artifacts_rotate_mint_and_publish_under_qemu() {
     }
     let (moto, store, arn) = provisioned().await;
     let env = lambda_env(&moto);
-    let lambda = LambdaRuntime::start().await;
+    let lambda = LambdaRuntime::start(std::process::Stdio::inherit()).await;
 
     // One rotation, as Secrets Manager drives it.
     let rotate = start_arm64(&lambda, "rotate-keys", dir.path(), &env).await;
-    let token = moto.rotate_secret(SIGNING, &arn).await;
+    let token = moto.rotate_secret(SIGNING, &arn).await.unwrap();
     for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
         let out = rotate
             .invoke_within(
-                json!({"Step": step, "SecretId": SIGNING, "ClientRequestToken": token}),
+                &json!({"Step": step, "SecretId": SIGNING, "ClientRequestToken": token}),
                 LIMIT,
             )
             .await;
@@ -196,7 +203,7 @@ async fn the_arm64_artifacts_rotate_mint_and_publish_under_qemu() {
     let mint = start_arm64(&lambda, "mint-token", dir.path(), &env).await;
     let event: Value =
         serde_json::from_str(include_str!("../fixtures/apigw-v2-get-token.json")).unwrap();
-    let response = mint.invoke_within(event, LIMIT).await.unwrap();
+    let response = mint.invoke_within(&event, LIMIT).await.unwrap();
     assert_eq!(response["statusCode"], 200, "{response}");
     let jwt = response_body(&response).unwrap();
     eprintln!("arm64: mint-token answered after {:?}", started.elapsed());
@@ -213,7 +220,7 @@ async fn the_arm64_artifacts_rotate_mint_and_publish_under_qemu() {
         ("PEM (?format=pem)", pem_event),
         ("JWKS", public_keys_event("/.well-known/jwks.json")),
     ] {
-        let response = keys.invoke_within(event, LIMIT).await.unwrap();
+        let response = keys.invoke_within(&event, LIMIT).await.unwrap();
         assert_eq!(response["statusCode"], 200, "{what}: {response}");
         documents.push((what, response_body(&response).unwrap()));
     }

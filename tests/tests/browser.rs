@@ -20,7 +20,7 @@
 //! `scripts/install-widget.sh` and served by the shop as `/ms-widget.js`), and, for the LCW v1
 //! script API whose code is not published, the stand-in `/dev/lcw-standin.js`.
 
-mod common;
+use crate::common;
 
 use axum::Router;
 use axum::extract::{Path as UrlPath, Query, State};
@@ -706,7 +706,10 @@ async fn lcw_v1_provider_loaded_after_the_widget_wires_at_once() {
     // The provider comes in the way `chat-auth snippet` prints it: with its SRI hash, which
     // the browser checks (the script is served with Access-Control-Allow-Origin: *).
     let config =
-        <chat_auth_shared::config::BrowserConfig as chat_auth_shared::Section>::from_lookup(|_| None).unwrap();
+        <chat_auth_shared::config::BrowserConfig as chat_auth_shared::Section>::from_lookup(|_| {
+            None
+        })
+        .unwrap();
     let integrity = chat_auth_shared::provider::ProviderScript::render(&config).integrity;
     let tag = |integrity: &str| {
         format!(

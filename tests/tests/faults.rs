@@ -2,16 +2,18 @@
 //! rotation is interrupted at any point or raced, THEN the service fails closed with a clear
 //! code, bridges short outages from its cache, and no key that signed a live token is lost.
 
-mod common;
+use crate::common;
 
+use crate::common::aws::{
+    Moto, PUBLIC, SIGNING, assert_nothing_lost, create_secrets, life, mint_now, provisioned,
+};
 use axum::Router;
-use chat_auth_shared::store::{PublicKeySource, RingSource, ensure_ring, rotate};
-use chat_auth_shared::store::{STEPS, Step};
-use chat_auth_shared::{Config, RingState, Section};
 use chat_auth_aws::SecretsManagerStore;
 use chat_auth_aws::rotation::Rotator;
 use chat_auth_host::FileStore;
-use common::aws::{Moto, PUBLIC, SIGNING, assert_nothing_lost, life, mint_now, provisioned};
+use chat_auth_shared::store::{PublicKeySource, RingSource, ensure_ring, rotate};
+use chat_auth_shared::store::{STEPS, Step};
+use chat_auth_shared::{Config, RingState, Section};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use std::sync::Arc;
@@ -87,8 +89,8 @@ async fn an_unreachable_store_at_cold_start_fails_closed_with_503() {
 
 #[tokio::test]
 async fn a_warm_signer_bridges_an_outage_up_to_the_signing_stale_cap_then_fails_closed() {
-    let moto = Moto::start().await;
-    moto.create_secrets(SIGNING, PUBLIC).await;
+    let moto = Moto::start(std::process::Stdio::null()).await;
+    create_secrets(&moto, SIGNING, PUBLIC).await;
     let store = SecretsManagerStore::new(moto.client(), Some(SIGNING.into()), PUBLIC.into());
     ensure_ring(&store, &life(), chat_auth_shared::time::now())
         .await
@@ -116,8 +118,8 @@ async fn a_warm_signer_bridges_an_outage_up_to_the_signing_stale_cap_then_fails_
 
 #[tokio::test]
 async fn a_corrupt_ring_is_a_clear_503_not_a_default_key() {
-    let moto = Moto::start().await;
-    moto.create_secrets(SIGNING, PUBLIC).await;
+    let moto = Moto::start(std::process::Stdio::null()).await;
+    create_secrets(&moto, SIGNING, PUBLIC).await;
     moto.client()
         .put_secret_value()
         .secret_id(SIGNING)
@@ -135,7 +137,7 @@ async fn a_corrupt_ring_is_a_clear_503_not_a_default_key() {
 async fn every_rotation_step_interrupted_at_each_point_and_rerun_loses_nothing() {
     let (moto, store, arn) = provisioned().await;
     let rotator = Rotator::new(store.clone(), life());
-    let first = moto.rotate_secret(SIGNING, &arn).await;
+    let first = moto.rotate_secret(SIGNING, &arn).await.unwrap();
     for step in STEPS {
         rotator
             .step(SIGNING, &first, step, chat_auth_shared::time::now())
@@ -149,7 +151,7 @@ async fn every_rotation_step_interrupted_at_each_point_and_rerun_loses_nothing()
         let before: RingState = store.load_ring().await.unwrap().unwrap();
         // Every token minted so far is unexpired (rotations here are seconds apart), and every
         // one of them must survive, not only the newest.
-        let token = moto.rotate_secret(SIGNING, &arn).await;
+        let token = moto.rotate_secret(SIGNING, &arn).await.unwrap();
         for step in &STEPS[..crash_after] {
             rotator
                 .step(SIGNING, &token, *step, chat_auth_shared::time::now())
@@ -179,7 +181,7 @@ async fn every_rotation_step_interrupted_at_each_point_and_rerun_loses_nothing()
     }
     // Inside finishSecret: the stage moved, then the function died before publishing.
     let before = store.load_ring().await.unwrap().unwrap();
-    let token = moto.rotate_secret(SIGNING, &arn).await;
+    let token = moto.rotate_secret(SIGNING, &arn).await.unwrap();
     for step in &STEPS[..3] {
         rotator
             .step(SIGNING, &token, *step, chat_auth_shared::time::now())
@@ -215,7 +217,7 @@ async fn two_rotations_racing_leave_one_consistent_ring() {
     let (moto, store, arn) = provisioned().await;
     let a = Rotator::new(store.clone(), life());
     let b = Rotator::new(store.clone(), life());
-    let token = moto.rotate_secret(SIGNING, &arn).await;
+    let token = moto.rotate_secret(SIGNING, &arn).await.unwrap();
     for step in STEPS {
         let now = chat_auth_shared::time::now();
         let (ra, rb) = tokio::join!(

@@ -2,8 +2,9 @@
 //! route is sent malformed, oversized, forged or unexpected requests, THEN each answers a
 //! structured JSON error with a stable code and the right status, and none answers 5xx.
 
-mod common;
+use crate::common;
 
+use crate::common::{client, start};
 use axum::Router;
 use axum::routing::get;
 use base64::Engine;
@@ -11,7 +12,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chat_auth_shared::claims::encode;
 use chat_auth_shared::keys::{KeyTimes, SigningKey, StoredKey};
 use chat_auth_shared::publish::PublicKeySet;
-use common::{client, start};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -677,7 +677,7 @@ async fn every_hostile_request_gets_a_structured_error() {
 struct Served {
     /// `host:port`, for raw sockets.
     addr: String,
-    process: common::ServeProcess,
+    process: common::Serve,
     log: std::path::PathBuf,
     _data: tempfile::TempDir,
 }
@@ -685,8 +685,7 @@ struct Served {
 impl Served {
     /// Stops the server and returns what it logged.
     fn stop(&mut self) -> String {
-        let _ = self.process.child.kill();
-        let _ = self.process.child.wait();
+        self.process.process.stop();
         std::fs::read_to_string(&self.log).unwrap()
     }
 

@@ -1,7 +1,7 @@
 //! GIVEN a corpus of hostile tokens, WHEN validation reads them exactly as /validate does,
 //! THEN each is refused with its specific problem code, and none panics.
 
-mod common;
+use crate::common;
 
 use aws_lc_rs::hmac;
 use base64::Engine;

@@ -45,9 +45,13 @@ struct Apps {
 
 async fn apps(config: &Config) -> Apps {
     let store = Arc::new(MemoryStore::new());
-    ensure_ring(&store, &config.ring.lifecycle(), chat_auth_shared::time::now())
-        .await
-        .unwrap();
+    ensure_ring(
+        &store,
+        &config.ring.lifecycle(),
+        chat_auth_shared::time::now(),
+    )
+    .await
+    .unwrap();
     let finish = chat_auth_host::http::finish;
     Apps {
         mint: mint_token::lambda_app(&config.into(), store.clone()),

@@ -2,7 +2,7 @@
 //! validate against the real `chat-auth serve` for LOAD_SECONDS (default 60) while a rotation
 //! runs. Zero errors, every minted token validates afterwards, memory flat.
 
-mod common;
+use crate::common;
 
 use chat_auth_shared::PublicKeySet;
 use serde_json::{Value, json};
@@ -32,7 +32,7 @@ async fn fifty_clients_mint_and_validate_through_a_rotation() {
         .unwrap_or(60);
     let dir = tempfile::tempdir().unwrap();
     let server = common::serve_process(dir.path(), &[("RUST_LOG", "warn")], Stdio::inherit()).await;
-    let pid = server.child.id();
+    let pid = server.process.pid();
     let base = server.base.clone();
     let http = reqwest::Client::builder()
         .no_proxy()
@@ -117,7 +117,8 @@ async fn fifty_clients_mint_and_validate_through_a_rotation() {
         PublicKeySet::from_json(&std::fs::read(dir.path().join("public.json")).unwrap()).unwrap();
     let keys = set.render().unwrap().keys;
     let validator = chat_auth_shared::config::validator(
-        &<chat_auth_shared::TokenPolicy as chat_auth_shared::Section>::from_lookup(|_| None).unwrap(),
+        &<chat_auth_shared::TokenPolicy as chat_auth_shared::Section>::from_lookup(|_| None)
+            .unwrap(),
     );
     let tokens = tokens.lock().await;
     let now = chat_auth_shared::time::now();

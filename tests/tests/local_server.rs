@@ -2,11 +2,11 @@
 //! part played locally), WHEN a client talks to it over HTTP, THEN the whole flow works:
 //! sign in, get a token, verify it, rotate without breaking it.
 
-mod common;
+use crate::common;
 
-use chat_auth_shared::store::rotate;
+use crate::common::{client, get_token, sign_in, start, validate};
 use chat_auth_host::FileStore;
-use common::{client, get_token, sign_in, start, validate};
+use chat_auth_shared::store::rotate;
 use serde_json::{Value, json};
 
 const CONTACT: &str = "87b4d06c-abc2-e811-a9b0-000d3a10e09e";

@@ -5,7 +5,7 @@
 //! repository's file; and a deliberately broken copy of the document fails the same run (so the
 //! check can fail).
 
-mod common;
+use crate::common;
 
 use serde_json::Value;
 use std::collections::BTreeMap;

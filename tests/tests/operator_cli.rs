@@ -2,7 +2,7 @@
 //! directory, THEN the ring is created, tokens mint and verify, rotations lose no live token
 //! and wait for caches, and a revoked key never comes back.
 
-mod common;
+use crate::common;
 
 use serde_json::Value;
 use std::io::Write;
@@ -267,7 +267,10 @@ async fn snippet_hashes_the_script_the_server_actually_serves() {
 
     // Unreachable: this machine's script, with a warning.
     let local = chat_auth_shared::provider::ProviderScript::render(
-        &<chat_auth_shared::config::BrowserConfig as chat_auth_shared::Section>::from_lookup(|_| None).unwrap(),
+        &<chat_auth_shared::config::BrowserConfig as chat_auth_shared::Section>::from_lookup(
+            |_| None,
+        )
+        .unwrap(),
     )
     .integrity;
     let gone = format!("http://127.0.0.1:{}", common::free_port());

@@ -9,8 +9,11 @@
 //! `CHAT_AUTH_RING_SEQUENCES` sets the number of sequences per store (default: 8,000 in memory
 //! and 2,000 on files).
 
-mod common;
+use crate::common;
 
+use crate::common::interleaved::Interleaved;
+use chat_auth_host::FileStore;
+use chat_auth_host::cache::{PublicKeys, SigningKeys};
 use chat_auth_shared::claims::mint;
 use chat_auth_shared::jwt::Validator;
 use chat_auth_shared::keys::{KeyTimes, StoredKey};
@@ -18,9 +21,6 @@ use chat_auth_shared::publish::{parse_jwks, parse_public_key_document};
 use chat_auth_shared::ring::{MAX_VERIFY_ONLY, MIN_ROTATION_PERIOD};
 use chat_auth_shared::store::{self, KeyStore, MemoryStore, PublicKeySource, RingSource, STEPS};
 use chat_auth_shared::{CustomContext, Error, Lifecycle, RingPolicy, RingState, TokenPolicy};
-use chat_auth_host::FileStore;
-use chat_auth_host::cache::{PublicKeys, SigningKeys};
-use common::interleaved::Interleaved;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
 use std::collections::{BTreeMap, BTreeSet};
@@ -650,7 +650,7 @@ async fn a_publication_overtaken_by_a_revocation_keeps_the_key_revoked_on_secret
     let (moto, store, _) = common::aws::provisioned().await;
     a_paused_publication_keeps_a_later_revocation(async || {
         moto.reset().await;
-        moto.provision().await;
+        common::aws::provision(&moto).await;
         store.clone()
     })
     .await;

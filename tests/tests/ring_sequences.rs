@@ -30,17 +30,15 @@
 //! `CHAT_AUTH_SEQUENCE_TRACE=1` prints every sequence's events; `CHAT_AUTH_SEQUENCE_LOGS=1` shows
 //! the functions' logs.
 
-mod common;
-
+use crate::common::aws::{
+    Function, ISSUER, LambdaRuntime, Moto, PUBLIC, SIGNING, lambda_env, provision,
+    public_keys_event, response_body,
+};
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::error::DisplayErrorContext;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chat_auth_shared::keys::KeySet;
-use common::aws::{
-    ISSUER, LambdaHost, LambdaRuntime, Moto, PUBLIC, SIGNING, lambda_env, public_keys_event,
-    response_body,
-};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::process::Stdio;
@@ -149,11 +147,11 @@ fn function_env(moto: &Moto) -> Vec<(String, String)> {
 
 /// The function processes of one sequence.
 struct Functions {
-    rotate: LambdaHost,
+    rotate: Function,
     /// A second rotate-keys process, for racing revocations.
-    rival: LambdaHost,
-    mint: LambdaHost,
-    keys: LambdaHost,
+    rival: Function,
+    mint: Function,
+    keys: Function,
 }
 
 impl Functions {
@@ -168,7 +166,7 @@ impl Functions {
                 } else {
                     Stdio::null()
                 };
-                runtime.run_with_stderr(binary, env, stderr).await
+                runtime.run(binary, env, stderr)
             }
         };
         let [main, rival] = runtimes;
@@ -202,12 +200,15 @@ fn fixture(text: &str) -> Value {
 
 impl Rig {
     async fn start() -> Rig {
-        let moto = Moto::start().await;
+        let moto = Moto::start(std::process::Stdio::null()).await;
         Rig {
             client: moto.client(),
             moto,
             arn: String::new(),
-            runtimes: [LambdaRuntime::start().await, LambdaRuntime::start().await],
+            runtimes: [
+                LambdaRuntime::start(std::process::Stdio::inherit()).await,
+                LambdaRuntime::start(std::process::Stdio::inherit()).await,
+            ],
             functions: None,
             mint_event: fixture(include_str!("../fixtures/apigw-v2-get-token.json")),
             multi_event: public_keys_event("/public-key"),
@@ -223,13 +224,13 @@ impl Rig {
     async fn reset(&mut self) {
         self.functions = None;
         self.moto.reset().await;
-        self.arn = self.moto.provision().await;
+        self.arn = provision(&self.moto).await;
         self.functions = Some(Functions::start(&self.runtimes, &function_env(&self.moto)).await);
     }
 
     /// `rotate_secret` as Secrets Manager's schedule calls it; the new version's token.
     async fn start_rotation(&self) -> Result<String, String> {
-        self.moto.try_rotate_secret(SIGNING, &self.arn).await
+        self.moto.rotate_secret(SIGNING, &self.arn).await
     }
 
     /// The raw JSON in AWSCURRENT of `secret`.
@@ -517,7 +518,7 @@ impl<'a> Run<'a> {
             .rig
             .functions()
             .keys
-            .invoke(event.clone())
+            .invoke(&event)
             .await
             .map_err(|e| format!("public-keys failed for the {name}: {}", error_message(&e)))?;
         let body = response_body(&response)?;
@@ -625,7 +626,7 @@ impl<'a> Run<'a> {
             .rig
             .functions()
             .mint
-            .invoke(self.rig.mint_event.clone())
+            .invoke(&self.rig.mint_event)
             .await
             .map_err(|e| format!("mint-token failed: {}", error_message(&e)))?;
         let body = response_body(&response)?;
@@ -695,7 +696,7 @@ impl<'a> Run<'a> {
     /// intervening revocation (allowed); the rotation is abandoned.
     async fn step(&mut self, token: &str, step: &str) -> Result<bool, String> {
         let event = json!({"Step": step, "SecretId": SIGNING, "ClientRequestToken": token});
-        match self.rig.functions().rotate.invoke(event).await {
+        match self.rig.functions().rotate.invoke(&event).await {
             Ok(out) => {
                 if out["result"]
                     .as_str()
@@ -763,7 +764,7 @@ impl<'a> Run<'a> {
             .rig
             .functions()
             .rotate
-            .invoke(json!({"emergencyKid": kid}))
+            .invoke(&json!({"emergencyKid": kid}))
             .await
         {
             Ok(_) => self.mark_revoked(&kid),
@@ -792,15 +793,13 @@ impl<'a> Run<'a> {
             .pick(&ring, b, Some(&first))
             .ok_or("the AWSCURRENT ring has a single key")?;
         self.note(format!("kids {} and {}", short(&first), short(&second)));
+        let (revoke_first, revoke_second) = (
+            json!({"emergencyKid": first}),
+            json!({"emergencyKid": second}),
+        );
         let (one, two) = tokio::join!(
-            self.rig
-                .functions()
-                .rotate
-                .invoke(json!({"emergencyKid": first})),
-            self.rig
-                .functions()
-                .rival
-                .invoke(json!({"emergencyKid": second})),
+            self.rig.functions().rotate.invoke(&revoke_first),
+            self.rig.functions().rival.invoke(&revoke_second),
         );
         match (&one, &two) {
             (Err(x), Err(y)) => {

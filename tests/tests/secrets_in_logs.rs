@@ -3,9 +3,9 @@
 //! lambda_runtime logs raw events and the AWS SDK would log response bodies), THEN no token,
 //! private key or upstream credential appears in them.
 
-mod common;
+use crate::common;
 
-use common::aws::{LambdaRuntime, Moto, response_body};
+use crate::common::aws::{LambdaRuntime, Moto, create_secrets, response_body};
 use serde_json::{Value, json};
 use std::fs::File;
 use std::path::Path;
@@ -20,7 +20,12 @@ fn log_file(dir: &Path, name: &str) -> Stdio {
     Stdio::from(File::create(dir.join(name)).unwrap())
 }
 
-fn chat_auth_shared(data: &Path, logs: &Path, log_name: &str, args: &[&str]) -> std::process::Output {
+fn chat_auth_shared(
+    data: &Path,
+    logs: &Path,
+    log_name: &str,
+    args: &[&str],
+) -> std::process::Output {
     Command::new(common::chat_auth_bin())
         .arg("--data-dir")
         .arg(data)
@@ -115,7 +120,8 @@ async fn a_full_run_logs_no_token_key_or_credential() {
     secrets.extend(token_parts(&cli_token));
     chat_auth_shared(&data, &logs, "verify.log", &["verify", &cli_token]);
     let rotated: Value =
-        serde_json::from_slice(&chat_auth_shared(&data, &logs, "rotate.log", &["rotate"]).stdout).unwrap();
+        serde_json::from_slice(&chat_auth_shared(&data, &logs, "rotate.log", &["rotate"]).stdout)
+            .unwrap();
     chat_auth_shared(
         &data,
         &logs,
@@ -141,8 +147,8 @@ async fn a_full_run_logs_no_token_key_or_credential() {
     secrets.extend(token_parts(&after));
 
     // The AWS functions on moto, with a distinctive secret access key.
-    let moto = Moto::start().await;
-    moto.create_secrets("signing", "public").await;
+    let moto = Moto::start(std::process::Stdio::null()).await;
+    create_secrets(&moto, "signing", "public").await;
     let arn = moto.register_rotation_lambda();
     let mut env = moto.env();
     env.extend(
@@ -159,11 +165,9 @@ async fn a_full_run_logs_no_token_key_or_credential() {
         .map(|(k, v)| (k.to_string(), v.to_string())),
     );
     {
-        let lambda = LambdaRuntime::start().await;
-        let rotate = lambda
-            .run_with_stderr("rotate-keys", &env, log_file(&logs, "rotate-keys.log"))
-            .await;
-        let version = moto.rotate_secret("signing", &arn).await;
+        let lambda = LambdaRuntime::start(std::process::Stdio::inherit()).await;
+        let rotate = lambda.run("rotate-keys", &env, log_file(&logs, "rotate-keys.log"));
+        let version = moto.rotate_secret("signing", &arn).await.unwrap();
         for step in [
             "createSecret",
             "setSecret",
@@ -172,17 +176,17 @@ async fn a_full_run_logs_no_token_key_or_credential() {
             "bogusStep",
         ] {
             let _ = rotate
-                .invoke(json!({"Step": step, "SecretId": "signing", "ClientRequestToken": version}))
+                .invoke(
+                    &json!({"Step": step, "SecretId": "signing", "ClientRequestToken": version}),
+                )
                 .await;
         }
-        let _ = rotate.invoke(json!({"emergencyKid": "no-such-kid"})).await;
-        let mint_fn = lambda
-            .run_with_stderr("mint-token", &env, log_file(&logs, "mint-token.log"))
-            .await;
+        let _ = rotate.invoke(&json!({"emergencyKid": "no-such-kid"})).await;
+        let mint_fn = lambda.run("mint-token", &env, log_file(&logs, "mint-token.log"));
         let mut event: Value =
             serde_json::from_str(include_str!("../fixtures/apigw-v2-get-token.json")).unwrap();
         event["headers"]["authorization"] = json!(format!("Bearer {BEARER}"));
-        let response = mint_fn.invoke(event).await.unwrap();
+        let response = mint_fn.invoke(&event).await.unwrap();
         let lambda_token = response_body(&response).unwrap();
         secrets.extend(token_parts(&lambda_token));
     }

@@ -3,17 +3,17 @@
 //! real rotate-keys binary under a Lambda Runtime API emulator), THEN the ring stays consistent,
 //! every key that signed a live token stays published, and nothing is lost.
 
-mod common;
+use crate::common;
 
-use chat_auth_shared::store::{Basis, KeyStore, PublicKeySource, RingSource};
-use chat_auth_shared::store::{STEPS, Step};
-use chat_auth_shared::{PublicKeySet, RingState, Section, TokenPolicy};
-use chat_auth_aws::SecretsManagerStore;
-use chat_auth_aws::rotation::Rotator;
-use common::aws::{
+use crate::common::aws::{
     LambdaRuntime, SIGNING, assert_nothing_lost, lambda_env, life, mint_now, provisioned,
     public_keys_event, response_body,
 };
+use chat_auth_aws::SecretsManagerStore;
+use chat_auth_aws::rotation::Rotator;
+use chat_auth_shared::store::{Basis, KeyStore, PublicKeySource, RingSource};
+use chat_auth_shared::store::{STEPS, Step};
+use chat_auth_shared::{PublicKeySet, RingState, Section, TokenPolicy};
 use serde_json::{Value, json};
 
 const DAY: i64 = 86_400;
@@ -74,7 +74,7 @@ async fn four_steps_twice_in_a_row_each_step_repeated_keep_every_token_valid() {
     let rotator = Rotator::new(store.clone(), life());
     let mut tokens = Vec::new();
     for round in 0..3 {
-        let token = moto.rotate_secret(SIGNING, &arn).await;
+        let token = moto.rotate_secret(SIGNING, &arn).await.unwrap();
         for step in STEPS {
             // Secrets Manager may retry any step: running each twice must change nothing.
             for _ in 0..2 {
@@ -107,7 +107,7 @@ async fn four_steps_twice_in_a_row_each_step_repeated_keep_every_token_valid() {
 async fn a_rotation_that_fails_midway_is_finished_by_the_retry_and_loses_nothing() {
     let (moto, store, arn) = provisioned().await;
     let rotator = Rotator::new(store.clone(), life());
-    let first = moto.rotate_secret(SIGNING, &arn).await;
+    let first = moto.rotate_secret(SIGNING, &arn).await.unwrap();
     for step in STEPS {
         rotator
             .step(SIGNING, &first, step, chat_auth_shared::time::now())
@@ -118,7 +118,7 @@ async fn a_rotation_that_fails_midway_is_finished_by_the_retry_and_loses_nothing
     let ring_before = current_ring(&store).await;
 
     // A second rotation stops after setSecret, and someone publishes a set missing the new keys.
-    let token = moto.rotate_secret(SIGNING, &arn).await;
+    let token = moto.rotate_secret(SIGNING, &arn).await.unwrap();
     rotator
         .step(SIGNING, &token, Step::Create, chat_auth_shared::time::now())
         .await
@@ -177,7 +177,7 @@ async fn guards_refuse_unknown_and_non_pending_versions() {
         err.to_string().contains("not enabled") || err.to_string().contains("no stage"),
         "{err}"
     );
-    let token = moto.rotate_secret(SIGNING, &arn).await;
+    let token = moto.rotate_secret(SIGNING, &arn).await.unwrap();
     let err = rotator
         .step(
             SIGNING,
@@ -210,7 +210,7 @@ async fn a_corrupt_ring_is_reported_and_never_overwritten() {
         "key_store_corrupt"
     );
     let rotator = Rotator::new(store.clone(), life());
-    let token = moto.rotate_secret(SIGNING, &arn).await;
+    let token = moto.rotate_secret(SIGNING, &arn).await.unwrap();
     let err = rotator
         .step(SIGNING, &token, Step::Create, 0)
         .await
@@ -236,21 +236,21 @@ fn rotation_event(step: &str, token: &str) -> Value {
 async fn the_real_binaries_rotate_mint_and_publish_under_a_lambda_runtime() {
     let (moto, store, arn) = provisioned().await;
     let env = lambda_env(&moto);
-    let lambda = LambdaRuntime::start().await;
-    let rotate = lambda.run("rotate-keys", &env).await;
+    let lambda = LambdaRuntime::start(std::process::Stdio::inherit()).await;
+    let rotate = lambda.run("rotate-keys", &env, std::process::Stdio::inherit());
     for _round in 0..2 {
-        let token = moto.rotate_secret(SIGNING, &arn).await;
+        let token = moto.rotate_secret(SIGNING, &arn).await.unwrap();
         for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
-            let out = rotate.invoke(rotation_event(step, &token)).await;
+            let out = rotate.invoke(&rotation_event(step, &token)).await;
             assert!(out.is_ok(), "{step}: {out:?}");
         }
     }
     // A third rotation whose testSecret fails (the published set was rolled back behind the
     // function's back); Secrets Manager retries every step and the ring ends consistent.
     let before = current_ring(&store).await;
-    let token = moto.rotate_secret(SIGNING, &arn).await;
+    let token = moto.rotate_secret(SIGNING, &arn).await.unwrap();
     for step in ["createSecret", "setSecret"] {
-        rotate.invoke(rotation_event(step, &token)).await.unwrap();
+        rotate.invoke(&rotation_event(step, &token)).await.unwrap();
     }
     store
         .publish(
@@ -260,7 +260,7 @@ async fn the_real_binaries_rotate_mint_and_publish_under_a_lambda_runtime() {
         .await
         .unwrap();
     let failed = rotate
-        .invoke(rotation_event("testSecret", &token))
+        .invoke(&rotation_event("testSecret", &token))
         .await
         .unwrap_err();
     assert!(
@@ -272,14 +272,14 @@ async fn the_real_binaries_rotate_mint_and_publish_under_a_lambda_runtime() {
     );
     assert_eq!(current_ring(&store).await, before);
     for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
-        rotate.invoke(rotation_event(step, &token)).await.unwrap();
+        rotate.invoke(&rotation_event(step, &token)).await.unwrap();
     }
     let ring = current_ring(&store).await;
     assert_eq!(ring.version, 3);
     assert_eq!(ring.retired.last().unwrap().kid, before.current.kid);
     common::assert_publishes(&published(&store).await, &ring);
     let bad = rotate
-        .invoke(json!({"Step": "dance", "SecretId": SIGNING, "ClientRequestToken": "x"}))
+        .invoke(&json!({"Step": "dance", "SecretId": SIGNING, "ClientRequestToken": "x"}))
         .await;
     assert!(
         bad.unwrap_err()["errorMessage"]
@@ -289,22 +289,26 @@ async fn the_real_binaries_rotate_mint_and_publish_under_a_lambda_runtime() {
     );
 
     // The mint goes through `cargo lambda invoke` itself, with the API Gateway fixture file.
-    let mint_fn = lambda.run("mint-token", &env).await;
+    let mint_fn = lambda.run("mint-token", &env, std::process::Stdio::inherit());
     let response = mint_fn.invoke_fixture("apigw-v2-get-token.json").await;
     assert_eq!(response["statusCode"], 200, "{response}");
     let token = response_body(&response).unwrap();
 
-    let keys_fn = lambda.run("public-keys", &env).await;
+    let keys_fn = lambda.run("public-keys", &env, std::process::Stdio::inherit());
     let doc = keys_fn
-        .invoke(public_keys_event("/public-key"))
+        .invoke(&public_keys_event("/public-key"))
         .await
         .unwrap();
     assert_eq!(doc["statusCode"], 200, "{doc}");
-    let keys =
-        chat_auth_shared::publish::parse_public_key_document(doc["body"].as_str().unwrap().as_bytes())
-            .unwrap();
-    let report =
-        chat_auth_shared::config::validator(&config()).validate(&token, &keys, chat_auth_shared::time::now());
+    let keys = chat_auth_shared::publish::parse_public_key_document(
+        doc["body"].as_str().unwrap().as_bytes(),
+    )
+    .unwrap();
+    let report = chat_auth_shared::config::validator(&config()).validate(
+        &token,
+        &keys,
+        chat_auth_shared::time::now(),
+    );
     assert!(report.is_active(), "{:?}", report.problems);
     assert_eq!(
         report.to_json()["sub"],
@@ -315,7 +319,7 @@ async fn the_real_binaries_rotate_mint_and_publish_under_a_lambda_runtime() {
     // Emergency rotation through a manual invoke drops the signing key at once.
     let dropped = ring.current.kid.clone();
     let out = rotate
-        .invoke(json!({"emergencyKid": dropped}))
+        .invoke(&json!({"emergencyKid": dropped}))
         .await
         .unwrap();
     assert!(out["result"].as_str().unwrap().contains("revoked"));

@@ -2,7 +2,7 @@
 //! transforms it and cfn-lint checks it, both offline, THEN both accept it, and deliberately
 //! broken copies fail (so each check can fail), including a break only the transform catches.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

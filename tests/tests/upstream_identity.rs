@@ -10,8 +10,9 @@
 //! concurrency limit answer with JSON errors (a hanging provider makes requests slow); and
 //! `serve` without an identity provider or `--dev` refuses to start.
 
-mod common;
+use crate::common;
 
+use crate::common::{Server, get_token, start};
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair};
 use axum::Router;
@@ -20,7 +21,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use common::{Server, get_token, start};
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};

@@ -53,6 +53,9 @@ pub enum Function {
     ValidateToken,
     /// `GET /public-key`.
     PublicKeys,
+    /// The bench's do-nothing function (xtask/src/bin/do-nothing.rs), answering 204: what the
+    /// runtime client, lambda_http and axum cost every function per invocation.
+    DoNothing,
 }
 
 impl Function {
@@ -69,6 +72,15 @@ impl Function {
             Function::MintToken => "mint-token",
             Function::ValidateToken => "validate-token",
             Function::PublicKeys => "public-keys",
+            Function::DoNothing => "do-nothing",
+        }
+    }
+
+    /// The status of its answer.
+    pub fn status(self) -> u16 {
+        match self {
+            Function::DoNothing => 204,
+            _ => 200,
         }
     }
 }
@@ -252,6 +264,37 @@ impl Figure {
     /// The median value over rounds.
     pub fn value(&self) -> f64 {
         median(self.rounds.iter().map(|r| r.value))
+    }
+
+    /// Each round's time per operation (a rate's inverse) with the time of `op` in the floors
+    /// taken around it; `None` without floors, or for a unit that is not a time or a rate.
+    fn timed(&self, op: Op, floors: &Floors) -> Option<Vec<(f64, f64)>> {
+        self.rounds
+            .iter()
+            .map(|round| {
+                let floor = op.of(&floors.around(round.floor?)?);
+                match self.id.unit() {
+                    Unit::Seconds => Some((round.value, floor)),
+                    Unit::PerSecond => Some((1.0 / round.value, floor)),
+                    Unit::Bytes | Unit::PerInvocation => None,
+                }
+            })
+            .collect()
+    }
+
+    /// The median over rounds of the time beyond one `op`: what the work costs besides the RSA
+    /// operation it is built around.
+    pub fn overhead(&self, op: Op, floors: &Floors) -> Option<f64> {
+        let timed = self.timed(op, floors)?;
+        Some(median(timed.iter().map(|(time, floor)| time - floor)))
+    }
+
+    /// The median over rounds of the time beyond `baseline` seconds, as a multiple of `op`.
+    pub fn beyond(&self, baseline: f64, op: Op, floors: &Floors) -> Option<f64> {
+        let timed = self.timed(op, floors)?;
+        Some(median(
+            timed.iter().map(|(time, floor)| (time - baseline) / floor),
+        ))
     }
 
     /// The median over rounds of each round's value set against `op` of the floors taken

@@ -14,12 +14,25 @@ pub enum Scale {
     Floor(Op),
     /// The figure itself, in its unit.
     Absolute,
-    /// The figure as a multiple of another figure of the same unit measured in the same run
-    /// (another implementation of the same work, on the same core), named `name` in the table.
-    Peer {
+    /// The figure's time beyond another figure's (the same work without ours: the do-nothing
+    /// function under the same runtime), as a multiple of the floor operation around it.
+    FloorBeyond {
+        /// The floor operation.
+        op: Op,
+        /// What is subtracted first.
+        baseline: Id,
+        /// How the table names it: `1.05× sign beyond do-nothing`.
+        name: &'static str,
+    },
+    /// What the figure costs beyond its one floor operation, as a multiple of what a peer
+    /// (another implementation of the same work, on the same core, in the same run) costs
+    /// beyond its own: the part of the work that is ours to make cheap.
+    OverheadOfPeer {
+        /// The floor operation both do once.
+        op: Op,
         /// The peer's figure.
         figure: Id,
-        /// How the table names it: `1.25× Node jose`.
+        /// How the table names it: `0.57× Node jose's overhead`.
         name: &'static str,
     },
 }
@@ -49,7 +62,10 @@ pub struct Goal {
 const MIB: f64 = 1024.0 * 1024.0;
 
 /// Every goal. The ratios are the project's contract with the floor: what `/token` and
-/// `/validate` cost beyond the one RSA operation each needs.
+/// `/validate` cost beyond the one RSA operation each needs. Each is measured in the same run as
+/// what it is set against, so that it holds on a machine whose RSA is faster or slower. Issue
+/// 24 re-set three goals that asked for less than the kernel's loopback TCP or the Lambda
+/// runtime alone cost on this machine (docs/performance.md).
 pub const GOALS: &[Goal] = &[
     Goal {
         name: "in-process mint",
@@ -63,11 +79,17 @@ pub const GOALS: &[Goal] = &[
         scale: Scale::Floor(Op::Verify),
         bound: Bound::AtMost(1.5),
     },
+    // Replaces "≥ 0.92× sign/s" and "≥ 1.2× Node jose": the latter needed under 12 µs of
+    // overhead per request, less than the kernel's loopback TCP costs.
     Goal {
-        name: "local GET /token (c=16) per core",
+        name: "local GET /token (c=16): overhead beyond its signature",
         measure: Id::TokenC16,
-        scale: Scale::Floor(Op::Sign),
-        bound: Bound::AtLeast(0.90),
+        scale: Scale::OverheadOfPeer {
+            op: Op::Sign,
+            figure: Id::TokenNodeJose,
+            name: "Node jose's overhead",
+        },
+        bound: Bound::AtMost(0.75),
     },
     Goal {
         name: "local POST /validate (c=16) per core",
@@ -105,36 +127,17 @@ pub const GOALS: &[Goal] = &[
         scale: Scale::Absolute,
         bound: Bound::AtMost(0.0),
     },
-    // The next issue's goals: tighter HTTP figures and the functions' CPU per warm invocation.
+    // Replaces "≤ 1.3× sign" on the whole invocation, of which the runtime client alone took
+    // about half a signature on this machine.
     Goal {
-        name: "local GET /token (c=16) per core",
-        measure: Id::TokenC16,
-        scale: Scale::Floor(Op::Sign),
-        bound: Bound::AtLeast(0.92),
-    },
-    Goal {
-        name: "local POST /validate (c=16) per core",
-        measure: Id::ValidateC16,
-        scale: Scale::Absolute,
-        bound: Bound::AtLeast(20_000.0),
-    },
-    Goal {
-        name: "mint-token CPU per warm invocation",
+        name: "mint-token CPU per warm invocation beyond the do-nothing function's",
         measure: Id::WarmCpu(Function::MintToken),
-        scale: Scale::Floor(Op::Sign),
-        bound: Bound::AtMost(1.3),
-    },
-    Goal {
-        name: "validate-token CPU per warm invocation",
-        measure: Id::WarmCpu(Function::ValidateToken),
-        scale: Scale::Floor(Op::Sign),
-        bound: Bound::AtMost(0.5),
-    },
-    Goal {
-        name: "public-keys CPU per warm invocation",
-        measure: Id::WarmCpu(Function::PublicKeys),
-        scale: Scale::Floor(Op::Sign),
-        bound: Bound::AtMost(0.3),
+        scale: Scale::FloorBeyond {
+            op: Op::Sign,
+            baseline: Id::WarmCpu(Function::DoNothing),
+            name: "sign beyond do-nothing",
+        },
+        bound: Bound::AtMost(1.15),
     },
     Goal {
         name: "mint-token cold start, file ring",
@@ -184,17 +187,6 @@ pub const GOALS: &[Goal] = &[
         scale: Scale::Absolute,
         bound: Bound::AtMost(8.0 * MIB),
     },
-    // The peer the issue names: what a plain Node.js server costs for the same token, loaded
-    // right after ours on the same core (it verifies no caller; ours does, mostly cached).
-    Goal {
-        name: "local GET /token (c=16) against the Node.js jose peer",
-        measure: Id::TokenC16,
-        scale: Scale::Peer {
-            figure: Id::TokenNodeJose,
-            name: "Node jose",
-        },
-        bound: Bound::AtLeast(1.2),
-    },
 ];
 
 /// A goal judged.
@@ -205,7 +197,7 @@ pub enum Verdict {
     /// Missed, with the measured value on the goal's scale.
     Missed(f64),
     /// Its figure was not measured (`BENCH_ONLY`, moto missing), or it needs floors and none
-    /// were taken, or its peer was not measured (node or jose missing).
+    /// were taken, or what it is set against was not measured (node or jose missing).
     NotMeasured,
 }
 
@@ -218,10 +210,16 @@ impl Goal {
         let measured = match self.scale {
             Scale::Floor(op) => figure.ratio(op, floors),
             Scale::Absolute => Some(figure.value()),
-            Scale::Peer { figure: peer, .. } => figures
+            Scale::FloorBeyond { op, baseline, .. } => figures
+                .iter()
+                .find(|f| f.id == baseline)
+                .and_then(|baseline| figure.beyond(baseline.value(), op, floors)),
+            Scale::OverheadOfPeer {
+                op, figure: peer, ..
+            } => figures
                 .iter()
                 .find(|f| f.id == peer)
-                .map(|p| figure.value() / p.value()),
+                .and_then(|peer| Some(figure.overhead(op, floors)? / peer.overhead(op, floors)?)),
         };
         match (measured, self.bound) {
             (None, _) => Verdict::NotMeasured,
@@ -253,7 +251,9 @@ impl Goal {
                 };
                 format!("{x:.2}× {}{per}", op.name())
             }
-            Scale::Peer { name, .. } => format!("{x:.2}× {name}"),
+            Scale::FloorBeyond { name, .. } | Scale::OverheadOfPeer { name, .. } => {
+                format!("{x:.2}× {name}")
+            }
             Scale::Absolute if round => match self.measure.unit() {
                 Unit::Seconds => format!("{} ms", trimmed(x * 1e3, 3)),
                 Unit::Bytes => format!("{} MiB", trimmed(x / MIB, 1)),

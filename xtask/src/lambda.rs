@@ -4,20 +4,20 @@
 //! warm invocations, and the function's CPU per warm invocation. Before them, the size of each
 //! deployed function's zip; with each cold start, where its time went ([`init`]).
 
-use crate::client::{Client, Request};
+use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::figures::{Figure, Function, Id, Round};
 use crate::floor::Floors;
 use crate::local::{CONTEXT_CLAIMS, SUB};
-use crate::process::{Running, free_port, loopback};
+use crate::process::log_to;
 use crate::settings::{Settings, Workspace};
 use crate::sys;
 use crate::table::{duration, mib, spread, thousands};
-use base64::Engine;
-use hyper::header::HeaderName;
+use chat_auth_harness::apigw::{fixture, response_body};
+use chat_auth_harness::lambda::{self as harness, LambdaRuntime};
+use chat_auth_harness::moto::Moto;
 use serde_json::{Value, json};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -45,13 +45,11 @@ pub fn run(
     client: &Client,
     floors: &mut Floors,
 ) -> Result<Vec<Figure>> {
-    let cargo_lambda = settings
-        .cargo_lambda
-        .clone()
-        .or_else(|| workspace.tool("lambda-venv/bin/cargo-lambda"))
-        .ok_or_else(|| {
-            Error::Setup("cargo-lambda is missing (scripts/install-cargo-lambda.sh)".into())
-        })?;
+    if !chat_auth_harness::cargo_lambda().exists() {
+        return Err(Error::Setup(
+            "cargo-lambda is missing (scripts/install-cargo-lambda.sh)".into(),
+        ));
+    }
     let ring = workspace.ring()?;
     let mut functions = Vec::new();
     for function in Function::ALL {
@@ -61,13 +59,15 @@ pub fn run(
         settings,
         workspace,
         client,
-        cargo_lambda,
     };
 
     // The file ring: what the functions read under a local runtime.
     let file_env = [
-        ("CHAT_AUTH_DATA_DIR", ring.display().to_string()),
-        ("CHAT_AUTH_CONTEXT_CLAIMS", CONTEXT_CLAIMS.to_owned()),
+        ("CHAT_AUTH_DATA_DIR".to_owned(), ring.display().to_string()),
+        (
+            "CHAT_AUTH_CONTEXT_CLAIMS".to_owned(),
+            CONTEXT_CLAIMS.to_owned(),
+        ),
     ];
     let mut figures = vec![zips(workspace)?];
     let mut token = String::new();
@@ -75,33 +75,47 @@ pub fn run(
         figures.push(host.cold_starts(*function, binary, &file_env, &mut token)?);
     }
 
-    let Some(moto) = workspace.tool("py/bin/moto_server") else {
-        crate::note("Lambda: target/py/bin/moto_server is missing; Secrets Manager rows skipped");
+    if !chat_auth_harness::python().exists() {
+        crate::note("Lambda: moto (target/py) is missing; Secrets Manager rows skipped");
         return Ok(figures);
+    }
+    let moto = Moto::start(log_to(&workspace.log("moto"))?);
+    let moto = MotoLog {
+        moto: client.block_on(moto),
+        log: workspace.log("moto"),
     };
-    let moto = Moto::start(&moto, workspace, client)?;
-    moto.create_secret(SIGNING_SECRET, &ring.join("ring.json"))?;
-    moto.create_secret(PUBLIC_SECRET, &ring.join("public.json"))?;
+    for (name, file) in [
+        (SIGNING_SECRET, "ring.json"),
+        (PUBLIC_SECRET, "public.json"),
+    ] {
+        let path = ring.join(file);
+        let value = std::fs::read_to_string(&path).map_err(|e| Error::file(&path, e))?;
+        client.block_on(moto.moto.create_secret(name, &value));
+    }
     if moto.requests()? < 2 {
         return Err(Error::Setup(format!(
             "moto's log ({}) shows none of the run's own calls: it cannot count the functions'",
             moto.log.display()
         )));
     }
-    let store_env = [
-        ("AWS_ENDPOINT_URL", format!("http://{}", moto.addr)),
-        ("AWS_ACCESS_KEY_ID", "test".into()),
-        ("AWS_SECRET_ACCESS_KEY", "test".into()),
-        ("AWS_REGION", "us-east-1".into()),
-        ("AWS_EC2_METADATA_DISABLED", "true".into()),
-        ("CHAT_AUTH_SIGNING_SECRET_ID", SIGNING_SECRET.into()),
-        ("CHAT_AUTH_PUBLIC_KEYS_SECRET_ID", PUBLIC_SECRET.into()),
-        ("CHAT_AUTH_CONTEXT_CLAIMS", CONTEXT_CLAIMS.into()),
-    ];
+    let mut store_env = moto.moto.env();
+    store_env.extend(
+        [
+            ("CHAT_AUTH_SIGNING_SECRET_ID", SIGNING_SECRET),
+            ("CHAT_AUTH_PUBLIC_KEYS_SECRET_ID", PUBLIC_SECRET),
+            ("CHAT_AUTH_CONTEXT_CLAIMS", CONTEXT_CLAIMS),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    let do_nothing = host.do_nothing(&workspace.binary(Function::DoNothing.name())?, floors)?;
+    let baseline = do_nothing.value();
+    figures.push(do_nothing);
     let mut peaks = Vec::new();
     for (function, binary) in &functions {
         let floor = floors.take()?;
-        let (warm, peak) = host.warm(&moto, *function, binary, &store_env, &token, floor)?;
+        let (warm, peak) = host.warm(
+            &moto, *function, binary, &store_env, &token, floor, baseline,
+        )?;
         figures.extend(warm);
         peaks.push((function.name(), peak));
     }
@@ -144,7 +158,6 @@ struct Host<'a> {
     settings: &'a Settings,
     workspace: &'a Workspace,
     client: &'a Client,
-    cargo_lambda: PathBuf,
 }
 
 impl Host<'_> {
@@ -154,7 +167,7 @@ impl Host<'_> {
         &self,
         function: Function,
         binary: &Path,
-        env: &[(&str, String)],
+        env: &[(String, String)],
         token: &mut String,
     ) -> Result<Figure> {
         crate::note(format!(
@@ -168,7 +181,7 @@ impl Host<'_> {
             rounds.push(started.round);
             inits.push(started.init);
             if function == Function::MintToken {
-                *token = body(&started.answer);
+                *token = response_body(&started.answer).map_err(Error::Answer)?;
             }
         }
         Ok(Figure {
@@ -183,12 +196,13 @@ impl Host<'_> {
     /// per invocation and the Secrets Manager calls moto saw; and its peak RSS in bytes.
     fn warm(
         &self,
-        moto: &Moto<'_>,
+        moto: &MotoLog,
         function: Function,
         binary: &Path,
-        env: &[(&str, String)],
+        env: &[(String, String)],
         token: &str,
         floor: Option<usize>,
+        baseline: f64,
     ) -> Result<([Figure; 3], f64)> {
         crate::note(format!(
             "Lambda: {}, Secrets Manager store (moto), {} cold starts, then {WARM:?} of warm \
@@ -211,20 +225,10 @@ impl Host<'_> {
             rounds.push(started.round);
             inits.push(started.init);
         }
-        let ColdStart {
-            process, runtime, ..
-        } = started;
+        let pid = started.function.process.pid();
         let before = moto.requests()?;
-
-        let cpu = sys::process_cpu(process.pid())?;
-        let end = Instant::now() + WARM;
-        let mut warm = 0;
-        while Instant::now() < end {
-            runtime.invoke(function, &event)?;
-            warm += 1;
-        }
-        let cpu = (sys::process_cpu(process.pid())? - cpu).as_secs_f64() / warm as f64;
-        let peak = sys::status_bytes(process.pid(), "VmHWM")?;
+        let (cpu, warm) = self.warm_cpu(&started, function, &event)?;
+        let peak = sys::status_bytes(pid, "VmHWM")?;
         let warm_calls = moto.requests()? - before;
         let invocations = thousands(warm as f64);
         let figures = [
@@ -242,8 +246,10 @@ impl Host<'_> {
                 cpu,
                 floor,
                 format!(
-                    "{} over {invocations} warm invocations; peak RSS {}",
+                    "{} over {invocations} warm invocations, {} beyond the do-nothing \
+                     function's; peak RSS {}",
                     duration(cpu),
+                    duration(cpu - baseline),
                     mib(peak)
                 ),
             ),
@@ -257,116 +263,98 @@ impl Host<'_> {
         Ok((figures, peak))
     }
 
-    /// One cold start: a fresh runtime, `function` started under it, and `event` invoked; its
-    /// spawn-to-first-answer time and where it went, the answer (checked) and the two
-    /// processes, which stop when it is dropped.
+    /// The do-nothing function: one cold start, then [`WARM`] of warm invocations; its CPU per
+    /// invocation, with a floor of its own.
+    fn do_nothing(&self, binary: &Path, floors: &mut Floors) -> Result<Figure> {
+        crate::note(format!(
+            "Lambda: do-nothing, one cold start, then {WARM:?} of warm invocations"
+        ));
+        let floor = floors.take()?;
+        let event = event(Function::DoNothing, "");
+        let started = self.cold_start(Function::DoNothing, binary, &[], &event)?;
+        let (cpu, warm) = self.warm_cpu(&started, Function::DoNothing, &event)?;
+        Ok(Figure::single(
+            Id::WarmCpu(Function::DoNothing),
+            cpu,
+            floor,
+            format!(
+                "{} over {} warm invocations",
+                duration(cpu),
+                thousands(warm as f64)
+            ),
+        ))
+    }
+
+    /// Invokes `started` with `event` for [`WARM`]: the function process's CPU per invocation,
+    /// and how many there were.
+    fn warm_cpu(
+        &self,
+        started: &ColdStart,
+        function: Function,
+        event: &Value,
+    ) -> Result<(f64, usize)> {
+        let pid = started.function.process.pid();
+        let cpu = sys::process_cpu(pid)?;
+        let end = Instant::now() + WARM;
+        let mut warm = 0;
+        while Instant::now() < end {
+            self.invoke(&started.function, function, event)?;
+            warm += 1;
+        }
+        let cpu = (sys::process_cpu(pid)? - cpu).as_secs_f64() / warm as f64;
+        Ok((cpu, warm))
+    }
+
+    /// One cold start: a fresh runtime, `function` started under it on the server core, and
+    /// `event` invoked; its spawn-to-first-answer time and where it went, the answer (checked)
+    /// and the two processes, which stop when it is dropped.
     fn cold_start(
         &self,
         function: Function,
         binary: &Path,
-        env: &[(&str, String)],
+        env: &[(String, String)],
         event: &Value,
-    ) -> Result<ColdStart<'_>> {
-        let runtime = self.runtime()?;
+    ) -> Result<ColdStart> {
+        // One runtime per function process (on the load core), so that no invocation waits in
+        // a queue a killed process was polling.
+        let runtime = self.client.block_on(LambdaRuntime::start(log_to(
+            &self.workspace.log("cargo-lambda"),
+        )?));
+        let name = function.name();
+        let log = self.workspace.log(name);
         let (spawned, start) = (SystemTime::now(), Instant::now());
-        let process = runtime.start(function, binary, env)?;
-        let answer = runtime.invoke(function, event)?;
+        let started = self.settings.cores.on_server(|| {
+            Ok::<_, Error>(runtime.run_command(Command::new(binary), name, env, log_to(&log)?))
+        })??;
+        let answer = self.invoke(&started, function, event)?;
         let round = Round {
             value: start.elapsed().as_secs_f64(),
             floor: None,
         };
         check(function, &answer)?;
-        let log = self.workspace.log(function.name());
         let init = Breakdown::read(&log, spawned, round.value)?;
         Ok(ColdStart {
-            process,
-            runtime,
+            function: started,
+            _runtime: runtime,
             round,
             init,
             answer,
         })
     }
 
-    /// A fresh runtime, on the load core: one per function process, so that no invocation
-    /// waits in a queue a killed process was polling.
-    fn runtime(&self) -> Result<Runtime<'_>> {
-        let addr = loopback(free_port()?);
-        let mut process = Running::start(
-            "cargo lambda watch",
-            Command::new(&self.cargo_lambda)
-                .args(["lambda", "watch", "--only-lambda-apis", "--quiet"])
-                .args(["--invoke-address", "127.0.0.1"])
-                .args(["--invoke-port", &addr.port().to_string()])
-                // It routes to the workspace's binaries by name.
-                .current_dir(&self.workspace.root)
-                .env("RUST_LOG", "error"),
-            &self.workspace.log("cargo-lambda"),
-        )?;
-        // Any request would be routed to a function and wait for one: connecting is the probe.
-        process.wait_listening(addr)?;
-        Ok(Runtime {
-            host: self,
-            addr,
-            _process: process,
-        })
-    }
-}
-
-/// A function just started cold. The process is dropped (stopped) before its runtime, as a
-/// function stops before the runtime it polls.
-struct ColdStart<'a> {
-    process: Running,
-    runtime: Runtime<'a>,
-    round: Round,
-    init: Breakdown,
-    answer: Value,
-}
-
-/// One `cargo lambda watch`.
-struct Runtime<'a> {
-    host: &'a Host<'a>,
-    addr: SocketAddr,
-    _process: Running,
-}
-
-impl Runtime<'_> {
-    /// Starts `binary` as `function` on the server core, with the environment Lambda gives a
-    /// function and `env`, and nothing else.
-    fn start(&self, function: Function, binary: &Path, env: &[(&str, String)]) -> Result<Running> {
-        let name = function.name();
-        let mut command = Command::new(binary);
-        command
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env(
-                "AWS_LAMBDA_RUNTIME_API",
-                format!("http://{}/.rt/{name}", self.addr),
-            )
-            .env("AWS_LAMBDA_FUNCTION_NAME", name)
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
-            .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
-            .env("RUST_LOG", "info")
-            .envs(env.iter().map(|(k, v)| (k, v)));
-        self.host
-            .settings
-            .cores
-            .start_on_server(name, &mut command, &self.host.workspace.log(name))
-    }
-
-    /// Invokes `function` through the Invoke API (what `cargo lambda invoke` calls); the
-    /// function's answer, which must be a 200.
-    fn invoke(&self, function: Function, event: &Value) -> Result<Value> {
-        let path = format!("/2015-03-31/functions/{}/invocations", function.name());
-        let request = Request::post_json(&path, event);
+    /// Invokes `function` through the Invoke API (what `cargo lambda invoke` calls); its
+    /// answer, which must have the function's status.
+    fn invoke(
+        &self,
+        process: &harness::Function,
+        function: Function,
+        event: &Value,
+    ) -> Result<Value> {
         let answer = self
-            .host
             .client
-            .send(self.addr, &request)?
-            .success(&request)?
-            .json()?;
-        if answer["statusCode"] != 200 {
+            .block_on(process.invoke(event))
+            .map_err(|e| Error::Answer(format!("{} failed: {e}", function.name())))?;
+        if answer["statusCode"] != function.status() {
             let mut text = answer.to_string();
             text.truncate(300);
             return Err(Error::Answer(format!(
@@ -378,16 +366,32 @@ impl Runtime<'_> {
     }
 }
 
+/// A function just started cold. The function is dropped (stopped) before its runtime, as a
+/// function stops before the runtime it polls.
+struct ColdStart {
+    function: harness::Function,
+    _runtime: LambdaRuntime,
+    round: Round,
+    init: Breakdown,
+    answer: Value,
+}
+
 /// Checks that a first answer is the real thing: a token, an active validation, keys.
 fn check(function: Function, answer: &Value) -> Result<()> {
-    let body = body(answer);
+    if function == Function::DoNothing {
+        return Ok(());
+    }
+    let body = response_body(answer).map_err(Error::Answer)?;
     let ok = match function {
         Function::MintToken => body.split('.').count() == 3,
         Function::ValidateToken => {
             serde_json::from_str::<Value>(&body).is_ok_and(|report| report["active"] == true)
         }
-        Function::PublicKeys => chat_auth_shared::publish::parse_public_key_document(body.as_bytes())
-            .is_ok_and(|keys| !keys.is_empty()),
+        Function::PublicKeys => {
+            chat_auth_shared::publish::parse_public_key_document(body.as_bytes())
+                .is_ok_and(|keys| !keys.is_empty())
+        }
+        Function::DoNothing => true,
     };
     if ok {
         Ok(())
@@ -401,112 +405,39 @@ fn check(function: Function, answer: &Value) -> Result<()> {
     }
 }
 
-/// The body of a function's HTTP API answer (base64 for media types lambda_http deems binary,
-/// such as `application/jwt`).
-fn body(answer: &Value) -> String {
-    let body = answer["body"].as_str().unwrap_or_default();
-    if answer["isBase64Encoded"] == true {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(body)
-            .unwrap_or_default();
-        return String::from_utf8_lossy(&bytes).into_owned();
-    }
-    body.to_owned()
-}
-
-/// An HTTP API (payload 2.0) event for `function`'s route: `GET /token` with the claims the
-/// gateway's JWT authorizer verified, `POST /validate` of `token`, `GET /public-key`.
+/// The event of `function`'s route, from tests/fixtures: `GET /token` with the bench's caller as
+/// the claims the gateway's JWT authorizer verified, `POST /validate` of `token`,
+/// `GET /public-key`.
 fn event(function: Function, token: &str) -> Value {
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    let (method, path) = match function {
-        Function::MintToken => ("GET", "/token"),
-        Function::ValidateToken => ("POST", "/validate"),
-        Function::PublicKeys => ("GET", "/public-key"),
-    };
-    let host = "abc123.execute-api.eu-west-1.amazonaws.com";
-    let mut event = json!({
-        "version": "2.0",
-        "routeKey": format!("{method} {path}"),
-        "rawPath": path,
-        "rawQueryString": "",
-        "headers": {"accept": "*/*", "host": host},
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "abc123",
-            "domainName": host,
-            "domainPrefix": "abc123",
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
-                     "sourceIp": "203.0.113.7", "userAgent": "bench"},
-            "requestId": "bench",
-            "routeKey": format!("{method} {path}"),
-            "stage": "$default",
-            "time": "21/Nov/2026:00:00:00 +0000",
-            "timeEpoch": now * 1000,
-        },
-        "isBase64Encoded": false,
-    });
     match function {
         Function::MintToken => {
-            event["requestContext"]["authorizer"] = json!({"jwt": {"claims": {
+            let now = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs();
+            let mut event = fixture("apigw-v2-get-token.json");
+            event["requestContext"]["authorizer"]["jwt"]["claims"] = json!({
                 "sub": SUB, "cart_value": "10000", "vip": "true", "region": "emea",
                 "iat": now.to_string(), "exp": (now + 3600).to_string(),
-            }, "scopes": null}});
+            });
+            event
         }
         Function::ValidateToken => {
-            event["headers"]["content-type"] = json!("application/json");
+            let mut event = fixture("apigw-v2-post-validate.json");
             event["body"] = json!(json!({ "token": token }).to_string());
+            event
         }
-        Function::PublicKeys => {}
+        Function::PublicKeys | Function::DoNothing => fixture("apigw-v2-get-public-key.json"),
     }
-    event
 }
 
-/// moto's Secrets Manager, on the load core. It does not check signatures, so a fixed
-/// `Authorization` header does for the run's own calls.
-struct Moto<'a> {
-    addr: SocketAddr,
-    client: &'a Client,
-    log: PathBuf,
-    _process: Running,
+/// moto, with the log whose request lines count the Secrets Manager calls a function makes.
+struct MotoLog {
+    moto: Moto,
+    log: std::path::PathBuf,
 }
 
-impl<'a> Moto<'a> {
-    fn start(binary: &Path, workspace: &Workspace, client: &'a Client) -> Result<Self> {
-        let addr = loopback(free_port()?);
-        let log = workspace.log("moto");
-        let mut process = Running::start(
-            "moto_server",
-            Command::new(binary).args(["-H", "127.0.0.1", "-p", &addr.port().to_string()]),
-            &log,
-        )?;
-        process.wait_http(client, addr, "/moto-api/")?;
-        Ok(Moto {
-            addr,
-            client,
-            log,
-            _process: process,
-        })
-    }
-
-    /// `CreateSecret` `name` holding the contents of `file`.
-    fn create_secret(&self, name: &str, file: &Path) -> Result<()> {
-        let value = std::fs::read_to_string(file).map_err(|e| Error::file(file, e))?;
-        let target = HeaderName::from_static("x-amz-target");
-        let request = Request::post_json("/", &json!({"Name": name, "SecretString": value}))
-            .header(hyper::header::CONTENT_TYPE, "application/x-amz-json-1.1")
-            .header(target, "secretsmanager.CreateSecret")
-            .header(
-                hyper::header::AUTHORIZATION,
-                "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/secretsmanager/aws4_request, \
-                 SignedHeaders=host, Signature=0",
-            );
-        self.client.send(self.addr, &request)?.success(&request)?;
-        Ok(())
-    }
-
+impl MotoLog {
     /// Requests moto has answered so far: one line of its log each.
     fn requests(&self) -> Result<usize> {
         let log = std::fs::read(&self.log).map_err(|e| Error::file(&self.log, e))?;

@@ -13,10 +13,12 @@ use crate::error::{Error, Result};
 use crate::figures::{Figure, Id, Round};
 use crate::floor::Floors;
 use crate::load::{Load, closed_loop};
-use crate::process::{Running, free_port, loopback};
+use crate::process::start_logged;
 use crate::settings::{Settings, Workspace};
 use crate::sys;
 use crate::table::{duration, mib, spread, thousands};
+use chat_auth_harness::free_port;
+use chat_auth_harness::process::Process;
 use hyper::header::AUTHORIZATION;
 use serde_json::json;
 use std::net::{SocketAddr, TcpStream};
@@ -57,8 +59,8 @@ pub fn run(
     let binary = workspace.binary("chat-auth")?;
     let ring = workspace.ring()?;
 
-    let idp_addr = loopback(free_port()?);
-    let mut idp = Running::start(
+    let idp_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut idp = start_logged(
         "the identity provider (chat-auth serve, dev mode)",
         Command::new(&binary)
             .arg("serve")
@@ -67,7 +69,7 @@ pub fn run(
             .env("CHAT_AUTH_DEV", "1"),
         &workspace.log("idp"),
     )?;
-    idp.wait_http(client, idp_addr, "/dev/jwks.json")?;
+    client.block_on(idp.wait_http(&format!("http://{idp_addr}/dev/jwks.json")));
     let sign_in = Request::post_json(
         "/dev/sign-in",
         &json!({"sub": SUB, "claims": {"cart_value": "10000", "vip": true, "region": "emea"}}),
@@ -77,7 +79,7 @@ pub fn run(
         .as_str()
         .ok_or_else(|| Error::Answer(format!("sign-in answered {signed_in}")))?;
 
-    let addr = loopback(free_port()?);
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let env = [
         ("CHAT_AUTH_LISTEN", addr.to_string()),
         ("CHAT_AUTH_DATA_DIR", ring.display().to_string()),
@@ -100,7 +102,7 @@ pub fn run(
     ));
     let log = workspace.log("server");
     let mut server = start_server(settings, &binary, &env, &log)?;
-    server.wait_http(client, addr, "/public-key")?;
+    client.block_on(server.wait_http(&format!("http://{addr}/public-key")));
     let token_request = Request::get("/token").header(AUTHORIZATION, &format!("Bearer {id_token}"));
     let token = client
         .send(addr, &token_request)?
@@ -160,7 +162,7 @@ fn start_server(
     binary: &Path,
     env: &[(&str, String)],
     log: &Path,
-) -> Result<Running> {
+) -> Result<Process> {
     let mut command = Command::new(binary);
     command.arg("serve").envs(env.iter().map(|(k, v)| (k, v)));
     settings
@@ -227,7 +229,7 @@ fn cold_start(
     for _ in 0..settings.cold_runs {
         let start = Instant::now();
         let mut server = start_server(settings, binary, env, log)?;
-        let answer = first_answer(client, &mut server, addr, request)?;
+        let answer = first_answer(client, &mut server, addr, request, log)?;
         let elapsed = start.elapsed();
         answer.success(request)?;
         rounds.push(Round {
@@ -246,18 +248,22 @@ fn cold_start(
 /// would be a tenth of the goal), then sends `request`.
 fn first_answer(
     client: &Client,
-    server: &mut Running,
+    server: &mut Process,
     addr: SocketAddr,
     request: &Request,
+    log: &Path,
 ) -> Result<Response> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match TcpStream::connect(addr) {
             Ok(stream) => return client.send_over(stream, request),
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                server.check_alive()?;
+                server.assert_alive();
                 if Instant::now() > deadline {
-                    return Err(server.failed("did not listen within 10 s"));
+                    return Err(Error::Answer(format!(
+                        "the server did not listen within 10 s; see {}",
+                        log.display()
+                    )));
                 }
                 std::thread::sleep(Duration::from_micros(200));
             }

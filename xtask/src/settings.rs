@@ -34,9 +34,6 @@ pub struct Settings {
     pub only: Sections,
     /// Unless `BENCH_NO_ASSERT=1`: a missed goal fails the run.
     pub assert: bool,
-    /// `CARGO_LAMBDA`: a cargo-lambda binary to use instead of the one scripts/bench.sh
-    /// installs in `target/lambda-venv`.
-    pub cargo_lambda: Option<PathBuf>,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -99,7 +96,6 @@ impl Settings {
             cores,
             only: sections,
             assert,
-            cargo_lambda: std::env::var_os("CARGO_LAMBDA").map(PathBuf::from),
         })
     }
 }

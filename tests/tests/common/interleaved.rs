@@ -85,14 +85,20 @@ impl<S: KeyStore> RingSource for Interleaved<S> {
 }
 
 impl<S: KeyStore> PublicKeySource for Interleaved<S> {
-    async fn load_public(&self) -> chat_auth_shared::Result<Option<chat_auth_shared::PublicKeySet>> {
+    async fn load_public(
+        &self,
+    ) -> chat_auth_shared::Result<Option<chat_auth_shared::PublicKeySet>> {
         self.call().await;
         self.inner.load_public().await
     }
 }
 
 impl<S: KeyStore> KeyStore for Interleaved<S> {
-    async fn save_ring(&self, base: Option<&str>, ring: &RingState) -> chat_auth_shared::Result<()> {
+    async fn save_ring(
+        &self,
+        base: Option<&str>,
+        ring: &RingState,
+    ) -> chat_auth_shared::Result<()> {
         self.call().await;
         self.inner.save_ring(base, ring).await?;
         let replaced = self
@@ -108,7 +114,11 @@ impl<S: KeyStore> KeyStore for Interleaved<S> {
         }
         Ok(())
     }
-    async fn publish(&self, basis: &Basis, set: &chat_auth_shared::PublicKeySet) -> chat_auth_shared::Result<()> {
+    async fn publish(
+        &self,
+        basis: &Basis,
+        set: &chat_auth_shared::PublicKeySet,
+    ) -> chat_auth_shared::Result<()> {
         self.call().await;
         self.inner.publish(basis, set).await
     }

@@ -1,12 +1,15 @@
 //! Shared helpers for the integration tests.
-#![allow(dead_code)]
 
 pub mod aws;
 pub mod interleaved;
 
+pub use chat_auth_harness::process::Serve;
+pub use chat_auth_harness::{
+    chat_auth_bin, free_port, http_client as client, python, python_script, root,
+};
+
 use chat_auth_cli::LocalConfig;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use tokio::net::TcpListener;
 
 /// A local server running in this process on a free loopback port.
@@ -79,7 +82,11 @@ pub async fn token_expiring_at(server: &Server, sub: &str, exp: i64) -> String {
         skew: 30,
     };
     let claims = policy
-        .claims(sub, &chat_auth_shared::CustomContext::new(), exp - policy.ttl)
+        .claims(
+            sub,
+            &chat_auth_shared::CustomContext::new(),
+            exp - policy.ttl,
+        )
         .unwrap();
     chat_auth_shared::claims::mint(&ring.load().unwrap().signer, &claims)
         .unwrap()
@@ -99,59 +106,9 @@ pub async fn get(url: &str) -> reqwest::Response {
     client().get(url).send().await.unwrap()
 }
 
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
-
 /// Signs in at the development identity provider and returns the id token.
 pub async fn sign_in(server: &Server, sub: &str, claims: serde_json::Value) -> String {
     sign_in_at(&server.url(""), sub, claims).await
-}
-
-/// The repository root.
-pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The `chat-auth` binary: `CHAT_AUTH_BIN` if set (e.g. a release build), else the debug one
-/// built by the test command (`cargo build --bins` runs first).
-pub fn chat_auth_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("CHAT_AUTH_BIN") {
-        return PathBuf::from(bin);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
-    let bin = target.join("debug").join("chat-auth");
-    assert!(
-        bin.exists(),
-        "{} is missing: run the README test command (scripts/test.sh), which builds it first",
-        bin.display()
-    );
-    bin
-}
-
-/// The Python interpreter with PyJWT installed by the test command.
-pub fn python() -> PathBuf {
-    std::env::var_os("CHAT_AUTH_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target/py/bin/python"))
-}
-
-/// Runs `tests/py/<script>` with the tests' Python: its standard output, or a panic with its
-/// standard error.
-pub fn python_script<S: AsRef<std::ffi::OsStr>>(script: &str, args: &[S]) -> Vec<u8> {
-    let out = std::process::Command::new(python())
-        .arg(root().join("tests/py").join(script))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
 }
 
 /// `GET /token` with a bearer identity token.
@@ -178,83 +135,6 @@ pub async fn sign_in_at(base: &str, sub: &str, claims: serde_json::Value) -> Str
     r["id_token"].as_str().unwrap().to_owned()
 }
 
-/// The real `chat-auth serve` binary on a free loopback port, killed on drop.
-pub struct ServeProcess {
-    pub base: String,
-    pub child: std::process::Child,
-}
-
-impl Drop for ServeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `chat-auth --data-dir DATA serve` with `env` and waits until it answers: in
-/// development mode (`--dev`, with [`ISSUE_KEY`]) unless `env` configures an upstream identity
-/// provider.
-pub async fn serve_process(
-    data: &std::path::Path,
-    env: &[(&str, &str)],
-    stderr: std::process::Stdio,
-) -> ServeProcess {
-    serve_process_via(
-        std::process::Command::new(chat_auth_bin()),
-        data,
-        env,
-        stderr,
-    )
-    .await
-}
-
-/// [`serve_process`] through `command`: the binary itself, or a launcher that runs it with its
-/// arguments (a shell that lowers a limit first, say). Fails at once if the server exits.
-pub async fn serve_process_via(
-    mut command: std::process::Command,
-    data: &std::path::Path,
-    env: &[(&str, &str)],
-    stderr: std::process::Stdio,
-) -> ServeProcess {
-    let port = free_port();
-    let upstream = env.iter().any(|(k, _)| *k == "CHAT_AUTH_UPSTREAM_ISSUER");
-    command
-        .arg("--data-dir")
-        .arg(data)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")]);
-    if !upstream {
-        command
-            .arg("--dev")
-            .env("CHAT_AUTH_DEV_ISSUE_KEY", ISSUE_KEY);
-    }
-    let child = command
-        .envs(env.iter().copied())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
-    let mut process = ServeProcess {
-        base: format!("http://127.0.0.1:{port}"),
-        child,
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while client()
-        .get(format!("{}/public-key", process.base))
-        .send()
-        .await
-        .is_err()
-    {
-        if let Ok(Some(status)) = process.child.try_wait() {
-            panic!("the server exited ({status})");
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the server did not start"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    process
-}
-
 /// `POST /validate` at `server`; the verdict.
 pub async fn validate(server: &Server, token: &str) -> serde_json::Value {
     client()
@@ -266,15 +146,6 @@ pub async fn validate(server: &Server, token: &str) -> serde_json::Value {
         .json()
         .await
         .unwrap()
-}
-
-/// A loopback port nobody listens on right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `ring` after one scheduled rotation at `now`, as if its keys had been published since its
@@ -301,4 +172,31 @@ pub fn assert_publishes(set: &chat_auth_shared::PublicKeySet, ring: &chat_auth_s
     held.sort_unstable();
     assert_eq!(published, held, "the published set is the ring's");
     assert_eq!(set.current_kid, ring.current.kid);
+}
+
+/// The real `chat-auth serve` with `env`, in development mode with [`ISSUE_KEY`] unless `env`
+/// configures an upstream identity provider.
+pub async fn serve_process(
+    data: &std::path::Path,
+    env: &[(&str, &str)],
+    stderr: std::process::Stdio,
+) -> Serve {
+    serve_process_via(
+        std::process::Command::new(chat_auth_bin()),
+        data,
+        env,
+        stderr,
+    )
+    .await
+}
+
+/// [`serve_process`] through `command`: the binary itself, or a launcher that runs it with its
+/// arguments (a shell that lowers a limit first, say).
+pub async fn serve_process_via(
+    command: std::process::Command,
+    data: &std::path::Path,
+    env: &[(&str, &str)],
+    stderr: std::process::Stdio,
+) -> Serve {
+    Serve::start(command, data, env, ISSUE_KEY, stderr).await
 }

@@ -11,7 +11,6 @@ use crate::error::{Error, Result};
 use crate::figures::{Figure, Id};
 use crate::floor::Floors;
 use crate::load::closed_loop;
-use crate::process::{free_port, loopback};
 use crate::settings::{Settings, Workspace};
 use crate::sys;
 use base64::Engine;
@@ -68,7 +67,7 @@ pub fn run(
         .unwrap_or("?")
         .to_owned();
 
-    let addr = loopback(free_port()?);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], chat_auth_harness::free_port()));
     crate::note(format!(
         "peer: Node {node} + jose {jose} on core {}",
         settings.cores.server
@@ -81,9 +80,14 @@ pub fn run(
             .env("PEER_MODULES", workspace.root.join("target").join(INSTALL)),
         &workspace.log("peer"),
     )?;
-    peer.wait_http(client, addr, "/token")?;
+    client.block_on(peer.wait_http(&format!("http://{addr}/token")));
     // The peer's failures name it and its log: its route is the server's.
-    let named = |e: Error| peer.failed(&e.to_string());
+    let named = |e: Error| {
+        Error::Answer(format!(
+            "the Node.js peer: {e}; see {}",
+            workspace.log("peer").display()
+        ))
+    };
     let request = Request::get("/token");
     let theirs = client
         .send(addr, &request)
