@@ -1,28 +1,63 @@
 #!/usr/bin/env bash
 # Every test, on a fresh machine: installs what the tests need, then lint, build, test.
+#
+# On 2 cores the build is the critical path, so nothing waits for anything it does not need:
+# - the installs (PyPI, Debian, npm: mostly network) run beside the build;
+# - clippy runs beside the test run (mostly waiting on real peers and real time), in its own
+#   target directory, because cargo holds the build directory's lock for a whole `cargo test`.
+# Each phase prints its wall time; docs/testing.md quotes a fresh-clone run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Nothing here is rebuilt often enough for incremental compilation to repay its own cost.
+export CARGO_INCREMENTAL=0
+started=$SECONDS
+phase() { echo "==> [$((SECONDS - started)) s] $*"; }
 
-echo "==> Python tools (PyJWT, moto, cfn-lint, AWS's SAM translator) in target/py"
-[ -x target/py/bin/python ] || python3 -m venv target/py
-target/py/bin/pip install --quiet 'pyjwt[crypto]>=2.8' 'moto[server]>=5' 'cfn-lint>=1' 'aws-sam-translator>=1.90' 'schemathesis>=4,<5'
-echo "==> cargo-lambda (its local Lambda runtime runs the function binaries) in target/lambda-venv"
-scripts/install-cargo-lambda.sh
-echo "==> Chromium + ChromeDriver (Debian packages) for the browser tests"; scripts/install-browser.sh
-echo "==> Microsoft's widget package (npm, no install scripts), bundled for the browser tests"; scripts/install-widget.sh
+installs() {
+  echo "==> Python tools (PyJWT, moto, cfn-lint, AWS's SAM translator, schemathesis) in target/py"
+  [ -x target/py/bin/python ] || python3 -m venv target/py
+  target/py/bin/pip install --quiet 'pyjwt[crypto]>=2.8' 'moto[server]>=5' 'cfn-lint>=1' \
+    'aws-sam-translator>=1.90' 'schemathesis>=4,<5'
+  echo "==> cargo-lambda (its local Lambda runtime runs the function binaries) in target/lambda-venv"
+  scripts/install-cargo-lambda.sh
+  echo "==> Chromium + ChromeDriver (Debian packages) for the browser tests"
+  scripts/install-browser.sh
+  echo "==> Microsoft's widget package (npm, no install scripts), bundled for the browser tests"
+  scripts/install-widget.sh
+}
 
-echo "==> cargo fmt --check"
+phase "cargo fmt --check"
 cargo fmt --all --check
 
-echo "==> cargo clippy"
-cargo clippy --workspace --all-targets -- -D warnings
+mkdir -p target
+phase "installs, in the background (log: target/installs.log)"
+installs > target/installs.log 2>&1 &
+installing=$!
 
 # The binaries and the test targets in one build: `cargo build --bins` alone resolves features
 # without the dev-dependencies' (chat-auth-shared's test-util, the test clients' TLS and tokio
-# features), so `cargo test` then rebuilt 77 crates, the AWS SDK among them, a second time
-# (6 min 00 s + 10 min 34 s on a fresh clone of this 2-core machine, at e086b94).
-echo "==> build the binaries the tests drive, and the tests"
+# features), so `cargo test` then rebuilt 77 crates, the AWS SDK among them, a second time.
+phase "build the binaries the tests drive, and the tests"
 cargo build --workspace --bins --tests
 
-echo "==> cargo test"
-cargo test --workspace
+phase "waiting for the installs"
+if ! wait "$installing"; then
+  cat target/installs.log
+  echo "the installs failed (above)" >&2
+  exit 1
+fi
+
+phase "cargo test, with cargo clippy beside it (log: target/clippy.log)"
+CARGO_TARGET_DIR=target/clippy cargo clippy --workspace --all-targets -- -D warnings \
+  > target/clippy.log 2>&1 &
+linting=$!
+tested=0
+cargo test --workspace || tested=$?
+linted=0
+wait "$linting" || linted=$?
+if [ "$linted" -ne 0 ]; then
+  cat target/clippy.log
+  echo "cargo clippy failed (above)" >&2
+fi
+phase "done (cargo test exit $tested, cargo clippy exit $linted)"
+[ "$tested" -eq 0 ] && [ "$linted" -eq 0 ]

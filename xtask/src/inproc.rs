@@ -2,7 +2,8 @@
 //! server core, timed in the thread's CPU time. The same workloads run under criterion
 //! (`cargo bench -p xtask`, xtask/benches/inproc.rs) to compare two changes with its
 //! statistics; here each is a loop of batches whose median is a number the run sets against the
-//! floor, because criterion hands no estimate back to its caller.
+//! floor. Not criterion's estimates: they are wall time over its own schedule, and each round
+//! here is thread CPU time taken right after its own `openssl speed` floor on the same core.
 
 use crate::error::{Error, Result};
 use crate::figures::{Figure, Id, Round, median};

@@ -9,7 +9,8 @@
 //! - **http**: the release `chat-auth serve` on one core under a closed-loop load from the
 //!   other, then its cold start and memory;
 //! - **lambda**: the function binaries under cargo-lambda's local Lambda runtime, with the file
-//!   ring and with Secrets Manager on moto.
+//!   ring and with Secrets Manager on moto, and the do-nothing function (src/bin/do-nothing.rs)
+//!   whose CPU per warm invocation the functions' are measured beyond.
 //!
 //! Under the table, [`cost`] turns mint-token's CPU per warm invocation into GB-seconds and
 //! dollars per million tokens.
@@ -20,7 +21,8 @@
 //! Environment: `BENCH_SECONDS` (10) per HTTP load, `BENCH_SERVER_CORE` / `BENCH_LOAD_CORE`
 //! (the first two allowed cores), `BENCH_COLD_RUNS` (10), `BENCH_ONLY` (a comma-separated
 //! subset of `floor,inproc,http,lambda`), `BENCH_NO_ASSERT=1` (print, do not fail),
-//! `CARGO_LAMBDA` (a cargo-lambda binary other than the one scripts/bench.sh installs).
+//! `CARGO_LAMBDA` (a cargo-lambda binary other than the one scripts/bench.sh installs, read by
+//! the harness).
 
 pub mod client;
 pub mod cost;

@@ -1,6 +1,9 @@
 //! The load generator: a closed loop, as wrk runs it. Each of N keep-alive connections sends
 //! the next request as soon as the previous answer is read, until the time is up. Every answer
 //! must be 2xx; one that is not ends the run, because a rate of errors is no figure.
+//!
+//! Not wrk or oha: both report a bad answer only as a count after the run, and this loop runs
+//! in the bench's process on its pinned load core, between the /proc reads of the server's CPU.
 
 use crate::client::{Connection, Request};
 use crate::error::{Error, Result};

@@ -13,7 +13,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args != ["bench"] {
         eprintln!(
-            "usage: cargo xtask bench   (settings: BENCH_* variables, see xtask/src/main.rs)"
+            "usage: cargo xtask bench   (settings: BENCH_* variables, see xtask/src/lib.rs)"
         );
         return ExitCode::from(2);
     }
