@@ -79,9 +79,7 @@ impl Request {
 /// A response, read to its end.
 #[derive(Debug)]
 pub struct Response {
-    /// The status.
     pub status: StatusCode,
-    /// The body.
     pub body: Bytes,
 }
 

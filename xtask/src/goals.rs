@@ -37,12 +37,9 @@ pub enum Scale {
     },
 }
 
-/// The bound.
 #[derive(Debug, Clone, Copy)]
 pub enum Bound {
-    /// At most this.
     AtMost(f64),
-    /// At least this.
     AtLeast(f64),
 }
 
@@ -55,7 +52,6 @@ pub struct Goal {
     pub measure: Id,
     /// Ratio to a floor or to a peer, or absolute.
     pub scale: Scale,
-    /// The bound.
     pub bound: Bound,
 }
 
