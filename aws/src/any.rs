@@ -1,8 +1,8 @@
 use crate::SecretsManagerStore;
+use chat_auth_host::FileStore;
 use chat_auth_shared::config::StoreConfig;
 use chat_auth_shared::store::{Basis, KeyStore, PublicKeySource, RingSource, Stage};
 use chat_auth_shared::{PublicKeySet, Result, RingState};
-use chat_auth_host::FileStore;
 
 /// The store a function binary runs with: Secrets Manager when
 /// `CHAT_AUTH_PUBLIC_KEYS_SECRET_ID` is set, else the file store (under a local Lambda runtime).

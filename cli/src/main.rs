@@ -1,11 +1,11 @@
 //! `chat-auth`: the local token service and operator commands.
 
-use chat_auth_shared::Section;
-use chat_auth_shared::config::TelemetryConfig;
-use chat_auth_shared::store::{PublicKeySource, ensure_ring, revoke, rotate};
 use chat_auth_cli::local::IdentitySource;
 use chat_auth_cli::{CliError, LocalConfig, server};
 use chat_auth_host::FileStore;
+use chat_auth_shared::Section;
+use chat_auth_shared::config::TelemetryConfig;
+use chat_auth_shared::store::{PublicKeySource, ensure_ring, revoke, rotate};
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 use std::io::Read;
@@ -68,8 +68,13 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // Reading it cannot fail (every value is optional); the default is plain text logs.
-    chat_auth_host::telemetry::init(&TelemetryConfig::from_env().unwrap_or_default());
+    match TelemetryConfig::from_env() {
+        Ok(telemetry) => chat_auth_host::telemetry::init(&telemetry),
+        Err(e) => {
+            eprintln!("chat-auth: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let cli = Cli::parse();
     match run(cli).await {
         Ok(code) => code,
@@ -198,7 +203,8 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Snippet { base_url } => {
             let base = base_url.trim_end_matches('/');
             let url = format!("{base}/provider.js");
-            let local = chat_auth_shared::provider::ProviderScript::render(&shared.browser).integrity;
+            let local =
+                chat_auth_shared::provider::ProviderScript::render(&shared.browser).integrity;
             let integrity = match served_script(&url).await {
                 Ok(script) => {
                     let served = chat_auth_shared::provider::integrity(&script);

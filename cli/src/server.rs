@@ -8,9 +8,9 @@ use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
+use chat_auth_host::{Caller, Cors, Error, FileStore};
 use chat_auth_shared::provider::ProviderScript;
 use chat_auth_shared::store::ensure_ring;
-use chat_auth_host::{Caller, Cors, Error, FileStore};
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
@@ -18,7 +18,12 @@ use tokio::net::TcpListener;
 pub async fn app(config: &LocalConfig) -> Result<Router, CliError> {
     let shared = &config.shared;
     let store = FileStore::open(&config.data_dir)?;
-    let ring = ensure_ring(&store, &shared.ring.lifecycle(), chat_auth_shared::time::now()).await?;
+    let ring = ensure_ring(
+        &store,
+        &shared.ring.lifecycle(),
+        chat_auth_shared::time::now(),
+    )
+    .await?;
     tracing::info!(
         data_dir = %config.data_dir.display(),
         current = %ring.current.kid,
@@ -48,10 +53,10 @@ pub async fn app(config: &LocalConfig) -> Result<Router, CliError> {
     let mut app = Cors::from_config(&shared.browser)
         .apply(token_routes)
         .merge(validate_token::router(Arc::new(
-            validate_token::ValidateState::new(&shared.tokens, &shared.keys, store.clone()),
+            validate_token::ValidateState::new(&shared.tokens, &shared.ring.keys, store.clone()),
         )))
         .merge(public_keys::router(Arc::new(
-            public_keys::PublicKeysState::new(&shared.keys, store),
+            public_keys::PublicKeysState::new(&shared.ring.keys, store),
         )))
         .merge(provider_script::router(Arc::new(ProviderScript::render(
             &shared.browser,

@@ -6,14 +6,14 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use chat_auth_host::cache::SigningKeys;
+use chat_auth_host::http::{Body, no_store, wants_json};
+use chat_auth_host::{Caller, Cors};
 use chat_auth_shared::claims::{MintedToken, mint};
 use chat_auth_shared::config::{BrowserConfig, IdentityConfig, KeyCacheConfig, Section, Vars};
 use chat_auth_shared::mapping::IdentityMapping;
 use chat_auth_shared::store::RingSource;
 use chat_auth_shared::{Config, TokenPolicy};
-use chat_auth_host::cache::SigningKeys;
-use chat_auth_host::http::{Body, no_store, wants_json};
-use chat_auth_host::{Caller, Cors};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -48,7 +48,7 @@ impl From<&Config> for MintConfig {
             tokens: config.tokens.clone(),
             identity: config.identity.clone(),
             browser: config.browser.clone(),
-            keys: config.keys.clone(),
+            keys: config.ring.keys.clone(),
         }
     }
 }

@@ -1,9 +1,9 @@
 //! Lambda entrypoint: config and key store (Secrets Manager, or a data directory under a
 //! local Lambda runtime) once, then serve `/token` and `/issue`.
 
+use chat_auth_host::lambda::{InitClock, Phase};
 use chat_auth_shared::Section;
 use chat_auth_shared::config::{StoreConfig, TelemetryConfig};
-use chat_auth_host::lambda::{InitClock, Phase};
 use mint_token::MintConfig;
 
 // One thread: Lambda sends one invocation at a time, and a multi-thread runtime only adds

@@ -5,8 +5,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use chat_auth_shared::provider::ProviderScript;
 use chat_auth_host::http::public_cache;
+use chat_auth_shared::provider::ProviderScript;
 use std::sync::Arc;
 
 /// The `/provider.js` route.

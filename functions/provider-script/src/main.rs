@@ -1,9 +1,9 @@
 //! Lambda entrypoint: render the script once from configuration, then serve it.
 
+use chat_auth_host::lambda::{InitClock, Phase};
 use chat_auth_shared::Section;
 use chat_auth_shared::config::{BrowserConfig, TelemetryConfig};
 use chat_auth_shared::provider::ProviderScript;
-use chat_auth_host::lambda::{InitClock, Phase};
 use std::sync::Arc;
 
 // One thread: Lambda sends one invocation at a time, and a multi-thread runtime only adds

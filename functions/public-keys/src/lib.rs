@@ -5,11 +5,11 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use chat_auth_shared::config::KeyCacheConfig;
-use chat_auth_shared::store::PublicKeySource;
 use chat_auth_host::Error;
 use chat_auth_host::cache::PublicKeys;
 use chat_auth_host::http::public_cache;
+use chat_auth_shared::config::KeyCacheConfig;
+use chat_auth_shared::store::PublicKeySource;
 use serde::Deserialize;
 use std::sync::Arc;
 

@@ -1,9 +1,9 @@
 //! Lambda entrypoint: config and the public key store (Secrets Manager, or a data directory
 //! under a local Lambda runtime) once, then serve. This function never reads the private ring.
 
+use chat_auth_host::lambda::{InitClock, Phase};
 use chat_auth_shared::Section;
 use chat_auth_shared::config::{KeyCacheConfig, StoreConfig, TelemetryConfig};
-use chat_auth_host::lambda::{InitClock, Phase};
 use std::sync::Arc;
 
 // One thread: Lambda sends one invocation at a time, and a multi-thread runtime only adds

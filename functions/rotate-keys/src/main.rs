@@ -1,11 +1,11 @@
 //! Lambda entrypoint: config and the Secrets Manager store once, then one rotation step per
 //! invocation (`rotate_keys::handle`).
 
-use chat_auth_shared::Section;
-use chat_auth_shared::config::{RingConfig, StoreConfig, TelemetryConfig};
 use chat_auth_aws::SecretsManagerStore;
 use chat_auth_aws::rotation::Rotator;
 use chat_auth_host::lambda::{InitClock, Phase};
+use chat_auth_shared::Section;
+use chat_auth_shared::config::{RingConfig, StoreConfig, TelemetryConfig};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 

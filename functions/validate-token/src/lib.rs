@@ -4,12 +4,12 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use chat_auth_host::cache::PublicKeys;
+use chat_auth_host::http::{Body, no_store};
 use chat_auth_shared::TokenPolicy;
 use chat_auth_shared::config::KeyCacheConfig;
 use chat_auth_shared::jwt::Validator;
 use chat_auth_shared::store::PublicKeySource;
-use chat_auth_host::cache::PublicKeys;
-use chat_auth_host::http::{Body, no_store};
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -51,9 +51,10 @@ async fn validate<P: PublicKeySource>(
     Body(request): Body<ValidateRequest>,
 ) -> chat_auth_host::Result<Response> {
     let docs = state.keys.get().await?;
-    let report = state
-        .validator
-        .validate(&request.token, &docs.keys, chat_auth_shared::time::now());
+    let report =
+        state
+            .validator
+            .validate(&request.token, &docs.keys, chat_auth_shared::time::now());
     if !report.is_active() {
         let codes: Vec<&str> = report.problems.iter().map(|p| p.code).collect();
         tracing::info!(?codes, "token refused");
