@@ -3,7 +3,7 @@
 //! one), and the server's limits.
 
 use chat_auth_host::socket::{Limits, RESERVED_DESCRIPTORS, descriptor_limit};
-use chat_auth_shared::config::{bounded, config};
+use chat_auth_shared::config::{Vars, bounded, config, environment, read_vars};
 use chat_auth_shared::{Config, Result, Section};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -12,15 +12,18 @@ use std::time::Duration;
 /// How the upstream identity provider's JWKS is fetched and cached.
 #[derive(Debug, Clone)]
 pub struct JwksSettings {
-    /// Where its signing keys are published (https, or http on loopback).
+    /// Where its signing keys are published, https or http on loopback
+    /// (`CHAT_AUTH_UPSTREAM_JWKS_URL`, default: none).
     pub url: reqwest::Url,
-    /// `CHAT_AUTH_UPSTREAM_JWKS_TTL_SECONDS`: how long a fetched set is used before refetching.
+    /// How long a fetched set is used before refetching (`CHAT_AUTH_UPSTREAM_JWKS_TTL_SECONDS`,
+    /// default `600`).
     pub ttl: Duration,
-    /// `CHAT_AUTH_UPSTREAM_JWKS_RETRY_SECONDS`: at most one fetch attempt this often, whatever
-    /// the traffic (an outage or a forged kid must not turn every request into a fetch).
+    /// At most one fetch attempt this often, whatever the traffic: an outage or a forged kid
+    /// must not turn every request into a fetch (`CHAT_AUTH_UPSTREAM_JWKS_RETRY_SECONDS`,
+    /// default `30`).
     pub retry: Duration,
-    /// `CHAT_AUTH_UPSTREAM_JWKS_STALE_SECONDS`: how long past its TTL a set keeps verifying
-    /// while the provider cannot be reached.
+    /// How long past its TTL a set keeps verifying while no fetch succeeds
+    /// (`CHAT_AUTH_UPSTREAM_JWKS_STALE_SECONDS`, default `3600`).
     pub stale: Duration,
 }
 
@@ -29,18 +32,19 @@ pub struct JwksSettings {
 pub enum IdentitySource {
     /// The site's identity provider: tokens are verified against its JWKS.
     Upstream {
-        /// Required `iss`.
+        /// Required `iss` (`CHAT_AUTH_UPSTREAM_ISSUER`, default: none).
         issuer: String,
         /// Required `aud` member: without it any token the provider issues for any of the
-        /// tenant's apps would mint chat tokens.
+        /// tenant's apps would mint chat tokens (`CHAT_AUTH_UPSTREAM_AUDIENCE`, default: none).
         audience: String,
         /// Its keys.
         jwks: JwksSettings,
     },
     /// The built-in demo identity provider (`POST /dev/sign-in`); loopback only, and only with
-    /// `--dev` or `CHAT_AUTH_DEV=1`.
+    /// `--dev` (`CHAT_AUTH_DEV`, default `0`).
     Development {
-        /// The secret `/issue` requires in `X-Chat-Auth-Issue-Key`.
+        /// The secret `/issue` requires in `X-Chat-Auth-Issue-Key` (`CHAT_AUTH_DEV_ISSUE_KEY`,
+        /// default: random per run).
         issue_key: String,
         /// True when it came from `CHAT_AUTH_DEV_ISSUE_KEY` (then it is never printed).
         issue_key_from_env: bool,
@@ -52,14 +56,18 @@ pub enum IdentitySource {
 pub struct LocalConfig {
     /// The shared configuration (same variables as on Lambda).
     pub shared: Config,
-    /// `CHAT_AUTH_LISTEN` / `--listen`.
+    /// `--listen` (`CHAT_AUTH_LISTEN`, default `127.0.0.1:8080`).
     pub listen: SocketAddr,
-    /// `CHAT_AUTH_DATA_DIR` / `--data-dir`.
+    /// `--data-dir` (`CHAT_AUTH_DATA_DIR`, default `.chat-auth`).
     pub data_dir: PathBuf,
     /// Upstream or development identity; `None` when neither is configured (only `serve`
     /// needs one, see [`LocalConfig::identity`]).
     identity: Option<IdentitySource>,
-    /// The server's limits.
+    /// The server's limits: the request timeout (`CHAT_AUTH_REQUEST_TIMEOUT_SECONDS`, default
+    /// `15`), requests in progress (`CHAT_AUTH_MAX_CONCURRENT_REQUESTS`, default `256`), the
+    /// wait on a client (`CHAT_AUTH_CLIENT_TIMEOUT_SECONDS`, default `10`) and open
+    /// connections (`CHAT_AUTH_MAX_CONNECTIONS`, default: 4096, fewer under a low open-file
+    /// limit).
     pub limits: Limits,
 }
 
@@ -79,21 +87,25 @@ const MAX_CONNECTIONS: u64 = 4096;
 impl LocalConfig {
     /// Reads the environment, with command-line overrides (`--listen`, `--data-dir`, `--dev`).
     pub fn from_env(listen: Option<String>, data_dir: Option<PathBuf>, dev: bool) -> Result<Self> {
-        Self::from_lookup(|k| std::env::var(k).ok(), listen, data_dir, dev)
+        Self::from_lookup(environment, listen, data_dir, dev)
     }
 
-    /// Reads variables through `lookup`; `dev` is the `--dev` flag.
+    /// Reads variables through `lookup` (tests pass a map); `dev` is the `--dev` flag.
     pub fn from_lookup(
         lookup: impl Fn(&str) -> Option<String>,
         listen: Option<String>,
         data_dir: Option<PathBuf>,
         dev: bool,
     ) -> Result<Self> {
-        let get = |k: &str| {
-            lookup(k)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+        read_vars(lookup, |get| Self::read(get, listen, data_dir, dev))
+    }
+
+    fn read(
+        get: Vars<'_>,
+        listen: Option<String>,
+        data_dir: Option<PathBuf>,
+        dev: bool,
+    ) -> Result<Self> {
         let listen_raw = listen
             .or_else(|| get("CHAT_AUTH_LISTEN"))
             .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
@@ -122,7 +134,7 @@ impl LocalConfig {
                 "development mode hands out identities to anyone and only listens on loopback",
             ));
         }
-        let mut shared = Config::from_lookup(|k| {
+        let mut shared = Config::read(&|k| {
             get(k).or_else(|| match k {
                 // The local key ring lives next to the server: a short TTL lets `chat-auth
                 // rotate` from another terminal take effect within seconds.
@@ -261,9 +273,9 @@ fn identity(get: &impl Fn(&str) -> Option<String>, dev: bool) -> Result<Option<I
     }))
 }
 
-/// https, or plain http to a loopback address (an identity provider on the same machine):
-/// keys fetched over the network in clear text could be swapped by anyone on the path.
-/// `localhost`, a name under `.localhost`, or a loopback address (IPv6 in brackets or not).
+/// True for `localhost`, a name under `.localhost`, or a loopback address (IPv6 in brackets or
+/// not): the names that stay on this machine, where the JWKS may come over plain http and
+/// where development mode answers.
 pub fn is_loopback_host(host: &str) -> bool {
     let lower = host.to_ascii_lowercase();
     lower == "localhost"
@@ -299,6 +311,8 @@ fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
+/// https, or plain http to a loopback address (an identity provider on the same machine):
+/// keys fetched over the network in clear text could be swapped by anyone on the path.
 fn jwks_url(raw: &str) -> Result<reqwest::Url> {
     let var = "CHAT_AUTH_UPSTREAM_JWKS_URL";
     let url = reqwest::Url::parse(raw).map_err(|e| config(var, format!("not a URL: {e}")))?;
@@ -415,5 +429,120 @@ mod tests {
         ] {
             assert!(jwks_url(bad).is_err(), "{bad}");
         }
+    }
+
+    /// Each `(`NAME`, default ...)` that the doc comments of `source` state, with the default
+    /// when it is a literal (`` default `VALUE` ``) rather than words (`default: ...`).
+    fn documented_defaults(source: &str) -> Vec<(String, Option<String>)> {
+        let docs: Vec<&str> = source
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("///"))
+            .map(str::trim)
+            .collect();
+        let docs = docs.join(" ");
+        docs.split("`CHAT_AUTH_")
+            .skip(1)
+            .filter_map(|rest| {
+                let (name, after) = rest.split_once('`')?;
+                let literal = match after.strip_prefix(", default `") {
+                    Some(value) => Some(value.split_once('`')?.0.to_owned()),
+                    None => {
+                        after.strip_prefix(", default: ")?;
+                        None
+                    }
+                };
+                Some((format!("CHAT_AUTH_{name}"), literal))
+            })
+            .collect()
+    }
+
+    /// docs/configuration.md's table: each variable with the literal its default cell starts
+    /// with, if it starts with one.
+    fn table_defaults(doc: &str) -> Vec<(String, Option<String>)> {
+        doc.lines()
+            .filter_map(|line| line.strip_prefix("| `"))
+            .flat_map(|row| {
+                let cells: Vec<&str> = row.split(" | ").collect();
+                let literal = cells
+                    .get(1)
+                    .and_then(|cell| cell.strip_prefix('`'))
+                    .and_then(|cell| cell.split_once('`'))
+                    .map(|(value, _)| value.to_owned());
+                cells[0]
+                    .split('`')
+                    .filter(|name| name.starts_with("CHAT_AUTH_"))
+                    .map(move |name| (name.to_owned(), literal.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// Everything the shared sections read, as `{:?}`, with `extra` set.
+    fn shared_sections(extra: &[(&str, &str)]) -> String {
+        use chat_auth_shared::config::{StoreConfig, TelemetryConfig};
+        let lookup = |k: &str| {
+            extra
+                .iter()
+                .chain(&[("AWS_LAMBDA_FUNCTION_NAME", "f")])
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        };
+        format!(
+            "{:?} {:?} {:?}",
+            Config::from_lookup(lookup),
+            StoreConfig::from_lookup(lookup),
+            TelemetryConfig::from_lookup(lookup)
+        )
+    }
+
+    /// What the local server reads, as `{:?}`, with `extra` set (and an upstream provider,
+    /// whose settings have defaults of their own).
+    fn local_settings(extra: &[(&str, &str)]) -> String {
+        let lookup = |k: &str| {
+            extra
+                .iter()
+                .chain(UPSTREAM)
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        };
+        format!("{:?}", LocalConfig::from_lookup(lookup, None, None, false))
+    }
+
+    #[test]
+    fn the_configuration_table_states_the_defaults_the_code_has() {
+        let table = table_defaults(include_str!("../../docs/configuration.md"));
+        type Read = fn(&[(&str, &str)]) -> String;
+        let sources: [(&str, Read); 2] = [
+            (include_str!("../../shared/src/config.rs"), shared_sections),
+            (include_str!("local.rs"), local_settings),
+        ];
+        let mut drift = Vec::new();
+        let mut documented = Vec::new();
+        for (source, read) in sources {
+            for (name, literal) in documented_defaults(source) {
+                documented.push(name.clone());
+                match table.iter().find(|(n, _)| *n == name) {
+                    None => drift.push(format!("{name}: not in docs/configuration.md")),
+                    Some((_, table)) if literal.is_some() && *table != literal => drift.push(
+                        format!("{name}: the doc comment says {literal:?}, the table {table:?}"),
+                    ),
+                    Some(_) => {}
+                }
+                if let Some(value) = &literal
+                    && read(&[]) != read(&[(name.as_str(), value.as_str())])
+                {
+                    drift.push(format!("{name}: unset is not the same as {value:?}"));
+                }
+            }
+        }
+        for (name, _) in &table {
+            if !documented.contains(name) {
+                drift.push(format!(
+                    "{name}: in the table, but no doc comment states its default"
+                ));
+            }
+        }
+        assert!(drift.is_empty(), "{drift:#?}");
+        assert!(documented.len() > 25, "{documented:?}");
     }
 }

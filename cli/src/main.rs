@@ -68,8 +68,13 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // Reading it cannot fail (every value is optional); the default is plain text logs.
-    chat_auth_host::telemetry::init(&TelemetryConfig::from_env().unwrap_or_default());
+    match TelemetryConfig::from_env() {
+        Ok(telemetry) => chat_auth_host::telemetry::init(&telemetry),
+        Err(e) => {
+            eprintln!("chat-auth: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let cli = Cli::parse();
     match run(cli).await {
         Ok(code) => code,

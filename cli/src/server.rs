@@ -53,10 +53,10 @@ pub async fn app(config: &LocalConfig) -> Result<Router, CliError> {
     let mut app = Cors::from_config(&shared.browser)
         .apply(token_routes)
         .merge(validate_token::router(Arc::new(
-            validate_token::ValidateState::new(&shared.tokens, &shared.keys, store.clone()),
+            validate_token::ValidateState::new(&shared.tokens, &shared.ring.keys, store.clone()),
         )))
         .merge(public_keys::router(Arc::new(
-            public_keys::PublicKeysState::new(&shared.keys, store),
+            public_keys::PublicKeysState::new(&shared.ring.keys, store),
         )))
         .merge(provider_script::router(Arc::new(ProviderScript::render(
             &shared.browser,

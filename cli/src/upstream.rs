@@ -281,6 +281,10 @@ pub struct BearerAuth {
 /// A page asks for chat tokens with the same identity token many times, and each repeat then
 /// costs no signature check. Bounded: at the bound expired entries go, and if none has expired
 /// the whole map does, so a flood of distinct tokens costs signature checks, never memory.
+/// Not quick_cache: it evicts by how recently and often an entry was used, never by expiry, so
+/// a live token seen once would go before expired ones (`the_memory_is_bounded` checks the
+/// opposite); of moka and quick_cache only moka knows per-entry expiry, and one process-wide
+/// mutex over a map is all this needs.
 #[derive(Default)]
 struct Verified(std::sync::Mutex<HashMap<[u8; 32], Remembered>>);
 
@@ -429,7 +433,11 @@ impl BearerAuth {
             })
     }
 
-    /// The identity token a request carries, if any.
+    /// The identity token a request carries, if any. Not axum-extra's `Authorization<Bearer>`:
+    /// headers' `Bearer::token()` keeps what follows `"Bearer "` untrimmed, so a second space
+    /// that verifies today would be a 401. Not its `CookieJar`: the cookie crate's jar keeps the
+    /// last of two cookies with one name (`replace`), where this takes the first, the
+    /// most specific path as browsers order them.
     pub(crate) fn token_of<'r>(&self, req: &'r Request) -> Option<&'r str> {
         let headers = req.headers();
         if let Some(auth) = headers.get(header::AUTHORIZATION) {

@@ -4,8 +4,9 @@
 //! runs out, one request refreshes (others keep being served or wait for that one refresh). If
 //! the store is unreachable, the last good value is served until it is `stale_for` past its
 //! time to live, then the cache fails closed: a token is never signed with a key it cannot vouch
-//! for. A refresh that finds the same content (by digest, never by version number: two
-//! different documents can carry one version) keeps the already-parsed value.
+//! for. A refresh that finds the same content (the stored document equal to the one the cached
+//! value was made from, never by version number: two different documents can carry one
+//! version) keeps the already-parsed value, without serializing or hashing anything.
 
 use chat_auth_shared::publish::{PublicKeySet, PublishedDocs};
 use chat_auth_shared::ring::{LoadedRing, RingState};
@@ -16,36 +17,38 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 /// What a refresh found.
-pub enum Fetched<T> {
-    /// The stored document's digest equals the cached one: keep the parsed value.
+pub enum Fetched<S, T> {
+    /// The stored document equals the one the cached value was made from: keep the value.
     Unchanged,
-    /// A new document (its digest), parsed.
-    New(String, T),
+    /// A new document, and the value made from it.
+    New(S, T),
 }
 
-struct Entry<T> {
+/// `source` is kept to compare the next refresh's document with: comparing parsed state costs
+/// less than serializing the document again to hash it.
+struct Entry<S, T> {
     value: Arc<T>,
-    digest: String,
+    source: Arc<S>,
     next_check: Instant,
     usable_until: Instant,
 }
 
-impl<T> Clone for Entry<T> {
+impl<S, T> Clone for Entry<S, T> {
     fn clone(&self) -> Self {
         Entry {
             value: self.value.clone(),
-            digest: self.digest.clone(),
+            source: self.source.clone(),
             next_check: self.next_check,
             usable_until: self.usable_until,
         }
     }
 }
 
-/// The cache; see the module documentation.
-pub struct Cached<T> {
+/// The cache of a value made from a stored document of type `S`; see the module documentation.
+pub struct Cached<S, T> {
     ttl: Duration,
     stale_for: Duration,
-    entry: RwLock<Option<Entry<T>>>,
+    entry: RwLock<Option<Entry<S, T>>>,
     refresh: tokio::sync::Mutex<()>,
 }
 
@@ -53,7 +56,7 @@ pub struct Cached<T> {
 /// outage does not turn every request into a store call.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
-impl<T: Send + Sync> Cached<T> {
+impl<S: Send + Sync, T: Send + Sync> Cached<S, T> {
     /// A cache that refreshes every `ttl` and may serve a value `stale_for` beyond it.
     pub fn new(ttl: Duration, stale_for: Duration) -> Self {
         Cached {
@@ -64,7 +67,7 @@ impl<T: Send + Sync> Cached<T> {
         }
     }
 
-    fn current(&self) -> Option<Entry<T>> {
+    fn current(&self) -> Option<Entry<S, T>> {
         self.entry.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
@@ -76,15 +79,16 @@ impl<T: Send + Sync> Cached<T> {
             .map(|e| e.value.clone())
     }
 
-    fn set(&self, entry: Entry<T>) {
+    fn set(&self, entry: Entry<S, T>) {
         *self.entry.write().unwrap_or_else(|e| e.into_inner()) = Some(entry);
     }
 
-    /// The cached value, refreshed through `fetch` (given the cached digest) when due.
+    /// The cached value, refreshed through `fetch` (given the document it was made from) when
+    /// due.
     pub async fn get<F, Fut>(&self, fetch: F) -> Result<Arc<T>>
     where
-        F: FnOnce(Option<String>) -> Fut,
-        Fut: Future<Output = Result<Fetched<T>>>,
+        F: FnOnce(Option<Arc<S>>) -> Fut,
+        Fut: Future<Output = Result<Fetched<S, T>>>,
     {
         if let Some(value) = self.fresh(Instant::now()) {
             return Ok(value);
@@ -95,12 +99,12 @@ impl<T: Send + Sync> Cached<T> {
             return Ok(value);
         }
         let cached = self.current();
-        match fetch(cached.as_ref().map(|e| e.digest.clone())).await {
-            Ok(Fetched::New(digest, value)) => {
+        match fetch(cached.as_ref().map(|e| e.source.clone())).await {
+            Ok(Fetched::New(source, value)) => {
                 let value = Arc::new(value);
                 self.set(Entry {
                     value: value.clone(),
-                    digest,
+                    source: Arc::new(source),
                     next_check: now + self.ttl,
                     usable_until: now + self.ttl + self.stale_for,
                 });
@@ -140,25 +144,21 @@ fn is_transient(error: &Error) -> bool {
     matches!(error, Error::StoreUnavailable(_) | Error::Io { .. })
 }
 
-/// A stored document (a ring version, a published set) that is parsed once per version into
-/// the value requests use.
-pub trait Document: Sized + Send {
+/// A stored document (a ring version, a published set) that is prepared once per content into
+/// the value requests use. Equality is over the whole content, so an unchanged document is
+/// recognised without being prepared, serialized or hashed again.
+pub trait Document: PartialEq + Sized + Send + Sync {
     /// The parsed, ready-to-use form.
     type Ready: Send + Sync;
     /// What it is called in errors.
     const NAME: &'static str;
-    /// Its content digest; an unchanged document is not parsed again.
-    fn digest(&self) -> String;
-    /// Parses it.
+    /// Makes the value requests use.
     fn prepare(&self) -> Result<Self::Ready>;
 }
 
 impl Document for RingState {
     type Ready = LoadedRing;
     const NAME: &'static str = "key ring";
-    fn digest(&self) -> String {
-        RingState::digest(self)
-    }
     fn prepare(&self) -> Result<LoadedRing> {
         self.load()
     }
@@ -167,28 +167,24 @@ impl Document for RingState {
 impl Document for PublicKeySet {
     type Ready = PublishedDocs;
     const NAME: &'static str = "public key set";
-    fn digest(&self) -> String {
-        PublicKeySet::digest(self)
-    }
     fn prepare(&self) -> Result<PublishedDocs> {
         self.render()
     }
 }
 
-impl<T: Send + Sync> Cached<T> {
+impl<D: Document> Cached<D, D::Ready> {
     /// The cached value of a document that `load` reads from the store when a refresh is due.
-    pub async fn document<D, Fut>(&self, load: impl FnOnce() -> Fut) -> Result<Arc<T>>
+    pub async fn document<Fut>(&self, load: impl FnOnce() -> Fut) -> Result<Arc<D::Ready>>
     where
-        D: Document<Ready = T>,
         Fut: Future<Output = Result<Option<D>>>,
     {
         self.get(|cached| async move {
             let doc = load().await?.ok_or(Error::NotProvisioned(D::NAME))?;
-            let digest = doc.digest();
-            if cached.as_ref() == Some(&digest) {
+            if cached.as_deref() == Some(&doc) {
                 Ok(Fetched::Unchanged)
             } else {
-                Ok(Fetched::New(digest, doc.prepare()?))
+                let ready = doc.prepare()?;
+                Ok(Fetched::New(doc, ready))
             }
         })
         .await
@@ -198,7 +194,7 @@ impl<T: Send + Sync> Cached<T> {
 /// The signing ring, cached in the warm function.
 pub struct SigningKeys<R> {
     store: R,
-    cache: Cached<LoadedRing>,
+    cache: Cached<RingState, LoadedRing>,
 }
 
 impl<R: RingSource> SigningKeys<R> {
@@ -221,7 +217,7 @@ impl<R: RingSource> SigningKeys<R> {
 /// The published key set, cached and pre-rendered.
 pub struct PublicKeys<P> {
     store: P,
-    cache: Cached<PublishedDocs>,
+    cache: Cached<PublicKeySet, PublishedDocs>,
 }
 
 impl<P: PublicKeySource> PublicKeys<P> {
@@ -256,7 +252,7 @@ mod tests {
             let v = cache
                 .get(|_| async {
                     calls.fetch_add(1, Ordering::SeqCst);
-                    Ok(Fetched::New("a".into(), 7))
+                    Ok(Fetched::New("a".to_owned(), 7))
                 })
                 .await
                 .unwrap();
@@ -269,7 +265,7 @@ mod tests {
     async fn an_outage_is_bridged_up_to_the_stale_bound_then_fails_closed() {
         let cache = Cached::new(Duration::ZERO, Duration::from_millis(200));
         cache
-            .get(|_| async { Ok(Fetched::New("a".into(), 1)) })
+            .get(|_| async { Ok(Fetched::New("a".to_owned(), 1)) })
             .await
             .unwrap();
         assert_eq!(
@@ -286,7 +282,8 @@ mod tests {
 
     #[tokio::test]
     async fn cold_start_without_a_store_fails_closed() {
-        let cache: Cached<u8> = Cached::new(Duration::from_secs(60), Duration::from_secs(60));
+        let cache: Cached<String, u8> =
+            Cached::new(Duration::from_secs(60), Duration::from_secs(60));
         assert!(cache.get(|_| async { Err(unavailable()) }).await.is_err());
     }
 
@@ -294,7 +291,7 @@ mod tests {
     async fn corrupt_documents_are_not_bridged() {
         let cache = Cached::new(Duration::ZERO, Duration::from_secs(60));
         cache
-            .get(|_| async { Ok(Fetched::New("a".into(), 1)) })
+            .get(|_| async { Ok(Fetched::New("a".to_owned(), 1)) })
             .await
             .unwrap();
         let err = cache
@@ -313,16 +310,44 @@ mod tests {
     async fn unchanged_versions_keep_the_parsed_value() {
         let cache = Cached::new(Duration::ZERO, Duration::ZERO);
         let first = cache
-            .get(|_| async { Ok(Fetched::New("c".into(), vec![1])) })
+            .get(|_| async { Ok(Fetched::New("c".to_owned(), vec![1])) })
             .await
             .unwrap();
         let again = cache
             .get(|v| async move {
-                assert_eq!(v.as_deref(), Some("c"));
+                assert_eq!(v.as_deref().map(String::as_str), Some("c"));
                 Ok(Fetched::Unchanged)
             })
             .await
             .unwrap();
         assert!(Arc::ptr_eq(&first, &again));
+    }
+
+    /// Counts its preparations.
+    #[derive(PartialEq)]
+    struct Counted(u8);
+
+    static PREPARED: AtomicUsize = AtomicUsize::new(0);
+
+    impl Document for Counted {
+        type Ready = u8;
+        const NAME: &'static str = "counted";
+        fn prepare(&self) -> Result<u8> {
+            PREPARED.fetch_add(1, Ordering::SeqCst);
+            Ok(self.0)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refresh_prepares_only_a_changed_document() {
+        let cache = Cached::new(Duration::ZERO, Duration::ZERO);
+        for stored in [1, 1, 1, 2, 2] {
+            let value = cache
+                .document(|| async move { Ok(Some(Counted(stored))) })
+                .await
+                .unwrap();
+            assert_eq!(*value, stored);
+        }
+        assert_eq!(PREPARED.load(Ordering::SeqCst), 2);
     }
 }

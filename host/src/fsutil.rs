@@ -16,30 +16,28 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use tempfile::NamedTempFile;
 
 /// Replaces `path` with `bytes` so that readers see either the old file or the new one, never
 /// a mix, and so that the replacement survives a crash once this returns `Ok`.
 ///
-/// The temporary file gets a random name and is created exclusively without following
-/// symlinks, so nothing planted in the directory beforehand can redirect or pre-empt the write;
-/// a leftover from an older scheme (`ring.json.tmp`) is simply ignored. `mode` applies from the
-/// moment the file exists (the umask can only narrow it), so the secret is never briefly
-/// world-readable. A symlink at `path` itself is replaced, not written through, because
-/// `rename` acts on the directory entry.
+/// The temporary file gets a random name ([`temp_file`]) and is created exclusively without
+/// following symlinks, so nothing planted in the directory beforehand can redirect or pre-empt
+/// the write; a leftover from an older scheme (`ring.json.tmp`) is simply ignored. `mode`
+/// applies from the moment the file exists (the umask can only narrow it), so the secret is
+/// never briefly world-readable. A symlink at `path` itself is replaced, not written through,
+/// because `rename` acts on the directory entry. tempfile's `persist` does the rename, and on
+/// any failure before it the temporary file is removed when it drops.
 pub(crate) fn write_private_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    let dir = parent_dir(path);
-    let tmp = temp_path(path)?;
-    let file = create_exclusive(&tmp, mode)?;
-    if let Err(e) = fill_and_rename(file, bytes, &tmp, path) {
-        // Best effort: the original error matters more than a failed clean-up, and a stray
-        // temporary file has our restrictive mode.
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
+    let mut tmp = temp_file(path, mode)?;
+    tmp.write_all(bytes)?;
+    // Data must be on disk before the rename publishes it, or a crash can leave an empty ring.
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|failed| failed.error)?;
     // The rename is only durable once the directory entry is on disk. The temporary file no
     // longer exists by now, so there is nothing left to clean up if this fails.
-    File::open(dir)?.sync_all()
+    File::open(parent_dir(path))?.sync_all()
 }
 
 /// Refuses a data directory that another local user could tamper with.
@@ -95,15 +93,6 @@ fn create_exclusive(tmp: &Path, mode: u32) -> io::Result<File> {
         .open(tmp)
 }
 
-/// Separate from the caller so that every failure before the rename takes one clean-up path.
-fn fill_and_rename(mut file: File, bytes: &[u8], tmp: &Path, path: &Path) -> io::Result<()> {
-    file.write_all(bytes)?;
-    // Data must be on disk before the rename publishes it, or a crash can leave an empty ring.
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(tmp, path)
-}
-
 /// The temporary file must share `path`'s directory, since rename is only atomic within one
 /// file system. A bare file name has the empty path as parent, which means the current
 /// directory.
@@ -114,21 +103,26 @@ fn parent_dir(path: &Path) -> &Path {
     }
 }
 
-/// A name that cannot be guessed in advance, so nobody can plant something at it; it starts
-/// with a dot so directory listings and globs on `*.json` skip it.
-fn temp_path(path: &Path) -> io::Result<PathBuf> {
+/// A fresh file beside `path` (rename is only atomic within one file system), made by
+/// [`create_exclusive`], named `.NAME.<22 random letters and digits>.tmp`: the dot keeps it out
+/// of listings and globs on `*.json`. tempfile draws the name from a fast, not a cryptographic,
+/// generator: a name guessed in advance only makes the exclusive create fail, and tempfile then
+/// tries another (reseeded from the system's randomness after three failures).
+fn temp_file(path: &Path, mode: u32) -> io::Result<NamedTempFile> {
     let Some(name) = path.file_name() else {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("{} does not name a file", path.display()),
         ));
     };
-    let random = chat_auth_shared::claims::random_id()
-        .map_err(|_| io::Error::other("the system random number generator failed"))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".{random}.tmp"));
-    Ok(parent_dir(path).join(tmp_name))
+    let mut prefix = std::ffi::OsString::from(".");
+    prefix.push(name);
+    prefix.push(".");
+    tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(".tmp")
+        .rand_bytes(22)
+        .make_in(parent_dir(path), |tmp| create_exclusive(tmp, mode))
 }
 
 fn refuse(message: String) -> io::Error {
@@ -226,30 +220,32 @@ mod tests {
 
     #[test]
     fn temporary_name_is_hidden_random_and_beside_the_target() {
-        let a = temp_path(Path::new("/data/ring.json")).unwrap();
-        let b = temp_path(Path::new("/data/ring.json")).unwrap();
-        assert_ne!(a, b);
-        assert_eq!(a.parent(), Some(Path::new("/data")));
-        let name = a.file_name().unwrap().to_str().unwrap();
+        let dir = private_dir();
+        let path = dir.path().join("ring.json");
+        let (a, b) = (
+            temp_file(&path, 0o600).unwrap(),
+            temp_file(&path, 0o600).unwrap(),
+        );
+        assert_ne!(a.path(), b.path());
+        assert_eq!(a.path().parent(), Some(dir.path()));
+        assert_eq!(mode_of(a.path()), 0o600);
+        let name = a.path().file_name().unwrap().to_str().unwrap();
         let random = name
             .strip_prefix(".ring.json.")
             .and_then(|rest| rest.strip_suffix(".tmp"))
             .unwrap_or_else(|| panic!("unexpected temporary name {name}"));
-        // 128 bits as base64url: letters, digits, '-' and '_' only.
+        // 22 letters and digits: about 131 bits of names.
         assert_eq!(random.len(), 22);
         assert!(
-            random
-                .bytes()
-                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'),
+            random.bytes().all(|c| c.is_ascii_alphanumeric()),
             "{random}"
         );
         // A bare file name lives in the current directory.
+        let cwd = std::env::current_dir().unwrap();
+        let bare = temp_file(Path::new(".chat-auth-fsutil-test"), 0o600).unwrap();
+        assert_eq!(bare.path().parent(), Some(cwd.as_path()));
         assert_eq!(
-            temp_path(Path::new("ring.json")).unwrap().parent(),
-            Some(Path::new("."))
-        );
-        assert_eq!(
-            temp_path(Path::new("/")).unwrap_err().kind(),
+            temp_file(Path::new("/"), 0o600).unwrap_err().kind(),
             io::ErrorKind::InvalidInput
         );
     }

@@ -84,11 +84,51 @@ impl InitClock {
 /// a [`Caller::Backend`] if `config` lists it for `/issue` (any other IAM caller gets 403).
 /// Without an authorizer context the request stays anonymous.
 pub fn authenticate(router: Router, config: &IdentityConfig) -> Router {
-    router.layer(from_fn_with_state(Arc::new(config.clone()), authorizer))
+    let callers = IssueCallers(config.issue_callers.clone());
+    router.layer(from_fn_with_state(Arc::new(callers), authorizer))
+}
+
+/// The IAM identities `CHAT_AUTH_ISSUE_CALLERS` lets use `/issue`.
+struct IssueCallers(Vec<String>);
+
+impl IssueCallers {
+    /// True when the IAM caller API Gateway reports may use `/issue`: its ARN is listed, or it
+    /// is a session of a listed role (`arn:aws:sts::A:assumed-role/R/S` for
+    /// `arn:aws:iam::A:role/R`, with any role path), since a role's callers arrive as sessions.
+    fn allow(&self, caller: &str) -> bool {
+        self.0.iter().any(|allowed| {
+            allowed == caller
+                || assumed_role(caller).is_some_and(|role| role_matches(allowed, role))
+        })
+    }
+}
+
+/// `(partition, account, role name)` of an STS assumed-role session ARN.
+fn assumed_role(caller: &str) -> Option<(&str, &str, &str)> {
+    let mut parts = caller.splitn(6, ':');
+    let (Some("arn"), Some(partition), Some("sts"), Some(""), Some(account), Some(resource)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    let role = resource.strip_prefix("assumed-role/")?.split('/').next()?;
+    Some((partition, account, role))
+}
+
+/// True when `allowed` is the IAM role ARN (any path) of `role`.
+fn role_matches(allowed: &str, (partition, account, role): (&str, &str, &str)) -> bool {
+    allowed
+        .strip_prefix(&format!("arn:{partition}:iam::{account}:role/"))
+        .is_some_and(|path| path.rsplit('/').next() == Some(role))
 }
 
 async fn authorizer(
-    State(config): State<Arc<IdentityConfig>>,
+    State(callers): State<Arc<IssueCallers>>,
     mut req: Request,
     next: Next,
 ) -> Response {
@@ -104,7 +144,7 @@ async fn authorizer(
         .as_ref()
         .and_then(|iam| iam.user_arn.clone().or_else(|| iam.caller_id.clone()));
     let caller = if let Some(name) = iam {
-        if !config.issue_caller_allowed(&name) {
+        if !callers.allow(&name) {
             tracing::warn!(
                 caller = name,
                 "IAM caller refused: not in CHAT_AUTH_ISSUE_CALLERS"
@@ -125,4 +165,23 @@ async fn authorizer(
     };
     req.extensions_mut().insert(caller);
     next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue_callers_match_listed_arns_and_their_role_sessions() {
+        let callers = IssueCallers(vec![
+            "arn:aws:iam::123456789012:role/backend".into(),
+            "arn:aws:iam::123456789012:user/ops".into(),
+        ]);
+        assert!(callers.allow("arn:aws:iam::123456789012:user/ops"));
+        assert!(callers.allow("arn:aws:sts::123456789012:assumed-role/backend/s1"));
+        assert!(!callers.allow("arn:aws:sts::123456789012:assumed-role/backend2/s1"));
+        assert!(!callers.allow("arn:aws:sts::210987654321:assumed-role/backend/s1"));
+        assert!(!callers.allow("arn:aws:iam::123456789012:user/other"));
+        assert!(!IssueCallers(Vec::new()).allow("arn:aws:iam::123456789012:user/ops"));
+    }
 }

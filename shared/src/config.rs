@@ -1,11 +1,17 @@
 //! Configuration from environment variables, read once at start. The same names apply on
 //! Lambda and locally; a bad value stops the process with a message naming the variable.
+//!
+//! Each variable's default is written once in prose, in the doc comment of what it sets, as
+//! `` (`NAME`, default `VALUE`) `` or `` (`NAME`, default: words) ``; docs/configuration.md's
+//! table repeats it, and a test in the CLI crate (`local.rs`) checks the table against these
+//! comments and each literal default against what the code does when the variable is unset.
 
 use crate::claims::{MAX_TTL, TokenPolicy};
 use crate::ring::{MIN_ROTATION_PERIOD, RingPolicy};
 use crate::{Error, Result};
 use std::collections::BTreeSet;
 use std::time::Duration;
+use tracing::level_filters::LevelFilter;
 
 /// How the provider script proves who the page's user is to the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +38,25 @@ impl IdentityMode {
 /// Variables, as a [`Section`] reads them: trimmed, and `None` when unset or blank.
 pub type Vars<'a> = &'a dyn Fn(&str) -> Option<String>;
 
+/// The process environment, as [`read_vars`] looks it up.
+pub fn environment(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// The one reader of variables: `read` sees what `lookup` (the environment, or a test's map)
+/// holds, trimmed, with a blank value treated as unset, so that every section and the local
+/// server's own settings agree on what "set" means.
+pub fn read_vars<T>(
+    lookup: impl Fn(&str) -> Option<String>,
+    read: impl FnOnce(Vars<'_>) -> Result<T>,
+) -> Result<T> {
+    read(&|name: &str| {
+        lookup(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    })
+}
+
 /// One concern's part of the configuration, read once at start. Each function reads only the
 /// sections it uses (the local server reads them all, as [`Config`]), and nothing outside this
 /// module reads the environment.
@@ -41,21 +66,18 @@ pub trait Section: Sized {
 
     /// Reads the process environment.
     fn from_env() -> Result<Self> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_lookup(environment)
     }
 
     /// Reads variables through `lookup` (tests pass a map).
     fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        Self::read(&|name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        })
+        read_vars(lookup, Self::read)
     }
 }
 
-/// Issuer, lifetime, clock skew (`CHAT_AUTH_ISSUER`, `CHAT_AUTH_TOKEN_TTL_SECONDS`,
-/// `CHAT_AUTH_CLOCK_SKEW_SECONDS`): what minting and validation agree on.
+/// What minting and validation agree on: the issuer (`CHAT_AUTH_ISSUER`, default `chat-auth`),
+/// the tokens' lifetime (`CHAT_AUTH_TOKEN_TTL_SECONDS`, default `900`) and the clock skew
+/// (`CHAT_AUTH_CLOCK_SKEW_SECONDS`, default `30`).
 impl Section for TokenPolicy {
     fn read(get: Vars<'_>) -> Result<Self> {
         let issuer = get("CHAT_AUTH_ISSUER").unwrap_or_else(|| "chat-auth".to_owned());
@@ -80,14 +102,15 @@ impl Section for TokenPolicy {
 /// Who may be given a token, and what of their identity goes into it (mint-token).
 #[derive(Debug, Clone)]
 pub struct IdentityConfig {
-    /// The verified claim that becomes `sub` (`CHAT_AUTH_SUBJECT_CLAIM`).
+    /// The verified claim that becomes `sub` (`CHAT_AUTH_SUBJECT_CLAIM`, default `sub`).
     pub subject_claim: String,
-    /// Context variable ← verified claim (`CHAT_AUTH_CONTEXT_CLAIMS`, `var=claim,...`).
+    /// Context variable ← verified claim, as `var=claim,...` (`CHAT_AUTH_CONTEXT_CLAIMS`,
+    /// default: none).
     pub context_claims: Vec<(String, String)>,
-    /// Context keys a browser may add (`CHAT_AUTH_CLIENT_CONTEXT_KEYS`).
+    /// Context keys a browser may add (`CHAT_AUTH_CLIENT_CONTEXT_KEYS`, default: none).
     pub client_context_keys: BTreeSet<String>,
-    /// IAM identities (role or user ARNs) that may use `/issue` on Lambda
-    /// (`CHAT_AUTH_ISSUE_CALLERS`); none by default.
+    /// IAM identities (role or user ARNs) that may use `/issue` on Lambda; the Lambda host
+    /// matches callers against them (`CHAT_AUTH_ISSUE_CALLERS`, default: none).
     pub issue_callers: Vec<String>,
 }
 
@@ -126,29 +149,20 @@ impl Section for IdentityConfig {
     }
 }
 
-impl IdentityConfig {
-    /// True when the IAM caller API Gateway reports may use `/issue`: its ARN is listed, or it is
-    /// a session of a listed role (`arn:aws:sts::A:assumed-role/R/S` for `arn:aws:iam::A:role/R`,
-    /// with any role path).
-    pub fn issue_caller_allowed(&self, caller: &str) -> bool {
-        self.issue_callers.iter().any(|allowed| {
-            allowed == caller
-                || assumed_role(caller).is_some_and(|role| role_matches(allowed, role))
-        })
-    }
-}
-
 /// The page's side: which origins may call, and how the provider script gets its tokens
 /// (mint-token's CORS, provider-script).
 #[derive(Debug, Clone)]
 pub struct BrowserConfig {
-    /// Browser origins allowed to call the token endpoint (`CHAT_AUTH_ALLOWED_ORIGINS`).
+    /// Browser origins allowed to call the token endpoint (`CHAT_AUTH_ALLOWED_ORIGINS`,
+    /// default: none).
     pub allowed_origins: Vec<String>,
-    /// The admin-configured JavaScript client function (`CHAT_AUTH_CLIENT_FUNCTION`).
+    /// The admin-configured JavaScript client function (`CHAT_AUTH_CLIENT_FUNCTION`, default
+    /// `auth.getAuthenticationToken`).
     pub client_function: String,
-    /// Where the provider script fetches tokens (`CHAT_AUTH_TOKEN_URL`).
+    /// Where the provider script fetches tokens (`CHAT_AUTH_TOKEN_URL`, default `/token`).
     pub token_url: String,
-    /// How the provider script identifies the user (`CHAT_AUTH_IDENTITY_MODE`).
+    /// How the provider script identifies the user (`CHAT_AUTH_IDENTITY_MODE`, default
+    /// `auto`).
     pub identity_mode: IdentityMode,
 }
 
@@ -198,14 +212,16 @@ impl Section for BrowserConfig {
 /// provider-script).
 #[derive(Debug, Clone)]
 pub struct KeyCacheConfig {
-    /// Key cache time to live (`CHAT_AUTH_KEY_CACHE_TTL_SECONDS`).
+    /// How long a read of the store is trusted before the next (`CHAT_AUTH_KEY_CACHE_TTL_SECONDS`,
+    /// default `300`).
     pub ttl: Duration,
     /// How long past its time to live a cached key may serve while the store is unreachable
-    /// (`CHAT_AUTH_KEY_STALE_SECONDS`).
+    /// (`CHAT_AUTH_KEY_STALE_SECONDS`, default `900`).
     pub stale_for: Duration,
     /// How long a warm signer may keep signing from a ring it could not refresh
-    /// (`CHAT_AUTH_SIGNING_STALE_SECONDS`): shorter than `stale_for`, because a revocation
-    /// must reach signers sooner than verifiers need fresh public keys.
+    /// (`CHAT_AUTH_SIGNING_STALE_SECONDS`, default `60`, and at most half of `stale_for`):
+    /// shorter than `stale_for`, because a revocation must reach signers sooner than verifiers
+    /// need fresh public keys.
     pub signing_stale_for: Duration,
 }
 
@@ -247,15 +263,17 @@ impl Section for KeyCacheConfig {
 /// those variables too, through the same sections.
 #[derive(Debug, Clone)]
 pub struct RingConfig {
-    /// Seconds between scheduled rotations (`CHAT_AUTH_ROTATION_PERIOD_DAYS`).
+    /// Seconds between scheduled rotations, set in days (`CHAT_AUTH_ROTATION_PERIOD_DAYS`,
+    /// default `30`).
     pub rotation_period: i64,
     /// How long a key must have been published before it signs
-    /// (`CHAT_AUTH_KEY_MIN_PUBLISHED_SECONDS`); `None`: the public documents' `max-age` plus
-    /// the key cache TTL.
+    /// (`CHAT_AUTH_KEY_MIN_PUBLISHED_SECONDS`, default: the public documents' `max-age` plus
+    /// the key cache TTL, which `None` stands for).
     pub key_min_published: Option<i64>,
-    /// The signers' key cache.
+    /// The key cache every function uses: a key must stay published for as long as a cache
+    /// may hold a ring, so the rules depend on it. [`Config`] holds it only here.
     pub keys: KeyCacheConfig,
-    /// The tokens' clock skew.
+    /// The tokens' clock skew, for the same reason.
     pub skew: i64,
 }
 
@@ -315,14 +333,17 @@ impl RingConfig {
 /// Lambda runtime).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreConfig {
-    /// `CHAT_AUTH_PUBLIC_KEYS_SECRET_ID` and `CHAT_AUTH_SIGNING_SECRET_ID`.
+    /// On AWS, the template names both secrets.
     SecretsManager {
-        /// The published set's secret.
+        /// The published set's secret (`CHAT_AUTH_PUBLIC_KEYS_SECRET_ID`, default: none, which
+        /// means the data directory).
         public: String,
-        /// The private ring's secret, if set (a verifying function must not be given it).
+        /// The private ring's secret (`CHAT_AUTH_SIGNING_SECRET_ID`, default: none): a
+        /// verifying function is not given it.
         signing: Option<String>,
     },
-    /// `CHAT_AUTH_DATA_DIR` (default `.chat-auth`), when no secret is named.
+    /// Under a local Lambda runtime, when no secret is named (`CHAT_AUTH_DATA_DIR`, default
+    /// `.chat-auth`).
     Files(std::path::PathBuf),
 }
 
@@ -345,21 +366,40 @@ impl Section for StoreConfig {
 /// Logs and metrics.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TelemetryConfig {
-    /// The CloudWatch namespace for metrics: only on Lambda (`AWS_LAMBDA_FUNCTION_NAME` set),
-    /// `CHAT_AUTH_METRICS_NAMESPACE` (default `ChatAuth`).
+    /// The CloudWatch namespace for metrics, only on Lambda (`AWS_LAMBDA_FUNCTION_NAME` set):
+    /// metrics are log lines that only CloudWatch reads (`CHAT_AUTH_METRICS_NAMESPACE`,
+    /// default `ChatAuth`).
     pub metrics_namespace: Option<String>,
     /// JSON log lines, when Lambda's advanced logging asks for them
     /// (`AWS_LAMBDA_LOG_FORMAT=JSON`).
     pub json_logs: bool,
+    /// The level Lambda's advanced logging asks for (`AWS_LAMBDA_LOG_LEVEL`; its `FATAL` is
+    /// `ERROR`, the most severe level `tracing` has). It replaces the default level of `info`;
+    /// `log_filter` still refines it.
+    pub log_level: Option<LevelFilter>,
+    /// Filter directives (`RUST_LOG`, as everywhere in Rust).
+    pub log_filter: Option<String>,
 }
 
 impl Section for TelemetryConfig {
     fn read(get: Vars<'_>) -> Result<Self> {
+        let log_level = match get("AWS_LAMBDA_LOG_LEVEL") {
+            None => None,
+            Some(level) if level.eq_ignore_ascii_case("fatal") => Some(LevelFilter::ERROR),
+            Some(level) => Some(level.parse().map_err(|_| {
+                config(
+                    "AWS_LAMBDA_LOG_LEVEL",
+                    format!("{level:?} is not TRACE, DEBUG, INFO, WARN, ERROR or FATAL"),
+                )
+            })?),
+        };
         Ok(TelemetryConfig {
             metrics_namespace: get("AWS_LAMBDA_FUNCTION_NAME").map(|_| {
                 get("CHAT_AUTH_METRICS_NAMESPACE").unwrap_or_else(|| "ChatAuth".to_owned())
             }),
             json_logs: get("AWS_LAMBDA_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")),
+            log_level,
+            log_filter: get("RUST_LOG"),
         })
     }
 }
@@ -373,9 +413,7 @@ pub struct Config {
     pub identity: IdentityConfig,
     /// Origins and the provider script.
     pub browser: BrowserConfig,
-    /// The key cache.
-    pub keys: KeyCacheConfig,
-    /// The ring's timing rules.
+    /// The ring's timing rules, and the key cache (`ring.keys`) they depend on.
     pub ring: RingConfig,
 }
 
@@ -385,7 +423,6 @@ impl Section for Config {
             tokens: TokenPolicy::read(get)?,
             identity: IdentityConfig::read(get)?,
             browser: BrowserConfig::read(get)?,
-            keys: KeyCacheConfig::read(get)?,
             ring: RingConfig::read(get)?,
         })
     }
@@ -397,30 +434,6 @@ pub fn validator(tokens: &TokenPolicy) -> crate::jwt::Validator {
         issuer: Some(tokens.issuer.clone()),
         leeway: tokens.skew,
     }
-}
-
-/// `(partition, account, role name)` of an STS assumed-role session ARN.
-fn assumed_role(caller: &str) -> Option<(&str, &str, &str)> {
-    let mut parts = caller.splitn(6, ':');
-    let (Some("arn"), Some(partition), Some("sts"), Some(""), Some(account), Some(resource)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
-        return None;
-    };
-    let role = resource.strip_prefix("assumed-role/")?.split('/').next()?;
-    Some((partition, account, role))
-}
-
-/// True when `allowed` is the IAM role ARN (any path) of `role`.
-fn role_matches(allowed: &str, (partition, account, role): (&str, &str, &str)) -> bool {
-    allowed
-        .strip_prefix(&format!("arn:{partition}:iam::{account}:role/"))
-        .is_some_and(|path| path.rsplit('/').next() == Some(role))
 }
 
 /// Names the variable in a configuration error.
@@ -573,24 +586,21 @@ mod tests {
     }
 
     #[test]
-    fn issue_callers_are_iam_arns_and_match_their_role_sessions() {
+    fn issue_callers_are_iam_arns() {
         let c = with(&[(
             "CHAT_AUTH_ISSUE_CALLERS",
             "arn:aws:iam::123456789012:role/backend, arn:aws:iam::123456789012:user/ops",
         )])
         .unwrap()
         .identity;
-        assert!(c.issue_caller_allowed("arn:aws:iam::123456789012:user/ops"));
-        assert!(c.issue_caller_allowed("arn:aws:sts::123456789012:assumed-role/backend/s1"));
-        assert!(!c.issue_caller_allowed("arn:aws:sts::123456789012:assumed-role/backend2/s1"));
-        assert!(!c.issue_caller_allowed("arn:aws:sts::210987654321:assumed-role/backend/s1"));
-        assert!(!c.issue_caller_allowed("arn:aws:iam::123456789012:user/other"));
-        assert!(
-            !with(&[])
-                .unwrap()
-                .identity
-                .issue_caller_allowed("arn:aws:iam::123456789012:user/ops")
+        assert_eq!(
+            c.issue_callers,
+            [
+                "arn:aws:iam::123456789012:role/backend",
+                "arn:aws:iam::123456789012:user/ops"
+            ]
         );
+        assert!(with(&[]).unwrap().identity.issue_callers.is_empty());
         assert_eq!(
             var_of(with(&[("CHAT_AUTH_ISSUE_CALLERS", "backend")])),
             "CHAT_AUTH_ISSUE_CALLERS"
@@ -605,8 +615,7 @@ mod tests {
         assert_eq!(c.identity.subject_claim, "sub");
         assert_eq!(c.browser.client_function, "auth.getAuthenticationToken");
         assert_eq!(c.browser.token_url, "/token");
-        assert_eq!(c.keys.ttl, Duration::from_secs(300));
-        assert_eq!(c.ring.keys.ttl, c.keys.ttl);
+        assert_eq!(c.ring.keys.ttl, Duration::from_secs(300));
         assert_eq!(
             lookup::<StoreConfig>(&[]).unwrap(),
             StoreConfig::Files(".chat-auth".into())
@@ -615,8 +624,26 @@ mod tests {
             lookup::<TelemetryConfig>(&[("AWS_LAMBDA_LOG_FORMAT", "json")]).unwrap(),
             TelemetryConfig {
                 metrics_namespace: None,
-                json_logs: true
+                json_logs: true,
+                log_level: None,
+                log_filter: None,
             }
+        );
+        let lambda = lookup::<TelemetryConfig>(&[
+            ("AWS_LAMBDA_LOG_LEVEL", "warn"),
+            ("RUST_LOG", "chat_auth=debug"),
+        ])
+        .unwrap();
+        assert_eq!(lambda.log_level, Some(LevelFilter::WARN));
+        assert_eq!(lambda.log_filter.as_deref(), Some("chat_auth=debug"));
+        let fatal = lookup::<TelemetryConfig>(&[("AWS_LAMBDA_LOG_LEVEL", "FATAL")]).unwrap();
+        assert_eq!(fatal.log_level, Some(LevelFilter::ERROR));
+        assert_eq!(
+            var_of(lookup::<TelemetryConfig>(&[(
+                "AWS_LAMBDA_LOG_LEVEL",
+                "loud"
+            )])),
+            "AWS_LAMBDA_LOG_LEVEL"
         );
     }
 

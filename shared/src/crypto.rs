@@ -145,7 +145,10 @@ pub(crate) fn remember_as(bytes: &[u8], pair: &Arc<KeyPair>) {
     file(&mut known, sha256(bytes), pair, PARSED_KEYS);
 }
 
-/// Adds `value` under `id` unless it is there, dropping the oldest entry beyond `bound`.
+/// Adds `value` under `id` unless it is there, dropping the oldest entry beyond `bound`. Not a
+/// cache crate (quick_cache, moka): sixteen entries scanned under one mutex leave it nothing to
+/// improve, and the third memo (`cli/src/upstream.rs`) evicts by expiry, which quick_cache
+/// cannot, so one crate for all three is not on offer.
 fn file<K: PartialEq, V>(known: &mut Vec<(K, Arc<V>)>, id: K, value: &Arc<V>, bound: usize) {
     if known.iter().any(|(k, _)| *k == id) {
         return;

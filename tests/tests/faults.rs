@@ -77,7 +77,7 @@ async fn an_unreachable_store_at_cold_start_fails_closed_with_503() {
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["code"], "key_store_unavailable");
     let validate = chat_auth_host::http::finish(validate_token::router(Arc::new(
-        validate_token::ValidateState::new(&config(&[]).tokens, &config(&[]).keys, store),
+        validate_token::ValidateState::new(&config(&[]).tokens, &config(&[]).ring.keys, store),
     )));
     let request = http::Request::post("/validate")
         .header("content-type", "application/json")

@@ -56,10 +56,10 @@ async fn apps(config: &Config) -> Apps {
     Apps {
         mint: mint_token::lambda_app(&config.into(), store.clone()),
         validate: finish(validate_token::router(Arc::new(
-            validate_token::ValidateState::new(&config.tokens, &config.keys, store.clone()),
+            validate_token::ValidateState::new(&config.tokens, &config.ring.keys, store.clone()),
         ))),
         public: finish(public_keys::router(Arc::new(
-            public_keys::PublicKeysState::new(&config.keys, store.clone()),
+            public_keys::PublicKeysState::new(&config.ring.keys, store.clone()),
         ))),
         provider: finish(provider_script::router(Arc::new(ProviderScript::render(
             &config.browser,

@@ -48,7 +48,7 @@ impl From<&Config> for MintConfig {
             tokens: config.tokens.clone(),
             identity: config.identity.clone(),
             browser: config.browser.clone(),
-            keys: config.keys.clone(),
+            keys: config.ring.keys.clone(),
         }
     }
 }

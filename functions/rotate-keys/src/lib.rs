@@ -6,7 +6,13 @@ use chat_auth_aws::rotation::{Invocation, Outcome, Rotator};
 use lambda_runtime::Error;
 use serde_json::{Value, json};
 
-/// Handles one invocation payload at time `now`.
+/// Handles one invocation payload at time `now`. The rotation event is parsed as
+/// `chat_auth_aws::rotation::Invocation`, not as aws_lambda_events'
+/// `SecretsManagerSecretRotationEvent`: the same three fields (`Step`, `SecretId`,
+/// `ClientRequestToken`; neither keeps `RotationToken`), but `Invocation` is also the operator's
+/// `{"emergencyKid"}` and lives in aws/src/rotation.rs, where a
+/// `Step(SecretsManagerSecretRotationEvent)` variant would replace the hand-written one (that
+/// file was outside the change that looked at this).
 pub async fn handle(rotator: &Rotator, payload: Value, now: i64) -> Result<Value, Error> {
     let invocation: Invocation = serde_json::from_value(payload).map_err(|_| {
         Error::from("expected a Secrets Manager rotation event or {\"emergencyKid\": \"...\"}")
