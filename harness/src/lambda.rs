@@ -20,6 +20,9 @@ pub struct LambdaRuntime(Arc<Runtime>);
 
 struct Runtime {
     addr: SocketAddr,
+    /// One client, so that invocations reuse their connection (a new one per invocation left
+    /// thousands of sockets in TIME_WAIT over a benchmark's warm loop).
+    http: reqwest::Client,
     _process: Process,
 }
 
@@ -43,6 +46,7 @@ impl LambdaRuntime {
         process.wait_listening(addr).await;
         LambdaRuntime(Arc::new(Runtime {
             addr,
+            http: crate::http_client(),
             _process: process,
         }))
     }
@@ -108,7 +112,10 @@ impl Function {
             "http://{}/2015-03-31/functions/{}/invocations",
             self.runtime.0.addr, self.name
         );
-        let response = crate::http_client()
+        let response = self
+            .runtime
+            .0
+            .http
             .post(url)
             .timeout(limit)
             .json(event)

@@ -12,9 +12,7 @@ use xtask::{client, cost, inproc, lambda, local, note, sys, table};
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args != ["bench"] {
-        eprintln!(
-            "usage: cargo xtask bench   (settings: BENCH_* variables, see xtask/src/lib.rs)"
-        );
+        eprintln!("usage: cargo xtask bench   (settings: BENCH_* variables, see xtask/src/lib.rs)");
         return ExitCode::from(2);
     }
     match bench() {
