@@ -3,7 +3,6 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use std::borrow::Cow;
 
 /// Why a request was refused: a domain cause ([`chat_auth_shared::Error`]) or one that only exists
 /// because the request came over HTTP. One variant per cause; [`Error::status`] and
@@ -46,7 +45,7 @@ pub enum Error {
     /// The caller has no verified identity, not the kind the route needs, or one that does
     /// not verify.
     #[error("{0}")]
-    Unauthenticated(Cow<'static, str>),
+    Unauthenticated(Refusal),
     /// The upstream identity provider's keys cannot be fetched and no usable cached copy is
     /// left; identity tokens cannot be verified, so the server fails closed.
     #[error("identity provider keys unavailable: {0}")]
@@ -92,6 +91,85 @@ pub enum Error {
     /// A handler panicked; the panic guard answers instead of dropping the connection.
     #[error("a handler panicked")]
     Panicked,
+}
+
+/// Why a caller was refused with 401 `unauthenticated`. The error code is the same for all of
+/// them (a client cannot do more than sign in again); the message says which it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No identity came with the request: no bearer token, nor the development cookie.
+    NoIdentity,
+    /// `/issue` was called by a signed-in customer or an anonymous caller, not a trusted
+    /// backend.
+    NotABackend,
+    /// The identity token came but did not verify.
+    IdentityToken(TokenRefusal),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::NoIdentity => {
+                f.write_str("sign in first: no verified identity came with the request")
+            }
+            Refusal::NotABackend => f.write_str(
+                "/issue accepts only trusted backends (on AWS: IAM-signed requests from \
+                 CHAT_AUTH_ISSUE_CALLERS; locally: the X-Chat-Auth-Issue-Key header)",
+            ),
+            Refusal::IdentityToken(why) => {
+                write!(f, "the identity token was refused: {}", why.as_str())
+            }
+        }
+    }
+}
+
+/// Why the identity provider's token did not verify, as a short code in the 401 message: enough
+/// for the page's developer to tell a stale sign-in from a misconfigured provider, without
+/// echoing the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRefusal {
+    /// Not a JWS this server can read, or an algorithm it does not know.
+    Malformed,
+    /// No key of the provider's set has the token's `kid` (a fetched set is fetched again
+    /// first, in case the provider rotated).
+    UnknownKid,
+    /// The header's `alg` is not the algorithm of the key it names.
+    AlgMismatch,
+    /// `exp` has passed (beyond the leeway): the customer must sign in again.
+    Expired,
+    /// `nbf` is still ahead (beyond the leeway).
+    NotYetValid,
+    /// `iss` is not the configured issuer.
+    WrongIssuer,
+    /// `aud` is not the configured audience.
+    WrongAudience,
+    /// The signature does not verify with the named key.
+    BadSignature,
+    /// `exp`, `iss` or `aud` is missing.
+    MissingClaim,
+}
+
+impl TokenRefusal {
+    /// The code in the message.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenRefusal::Malformed => "malformed",
+            TokenRefusal::UnknownKid => "unknown_kid",
+            TokenRefusal::AlgMismatch => "alg_mismatch",
+            TokenRefusal::Expired => "expired",
+            TokenRefusal::NotYetValid => "not_yet_valid",
+            TokenRefusal::WrongIssuer => "wrong_issuer",
+            TokenRefusal::WrongAudience => "wrong_audience",
+            TokenRefusal::BadSignature => "bad_signature",
+            TokenRefusal::MissingClaim => "missing_claim",
+        }
+    }
+}
+
+impl From<TokenRefusal> for Error {
+    fn from(why: TokenRefusal) -> Self {
+        Error::Unauthenticated(Refusal::IdentityToken(why))
+    }
 }
 
 impl Error {
@@ -166,7 +244,9 @@ impl Error {
 fn domain_status(e: &chat_auth_shared::Error) -> StatusCode {
     use chat_auth_shared::Error as D;
     match e {
-        D::Invalid(_) | D::Rotation(_) => StatusCode::BAD_REQUEST,
+        D::Invalid(_) | D::ContextKeyNotAllowed(_) | D::ReservedClaim(_) | D::Rotation(_) => {
+            StatusCode::BAD_REQUEST
+        }
         D::NoSubjectClaim { .. } => StatusCode::UNAUTHORIZED,
         D::Conflict(_) => StatusCode::CONFLICT,
         _ if e.is_key_store() => StatusCode::SERVICE_UNAVAILABLE,

@@ -19,6 +19,14 @@ pub enum Error {
     /// The custom context or subject breaks one of Omnichannel's rules.
     #[error("{0}")]
     Invalid(Problem),
+    /// A client sent a context key that is not on the allow-list
+    /// (`CHAT_AUTH_CLIENT_CONTEXT_KEYS`): refused by name, so that a misconfigured page fails
+    /// loudly instead of silently losing context.
+    #[error("context key {0:?} may not be set by the client")]
+    ContextKeyNotAllowed(String),
+    /// A development sign-in asked for a claim that only the identity provider may set.
+    #[error("claim {0:?} is set by the identity provider")]
+    ReservedClaim(String),
     /// The caller's verified identity lacks the claim configured as the token's subject.
     #[error("the verified identity has no {claim:?} claim to use as the subject")]
     NoSubjectClaim {
@@ -74,7 +82,9 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::Config { .. } => "configuration_error",
-            Error::Invalid(problem) => problem.code,
+            Error::Invalid(problem) => problem.code.as_str(),
+            Error::ContextKeyNotAllowed(_) => "context_key_not_allowed",
+            Error::ReservedClaim(_) => "reserved_claim",
             Error::NoSubjectClaim { .. } => "unauthenticated",
             Error::StoreUnavailable(_) => "key_store_unavailable",
             Error::NotProvisioned(_) => "keys_not_provisioned",
@@ -131,18 +141,22 @@ impl From<Problem> for Error {
     }
 }
 
-/// One reason a token or a custom context would be refused, with a stable code.
+/// One reason a token or a custom context would be refused, or (with a [`WarningCode`]) one
+/// thing that would not be refused but may cost the chat.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Problem {
-    /// Stable, machine-readable code (e.g. `expired`, `context_value_too_long`).
-    pub code: &'static str,
+pub struct Problem<C = ProblemCode> {
+    /// Stable, machine-readable code: what a client matches on, whatever the message says.
+    pub code: C,
     /// Human-readable explanation naming the claim or context key at fault.
     pub message: String,
 }
 
-impl Problem {
+/// A finding that does not make a token inactive.
+pub type Warning = Problem<WarningCode>;
+
+impl<C> Problem<C> {
     /// A problem with `code` and `message`.
-    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: C, message: impl Into<String>) -> Self {
         Problem {
             code,
             message: message.into(),
@@ -150,8 +164,146 @@ impl Problem {
     }
 }
 
-impl std::fmt::Display for Problem {
+impl<C> std::fmt::Display for Problem<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
+    }
+}
+
+/// Declares a code enum from one list of `Variant = "wire_name"`: the enum, [`Self::ALL`] and
+/// [`Self::as_str`] (which `Serialize` and `Display` use) cannot drift apart, and the documents
+/// that list the codes are checked against `ALL`.
+macro_rules! codes {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $( $(#[$vmeta:meta])* $variant:ident = $wire:literal, )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )*
+        }
+
+        impl $name {
+            /// Every code, in declaration order.
+            pub const ALL: &[$name] = &[$($name::$variant),*];
+
+            /// The code as clients see it.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $wire,)*
+                }
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+codes! {
+    /// Why a token would be refused: every code `/validate` can report in `problems`. A token
+    /// with any of them is one Omnichannel (or the widget, before it) would not accept, so the
+    /// chat would not start authenticated. The custom-context and subject codes are also the
+    /// error codes of `/token` and `/issue` when a context or subject breaks the same rule.
+    pub enum ProblemCode {
+        /// Larger than 8 KiB: the token travels in an HTTP header (`AuthenticatedUserToken`),
+        /// where a large one is cut or refused before Omnichannel reads it.
+        TokenTooLarge = "token_too_large",
+        /// Not three dot-separated segments: the widget itself refuses it before sending it.
+        Malformed = "malformed",
+        /// A segment is not base64url: the widget cannot decode the payload, Omnichannel
+        /// cannot decode the signature.
+        BadEncoding = "bad_encoding",
+        /// The header is not a JSON object, so no algorithm or key can be read from it.
+        HeaderNotJson = "header_not_json",
+        /// The payload is not a JSON object: the widget refuses it before sending it.
+        PayloadNotJson = "payload_not_json",
+        /// A member appears twice: verifiers disagree on which one counts, so none is trusted.
+        DuplicateClaim = "duplicate_claim",
+        /// `alg` is not RS256, the only algorithm Omnichannel verifies (this includes `none`
+        /// and the HMAC algorithms).
+        AlgNotAllowed = "alg_not_allowed",
+        /// `typ` is present and not `JWT`, the only type Omnichannel's contract names.
+        UnsupportedTyp = "unsupported_typ",
+        /// The header lists critical extensions, which no verifier of this contract implements.
+        CritUnsupported = "crit_unsupported",
+        /// No `kid` while several keys are published: Omnichannel needs the kid to pick a key
+        /// from the multi-key document.
+        MissingKid = "missing_kid",
+        /// The `kid` names no published key, so Omnichannel has nothing to verify with.
+        UnknownKid = "unknown_kid",
+        /// The `kid` names a key that was revoked and is no longer published.
+        RevokedKid = "revoked_kid",
+        /// The signature does not verify with the published key.
+        BadSignature = "bad_signature",
+        /// No `iss`: Omnichannel requires it.
+        MissingIss = "missing_iss",
+        /// `iss` is not this service's issuer (or not a string).
+        WrongIss = "wrong_iss",
+        /// No `sub`: Omnichannel requires it and links the conversation to it.
+        MissingSub = "missing_sub",
+        /// `sub` is not 1 to 256 printable characters.
+        InvalidSubject = "invalid_subject",
+        /// No `iat`: Omnichannel requires it.
+        MissingIat = "missing_iat",
+        /// No `exp`: Omnichannel requires it.
+        MissingExp = "missing_exp",
+        /// A time claim is not whole unix seconds within NumericDate's range.
+        InvalidTime = "invalid_time",
+        /// `exp` has passed: the widget refuses the token itself, with no leeway.
+        Expired = "expired",
+        /// `nbf` is later than now plus the leeway.
+        NotYetValid = "not_yet_valid",
+        /// `iat` is later than now plus the leeway.
+        IssuedInFuture = "issued_in_future",
+        /// `exp` is not later than `iat`: the token was never valid.
+        ExpBeforeIat = "exp_before_iat",
+        /// `lwicontexts` is not a string: Omnichannel reads the custom context only as a
+        /// string of serialized JSON.
+        LwicontextsNotString = "lwicontexts_not_string",
+        /// `lwicontexts` is not valid JSON.
+        ContextInvalidJson = "context_invalid_json",
+        /// `lwicontexts` is JSON but not an object of context variables.
+        ContextNotObject = "context_not_object",
+        /// A context variable appears twice in `lwicontexts`.
+        ContextDuplicateKey = "context_duplicate_key",
+        /// A context value is not a primitive (string, number, boolean) nor the
+        /// `{"value", "isDisplayable"}` form: Omnichannel allows only those.
+        ContextValueNotPrimitive = "context_value_not_primitive",
+        /// A context variable has an empty name.
+        ContextNameEmpty = "context_name_empty",
+        /// A context variable name is longer than Omnichannel's 100 characters.
+        ContextNameTooLong = "context_name_too_long",
+        /// A context value is longer than Omnichannel's 4,000 characters.
+        ContextValueTooLong = "context_value_too_long",
+        /// More than Omnichannel's 100 context variables.
+        ContextTooManyVariables = "context_too_many_variables",
+    }
+}
+
+codes! {
+    /// What `/validate` reports in `warnings`: Omnichannel accepts the token, but the chat may
+    /// suffer for it.
+    pub enum WarningCode {
+        /// Under 60 s left: the widget asks the page for a new token right after `exp`.
+        ExpiresSoon = "expires_soon",
+        /// `sub` is not a GUID: Omnichannel links the conversation to a contact or account
+        /// record by GUID, and persistent chat needs the same `sub` for the customer.
+        SubNotGuid = "sub_not_guid",
+        /// No `lwicontexts`: the conversation gets no custom context, which travels only in
+        /// the token for authenticated chat.
+        NoLwicontexts = "no_lwicontexts",
     }
 }

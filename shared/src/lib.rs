@@ -26,7 +26,7 @@ pub mod time;
 pub use claims::{Claims, TokenPolicy};
 pub use config::{Config, Section};
 pub use context::CustomContext;
-pub use error::{Error, Problem, chain};
+pub use error::{Error, Problem, ProblemCode, Warning, WarningCode, chain};
 pub use publish::PublicKeySet;
 pub use ring::{Lifecycle, LoadedRing, RingPolicy, RingState};
 
