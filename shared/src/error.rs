@@ -307,3 +307,118 @@ codes! {
         NoLwicontexts = "no_lwicontexts",
     }
 }
+
+/// Test support: the crates that own a list of codes check docs/reference.md's tables and
+/// openapi.json against it with these, so that a document cannot drift from the code.
+#[cfg(any(test, feature = "test-util"))]
+pub mod documents {
+    use std::collections::BTreeSet;
+
+    /// The rows of the Markdown table under `heading` (up to the next `## `), each cell trimmed
+    /// of spaces and backticks; only rows whose first cell is a `code` are kept.
+    pub fn table_rows<'d>(document: &'d str, heading: &str) -> Vec<Vec<&'d str>> {
+        let Some((_, after)) = document.split_once(&format!("\n{heading}\n")) else {
+            panic!("no section {heading:?}");
+        };
+        let section = after.split("\n## ").next().unwrap_or(after);
+        section
+            .lines()
+            .filter(|line| line.starts_with("| `"))
+            .map(|row| {
+                row.split('|')
+                    .map(|cell| cell.trim().trim_matches('`'))
+                    .filter(|cell| !cell.is_empty())
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// One line saying what `listed` (a document's list) misses of `actual` and what it lists
+    /// that is not in `actual`; `None` when they agree.
+    pub fn drift<T: Ord + std::fmt::Debug>(
+        document: &str,
+        listed: &BTreeSet<T>,
+        actual: &BTreeSet<T>,
+    ) -> Option<String> {
+        let missing: Vec<&T> = actual.difference(listed).collect();
+        let extra: Vec<&T> = listed.difference(actual).collect();
+        (!missing.is_empty() || !extra.is_empty()).then(|| {
+            format!("{document}: missing {missing:?}; listed but not in the code {extra:?}")
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::documents::{drift, table_rows};
+    use super::*;
+    use std::collections::BTreeSet;
+
+    const REFERENCE: &str =
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/reference.md"));
+    const OPENAPI: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.json"));
+
+    fn wire(codes: &[impl Copy + std::fmt::Display]) -> BTreeSet<String> {
+        codes.iter().map(ToString::to_string).collect()
+    }
+
+    fn in_reference(heading: &str) -> BTreeSet<String> {
+        table_rows(REFERENCE, heading)
+            .into_iter()
+            .map(|row| row[0].to_owned())
+            .collect()
+    }
+
+    fn in_openapi(schema: &str) -> BTreeSet<String> {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        let listed = doc["components"]["schemas"][schema]["properties"]["code"]["enum"].as_array();
+        listed
+            .unwrap_or_else(|| panic!("openapi.json: {schema}.code has no enum"))
+            .iter()
+            .map(|code| code.as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn the_documents_list_every_problem_and_warning_code_and_no_other() {
+        let problems = wire(ProblemCode::ALL);
+        let warnings = wire(WarningCode::ALL);
+        let drifts: Vec<String> = [
+            drift(
+                "docs/reference.md, problem codes",
+                &in_reference("## Validation problem codes"),
+                &problems,
+            ),
+            drift(
+                "docs/reference.md, warning codes",
+                &in_reference("## Validation warning codes"),
+                &warnings,
+            ),
+            drift(
+                "openapi.json, Problem.code",
+                &in_openapi("Problem"),
+                &problems,
+            ),
+            drift(
+                "openapi.json, Warning.code",
+                &in_openapi("Warning"),
+                &warnings,
+            ),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        assert!(drifts.is_empty(), "{}", drifts.join("\n"));
+    }
+
+    #[test]
+    fn a_code_serializes_as_its_wire_name() {
+        for code in ProblemCode::ALL {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+        }
+        assert_eq!(
+            serde_json::to_value(Warning::new(WarningCode::ExpiresSoon, "m")).unwrap(),
+            serde_json::json!({"code": "expires_soon", "message": "m"})
+        );
+    }
+}

@@ -6,10 +6,10 @@
 //! needs strictness (duplicate members, non-integer times, the `lwicontexts` rules), while the
 //! service's job is to name every reason at once. Only RS256 is ever accepted.
 
-use crate::{Problem, ProblemCode, Warning, WarningCode};
 use crate::context::CustomContext;
 use crate::json::{ObjectError, parse_unique_object};
 use crate::keys::{KeySet, VerifyingKey};
+use crate::{Problem, ProblemCode, Warning, WarningCode};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
@@ -351,7 +351,10 @@ fn decode_object(
     segment: &str,
 ) -> Option<Map<String, Value>> {
     let Ok(bytes) = URL_SAFE_NO_PAD.decode(segment) else {
-        report.push(ProblemCode::BadEncoding, format!("the {part} is not base64url"));
+        report.push(
+            ProblemCode::BadEncoding,
+            format!("the {part} is not base64url"),
+        );
         return None;
     };
     match parse_unique_object(&bytes) {
