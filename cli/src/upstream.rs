@@ -11,8 +11,8 @@
 use crate::local::JwksSettings;
 use axum::extract::Request;
 use axum::http::header;
-use chat_auth_shared::crypto::sha256;
 use chat_auth_host::{Error, Result, TokenRefusal};
+use chat_auth_shared::crypto::sha256;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
 use serde_json::{Map, Value};
