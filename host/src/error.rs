@@ -315,8 +315,32 @@ mod tests {
         assert_eq!(Error::MalformedJson(json).status(), StatusCode::BAD_REQUEST);
     }
 
-    /// Every code a client can see, once per status; the document checks below compare their
-    /// lists with it.
+    /// The 401 messages are what a page's developer reads; nothing else pins them.
+    #[test]
+    fn a_refusal_reads_as_it_always_has() {
+        let message = |why: Refusal| Error::Unauthenticated(why).public_message();
+        assert_eq!(
+            message(Refusal::NoIdentity),
+            "sign in first: no verified identity came with the request"
+        );
+        assert_eq!(
+            message(Refusal::NotABackend),
+            "/issue accepts only trusted backends (on AWS: IAM-signed requests from \
+             CHAT_AUTH_ISSUE_CALLERS; locally: the X-Chat-Auth-Issue-Key header)"
+        );
+        assert_eq!(
+            message(Refusal::IdentityToken(TokenRefusal::WrongAudience)),
+            "the identity token was refused: wrong_audience"
+        );
+        let e = Error::from(TokenRefusal::Expired);
+        assert_eq!(
+            (e.code(), e.status()),
+            ("unauthenticated", StatusCode::UNAUTHORIZED)
+        );
+    }
+
+    /// docs/reference.md and openapi.json list the error codes; these fail when a list drifts
+    /// from `Error::code` and `Error::status`.
     mod documented {
         use super::*;
         use chat_auth_shared::documents::{drift, table_rows};
