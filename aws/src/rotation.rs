@@ -8,19 +8,9 @@
 use crate::secrets::{CURRENT, PENDING};
 use crate::{RotationError, SecretsManagerStore};
 use chat_auth_shared::Lifecycle;
+use chat_auth_shared::ring::Deferral;
 use chat_auth_shared::store::{self, Step};
 use serde::Deserialize;
-
-/// A step name from a rotation event.
-pub fn parse_step(s: &str) -> Result<Step, RotationError> {
-    match s {
-        "createSecret" => Ok(Step::Create),
-        "setSecret" => Ok(Step::Set),
-        "testSecret" => Ok(Step::Test),
-        "finishSecret" => Ok(Step::Finish),
-        other => Err(RotationError::InvalidStep(other.chars().take(40).collect())),
-    }
-}
 
 /// What rotate-keys is invoked with: Secrets Manager's rotation event, or an operator's
 /// emergency request `{"emergencyKid": "..."}` (a manual invoke).
@@ -29,7 +19,8 @@ pub fn parse_step(s: &str) -> Result<Step, RotationError> {
 pub enum Invocation {
     /// A rotation step.
     Step {
-        /// The step name.
+        /// The step's name as sent: an unknown one is refused by name
+        /// ([`RotationError::InvalidStep`]), not as an unreadable event.
         #[serde(rename = "Step")]
         step: String,
         /// The signing secret.
@@ -62,7 +53,7 @@ pub enum Outcome {
         /// The secret version it worked on.
         token: String,
         /// Why promotion waits.
-        why: String,
+        why: Deferral,
         /// Seconds the key that keeps signing has signed (an alarm's view of a stuck rotation).
         signing_key_age: i64,
     },
@@ -130,7 +121,8 @@ impl Rotator {
                 secret_id,
                 token,
             } => {
-                let step = parse_step(&step)?;
+                let step = Step::from_name(&step)
+                    .ok_or_else(|| RotationError::InvalidStep(step.chars().take(40).collect()))?;
                 let outcome = self.step(&secret_id, &token, step, now).await?;
                 let deferred =
                     outcome.and_then(|r| Some((r.deferred?, now - r.ring.current.times.activates)));

@@ -13,7 +13,7 @@ use chat_auth_host::http::{Body, no_store};
 use chat_auth_shared::claims::{check_subject, encode};
 use chat_auth_shared::keys::{KeyTimes, SigningKey, StoredKey};
 use chat_auth_shared::publish::{PublicKeySet, PublishedDocs, PublishedKey};
-use chat_auth_shared::{Error, Problem, Result};
+use chat_auth_shared::{Error, Result};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -76,11 +76,7 @@ impl DevIdp {
         let mut payload = Map::new();
         for (name, value) in claims {
             if matches!(name.as_str(), "iss" | "aud" | "sub" | "iat" | "nbf" | "exp") {
-                return Err(Problem::new(
-                    "reserved_claim",
-                    format!("claim {name:?} is set by the identity provider"),
-                )
-                .into());
+                return Err(Error::ReservedClaim(name.clone()));
             }
             payload.insert(name.clone(), value.clone());
         }

@@ -181,7 +181,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 }
                 None => {
                     let rotated = rotate(&store, &life, now).await?;
-                    json!({"promoted": rotated.deferred.is_none(), "deferred": rotated.deferred,
+                    json!({"promoted": rotated.deferred.is_none(), "deferred": rotated.deferred.as_ref().map(ToString::to_string),
                            "pruned": rotated.pruned,
                            "ring": key_states(&store, &rotated.ring, &life).await?})
                 }

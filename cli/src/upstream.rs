@@ -11,12 +11,11 @@
 use crate::local::JwksSettings;
 use axum::extract::Request;
 use axum::http::header;
-use chat_auth_host::{Error, Result};
+use chat_auth_host::{Error, Result, TokenRefusal};
 use chat_auth_shared::crypto::sha256;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
 use serde_json::{Map, Value};
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -387,7 +386,7 @@ impl BearerAuth {
     /// The full check; with the fetched set that verified the token.
     async fn check(&self, token: &str) -> Result<(Map<String, Value>, Option<Arc<VerifyingKeys>>)> {
         // `alg: none` and unknown algorithms do not even parse as a header.
-        let header = jsonwebtoken::decode_header(token).map_err(|_| refused("malformed"))?;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenRefusal::Malformed)?;
         let kid = header.kid.as_deref();
         match &self.keys {
             Keys::Fixed(keys) => Ok((self.verify_with(token, header.alg, keys.find(kid))?, None)),
@@ -409,9 +408,9 @@ impl BearerAuth {
         alg: Algorithm,
         key: Option<&UpstreamKey>,
     ) -> Result<Map<String, Value>> {
-        let key = key.ok_or_else(|| refused("unknown_kid"))?;
+        let key = key.ok_or(TokenRefusal::UnknownKid)?;
         if alg != key.alg {
-            return Err(refused("alg_mismatch"));
+            return Err(TokenRefusal::AlgMismatch.into());
         }
         let mut validation = self.validation.clone();
         validation.algorithms = vec![key.alg];
@@ -420,15 +419,15 @@ impl BearerAuth {
         jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation)
             .map(|data| data.claims)
             .map_err(|e| {
-                refused(match e.kind() {
-                    ErrorKind::ExpiredSignature => "expired",
-                    ErrorKind::ImmatureSignature => "not_yet_valid",
-                    ErrorKind::InvalidIssuer => "wrong_issuer",
-                    ErrorKind::InvalidAudience => "wrong_audience",
-                    ErrorKind::InvalidSignature => "bad_signature",
-                    ErrorKind::MissingRequiredClaim(_) => "missing_claim",
-                    ErrorKind::InvalidAlgorithm => "alg_mismatch",
-                    _ => "malformed",
+                Error::from(match e.kind() {
+                    ErrorKind::ExpiredSignature => TokenRefusal::Expired,
+                    ErrorKind::ImmatureSignature => TokenRefusal::NotYetValid,
+                    ErrorKind::InvalidIssuer => TokenRefusal::WrongIssuer,
+                    ErrorKind::InvalidAudience => TokenRefusal::WrongAudience,
+                    ErrorKind::InvalidSignature => TokenRefusal::BadSignature,
+                    ErrorKind::MissingRequiredClaim(_) => TokenRefusal::MissingClaim,
+                    ErrorKind::InvalidAlgorithm => TokenRefusal::AlgMismatch,
+                    _ => TokenRefusal::Malformed,
                 })
             })
     }
@@ -455,12 +454,6 @@ impl BearerAuth {
             .flat_map(|v| v.split(';'))
             .find_map(|pair| pair.trim().strip_prefix(DEV_COOKIE)?.strip_prefix('='))
     }
-}
-
-fn refused(code: &str) -> Error {
-    Error::Unauthenticated(Cow::Owned(format!(
-        "the identity token was refused: {code}"
-    )))
 }
 
 /// `iss`, `aud` and `exp` are required; `nbf` is checked when present.

@@ -21,7 +21,11 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(reparsed, parsed, "{again:?}");
     } else {
         for p in &problems {
-            assert!(p.code.starts_with("context_"), "unexpected code {}", p.code);
+            assert!(
+                p.code.as_str().starts_with("context_"),
+                "unexpected code {}",
+                p.code
+            );
         }
     }
 

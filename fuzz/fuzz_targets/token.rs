@@ -78,9 +78,6 @@ fn check(fx: &Fixture, token: &str) {
         !report.is_active(),
         "a token not signed by the fixture's keys was accepted: {token:?}"
     );
-    for p in &report.problems {
-        assert!(!p.code.is_empty(), "a problem without a code");
-    }
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -4,7 +4,7 @@
 //! Handlers read it through the one extractor, [`Caller`], and never look anywhere else:
 //! nothing a client sends can place it in the request.
 
-use crate::Error;
+use crate::{Error, Refusal};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use serde_json::{Map, Value};
@@ -28,9 +28,7 @@ impl Caller {
     pub fn user(&self) -> Result<&Map<String, Value>, Error> {
         match self {
             Caller::User(claims) => Ok(claims),
-            _ => Err(Error::Unauthenticated(
-                "sign in first: no verified identity came with the request".into(),
-            )),
+            _ => Err(Error::Unauthenticated(Refusal::NoIdentity)),
         }
     }
 
@@ -38,11 +36,7 @@ impl Caller {
     pub fn backend(&self) -> Result<&str, Error> {
         match self {
             Caller::Backend(name) => Ok(name),
-            _ => Err(Error::Unauthenticated(
-                "/issue accepts only trusted backends (on AWS: IAM-signed requests from \
-                 CHAT_AUTH_ISSUE_CALLERS; locally: the X-Chat-Auth-Issue-Key header)"
-                    .into(),
-            )),
+            _ => Err(Error::Unauthenticated(Refusal::NotABackend)),
         }
     }
 }

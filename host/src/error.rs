@@ -3,7 +3,6 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use std::borrow::Cow;
 
 /// Why a request was refused: a domain cause ([`chat_auth_shared::Error`]) or one that only exists
 /// because the request came over HTTP. One variant per cause; [`Error::status`] and
@@ -46,7 +45,7 @@ pub enum Error {
     /// The caller has no verified identity, not the kind the route needs, or one that does
     /// not verify.
     #[error("{0}")]
-    Unauthenticated(Cow<'static, str>),
+    Unauthenticated(Refusal),
     /// The upstream identity provider's keys cannot be fetched and no usable cached copy is
     /// left; identity tokens cannot be verified, so the server fails closed.
     #[error("identity provider keys unavailable: {0}")]
@@ -92,6 +91,85 @@ pub enum Error {
     /// A handler panicked; the panic guard answers instead of dropping the connection.
     #[error("a handler panicked")]
     Panicked,
+}
+
+/// Why a caller was refused with 401 `unauthenticated`. The error code is the same for all of
+/// them (a client cannot do more than sign in again); the message says which it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No identity came with the request: no bearer token, nor the development cookie.
+    NoIdentity,
+    /// `/issue` was called by a signed-in customer or an anonymous caller, not a trusted
+    /// backend.
+    NotABackend,
+    /// The identity token came but did not verify.
+    IdentityToken(TokenRefusal),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::NoIdentity => {
+                f.write_str("sign in first: no verified identity came with the request")
+            }
+            Refusal::NotABackend => f.write_str(
+                "/issue accepts only trusted backends (on AWS: IAM-signed requests from \
+                 CHAT_AUTH_ISSUE_CALLERS; locally: the X-Chat-Auth-Issue-Key header)",
+            ),
+            Refusal::IdentityToken(why) => {
+                write!(f, "the identity token was refused: {}", why.as_str())
+            }
+        }
+    }
+}
+
+/// Why the identity provider's token did not verify, as a short code in the 401 message: enough
+/// for the page's developer to tell a stale sign-in from a misconfigured provider, without
+/// echoing the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRefusal {
+    /// Not a JWS this server can read, or an algorithm it does not know.
+    Malformed,
+    /// No key of the provider's set has the token's `kid` (a fetched set is fetched again
+    /// first, in case the provider rotated).
+    UnknownKid,
+    /// The header's `alg` is not the algorithm of the key it names.
+    AlgMismatch,
+    /// `exp` has passed (beyond the leeway): the customer must sign in again.
+    Expired,
+    /// `nbf` is still ahead (beyond the leeway).
+    NotYetValid,
+    /// `iss` is not the configured issuer.
+    WrongIssuer,
+    /// `aud` is not the configured audience.
+    WrongAudience,
+    /// The signature does not verify with the named key.
+    BadSignature,
+    /// `exp`, `iss` or `aud` is missing.
+    MissingClaim,
+}
+
+impl TokenRefusal {
+    /// The code in the message.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenRefusal::Malformed => "malformed",
+            TokenRefusal::UnknownKid => "unknown_kid",
+            TokenRefusal::AlgMismatch => "alg_mismatch",
+            TokenRefusal::Expired => "expired",
+            TokenRefusal::NotYetValid => "not_yet_valid",
+            TokenRefusal::WrongIssuer => "wrong_issuer",
+            TokenRefusal::WrongAudience => "wrong_audience",
+            TokenRefusal::BadSignature => "bad_signature",
+            TokenRefusal::MissingClaim => "missing_claim",
+        }
+    }
+}
+
+impl From<TokenRefusal> for Error {
+    fn from(why: TokenRefusal) -> Self {
+        Error::Unauthenticated(Refusal::IdentityToken(why))
+    }
 }
 
 impl Error {
@@ -166,7 +244,9 @@ impl Error {
 fn domain_status(e: &chat_auth_shared::Error) -> StatusCode {
     use chat_auth_shared::Error as D;
     match e {
-        D::Invalid(_) | D::Rotation(_) => StatusCode::BAD_REQUEST,
+        D::Invalid(_) | D::ContextKeyNotAllowed(_) | D::ReservedClaim(_) | D::Rotation(_) => {
+            StatusCode::BAD_REQUEST
+        }
         D::NoSubjectClaim { .. } => StatusCode::UNAUTHORIZED,
         D::Conflict(_) => StatusCode::CONFLICT,
         _ if e.is_key_store() => StatusCode::SERVICE_UNAVAILABLE,
@@ -233,5 +313,215 @@ mod tests {
         );
         let json = serde_json::from_slice::<serde_json::Value>(b"{").unwrap_err();
         assert_eq!(Error::MalformedJson(json).status(), StatusCode::BAD_REQUEST);
+    }
+
+    /// The 401 messages are what a page's developer reads; nothing else pins them.
+    #[test]
+    fn a_refusal_reads_as_it_always_has() {
+        let message = |why: Refusal| Error::Unauthenticated(why).public_message();
+        assert_eq!(
+            message(Refusal::NoIdentity),
+            "sign in first: no verified identity came with the request"
+        );
+        assert_eq!(
+            message(Refusal::NotABackend),
+            "/issue accepts only trusted backends (on AWS: IAM-signed requests from \
+             CHAT_AUTH_ISSUE_CALLERS; locally: the X-Chat-Auth-Issue-Key header)"
+        );
+        assert_eq!(
+            message(Refusal::IdentityToken(TokenRefusal::WrongAudience)),
+            "the identity token was refused: wrong_audience"
+        );
+        let e = Error::from(TokenRefusal::Expired);
+        assert_eq!(
+            (e.code(), e.status()),
+            ("unauthenticated", StatusCode::UNAUTHORIZED)
+        );
+    }
+
+    /// docs/reference.md and openapi.json list the error codes; these fail when a list drifts
+    /// from `Error::code` and `Error::status`.
+    mod documented {
+        use super::*;
+        use chat_auth_shared::documents::{drift, table_rows};
+        use chat_auth_shared::{Problem, ProblemCode};
+        use serde_json::Value;
+        use std::collections::BTreeSet;
+
+        const REFERENCE: &str =
+            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/reference.md"));
+        const OPENAPI: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.json"));
+
+        /// Codes only operator commands answer with: no route does, so openapi.json has none.
+        const NOT_ON_ANY_ROUTE: [&str; 2] = ["conflict", "rotation_refused"];
+
+        /// One error of every variant but `Domain(Invalid)`, whose codes are the problem codes
+        /// (checked against their own table in the domain crate).
+        fn one_of_each() -> Vec<Error> {
+            use chat_auth_shared::Error as D;
+            let json = serde_json::from_str::<Value>("{").unwrap_err();
+            let form = serde_urlencoded::from_str::<Vec<(String, u8)>>("a=x").unwrap_err();
+            let all = vec![
+                Error::Domain(D::Config {
+                    var: "X",
+                    reason: String::new(),
+                }),
+                Error::Domain(D::ContextKeyNotAllowed(String::new())),
+                Error::Domain(D::ReservedClaim(String::new())),
+                Error::Domain(D::NoSubjectClaim {
+                    claim: String::new(),
+                }),
+                Error::Domain(D::StoreUnavailable("x".into())),
+                Error::Domain(D::NotProvisioned("key ring")),
+                Error::Domain(D::CorruptKeys {
+                    what: "ring",
+                    reason: String::new(),
+                }),
+                Error::Domain(D::UnreadableKeys {
+                    what: "ring",
+                    source: serde_json::from_str::<Value>("{").unwrap_err(),
+                }),
+                Error::Domain(D::Conflict(String::new())),
+                Error::Domain(D::Rotation(String::new())),
+                Error::Domain(D::Crypto("x")),
+                Error::Domain(D::Io {
+                    path: String::new(),
+                    source: std::io::Error::other("x"),
+                }),
+                Error::UnsupportedMediaType,
+                Error::MalformedJson(json),
+                Error::MalformedForm(form),
+                Error::UnreadableBody,
+                Error::MalformedQuery,
+                Error::UnknownParameterValue {
+                    name: "format",
+                    allowed: "pem",
+                },
+                Error::PayloadTooLarge { limit: 1 },
+                Error::Unauthenticated(Refusal::NoIdentity),
+                Error::UpstreamUnavailable(String::new()),
+                Error::OriginNotAllowed,
+                Error::CallerNotAllowed,
+                Error::IssueKeyRefused,
+                Error::HostNotAllowed,
+                Error::HeadersTooLarge {
+                    bytes: 1,
+                    fields: 1,
+                },
+                Error::RequestTimeout { seconds: 1 },
+                Error::Overloaded,
+                Error::NotFound,
+                Error::MethodNotAllowed,
+                Error::Panicked,
+            ];
+            for e in &all {
+                // No wildcard: a new variant does not compile until it is listed above. (The
+                // domain enum is non-exhaustive here, so its new variants are not caught.)
+                match e {
+                    Error::Domain(_)
+                    | Error::UnsupportedMediaType
+                    | Error::MalformedJson(_)
+                    | Error::MalformedForm(_)
+                    | Error::UnreadableBody
+                    | Error::MalformedQuery
+                    | Error::UnknownParameterValue { .. }
+                    | Error::PayloadTooLarge { .. }
+                    | Error::Unauthenticated(_)
+                    | Error::UpstreamUnavailable(_)
+                    | Error::OriginNotAllowed
+                    | Error::CallerNotAllowed
+                    | Error::IssueKeyRefused
+                    | Error::HostNotAllowed
+                    | Error::HeadersTooLarge { .. }
+                    | Error::RequestTimeout { .. }
+                    | Error::Overloaded
+                    | Error::NotFound
+                    | Error::MethodNotAllowed
+                    | Error::Panicked => {}
+                }
+            }
+            all
+        }
+
+        fn answered() -> BTreeSet<(String, u16)> {
+            one_of_each()
+                .iter()
+                .map(|e| (e.code().to_owned(), e.status().as_u16()))
+                .collect()
+        }
+
+        #[test]
+        fn the_reference_lists_every_error_code_with_its_status() {
+            let listed: BTreeSet<(String, u16)> = table_rows(REFERENCE, "## Error codes")
+                .into_iter()
+                .map(|row| (row[0].to_owned(), row[1].parse().unwrap()))
+                .collect();
+            let drifted = drift("docs/reference.md, error codes", &listed, &answered());
+            assert!(drifted.is_none(), "{}", drifted.unwrap_or_default());
+        }
+
+        #[test]
+        fn a_problem_answers_400_with_its_own_code() {
+            for &code in ProblemCode::ALL {
+                let e = Error::from(Problem::new(code, "m"));
+                assert_eq!(
+                    (e.code(), e.status()),
+                    (code.as_str(), StatusCode::BAD_REQUEST)
+                );
+            }
+        }
+
+        /// `(code, status)` for every error code an operation's response enumerates.
+        fn enumerated(doc: &Value) -> BTreeSet<(String, u16)> {
+            let mut found = BTreeSet::new();
+            for operation in doc["paths"].as_object().unwrap().values() {
+                for op in operation.as_object().unwrap().values() {
+                    let Some(responses) = op["responses"].as_object() else {
+                        continue;
+                    };
+                    for (status, response) in responses {
+                        let response = match response["$ref"].as_str() {
+                            Some(r) => {
+                                &doc["components"]["responses"]
+                                    [r.trim_start_matches("#/components/responses/")]
+                            }
+                            None => response,
+                        };
+                        let schema = &response["content"]["application/json"]["schema"];
+                        for part in schema["allOf"].as_array().into_iter().flatten() {
+                            let codes = &part["properties"]["error"]["properties"]["code"]["enum"];
+                            for code in codes.as_array().into_iter().flatten() {
+                                let code = code.as_str().unwrap().to_owned();
+                                found.insert((code, status.parse().unwrap()));
+                            }
+                        }
+                    }
+                }
+            }
+            found
+        }
+
+        #[test]
+        fn openapi_names_every_error_code_a_route_answers_under_its_status() {
+            let doc: Value = serde_json::from_str(OPENAPI).unwrap();
+            let answered = answered();
+            let enumerated = enumerated(&doc);
+            let misplaced: BTreeSet<_> = enumerated.difference(&answered).collect();
+            assert!(
+                misplaced.is_empty(),
+                "openapi.json enumerates codes under a status they are not answered with: {misplaced:?}"
+            );
+            // Codes outside the enums (400s, 404, 405) are named in the descriptions.
+            let unnamed: Vec<&str> = answered
+                .iter()
+                .map(|(code, _)| code.as_str())
+                .filter(|code| !NOT_ON_ANY_ROUTE.contains(code))
+                .filter(|code| {
+                    !OPENAPI.contains(&format!("`{code}`"))
+                        && !enumerated.iter().any(|(c, _)| c == code)
+                })
+                .collect();
+            assert!(unnamed.is_empty(), "openapi.json never names {unnamed:?}");
+        }
     }
 }

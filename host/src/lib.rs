@@ -17,7 +17,7 @@ pub mod telemetry;
 
 pub use caller::Caller;
 pub use cors::Cors;
-pub use error::Error;
+pub use error::{Error, Refusal, TokenRefusal};
 pub use file_store::FileStore;
 
 /// Handler results: a response, or a refusal with its status.

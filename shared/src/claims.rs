@@ -3,7 +3,7 @@
 
 use crate::context::CustomContext;
 use crate::keys::SigningKey;
-use crate::{Error, Problem, Result};
+use crate::{Error, Problem, ProblemCode, Result};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
@@ -95,7 +95,7 @@ pub fn check_subject(sub: &str) -> Result<(), Problem> {
     let chars = sub.chars().count();
     if chars == 0 || chars > MAX_SUBJECT_CHARS || sub.chars().any(char::is_control) {
         return Err(Problem::new(
-            "invalid_subject",
+            ProblemCode::InvalidSubject,
             format!(
                 "the subject must be 1 to {MAX_SUBJECT_CHARS} printable characters (ideally the contact's GUID)"
             ),

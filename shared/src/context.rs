@@ -6,7 +6,7 @@
 //! spelled `"Value"` on Microsoft's pages), and the keys must match the workstream's context
 //! variables exactly, so case is kept as given.
 
-use crate::{Error, Problem};
+use crate::{Error, Problem, ProblemCode};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Number, Value};
@@ -178,21 +178,21 @@ impl CustomContext {
             Err(crate::json::ObjectError::Duplicate(key)) => (
                 CustomContext::new(),
                 vec![Problem::new(
-                    "context_duplicate_key",
+                    ProblemCode::ContextDuplicateKey,
                     format!("lwicontexts repeats the key {key:?}"),
                 )],
             ),
             Err(crate::json::ObjectError::NotAnObject) => (
                 CustomContext::new(),
                 vec![Problem::new(
-                    "context_not_object",
+                    ProblemCode::ContextNotObject,
                     "lwicontexts must serialize a JSON object",
                 )],
             ),
             Err(crate::json::ObjectError::Syntax(e)) => (
                 CustomContext::new(),
                 vec![Problem::new(
-                    "context_invalid_json",
+                    ProblemCode::ContextInvalidJson,
                     format!("lwicontexts is not valid JSON: {e}"),
                 )],
             ),
@@ -202,7 +202,7 @@ impl CustomContext {
 
 fn too_many(count: usize) -> Problem {
     Problem::new(
-        "context_too_many_variables",
+        ProblemCode::ContextTooManyVariables,
         format!("custom context has {count} variables; at most {MAX_VARIABLES} are allowed"),
     )
 }
@@ -211,14 +211,14 @@ fn check_name(name: &str) -> Result<(), Problem> {
     let chars = name.chars().count();
     if chars == 0 {
         return Err(Problem::new(
-            "context_name_empty",
+            ProblemCode::ContextNameEmpty,
             "a context variable name must not be empty",
         ));
     }
     if chars > MAX_NAME_CHARS {
         let shown: String = name.chars().take(40).collect();
         return Err(Problem::new(
-            "context_name_too_long",
+            ProblemCode::ContextNameTooLong,
             format!(
                 "context variable name {shown:?}... has {chars} characters; at most {MAX_NAME_CHARS} are allowed"
             ),
@@ -233,7 +233,7 @@ fn primitive(name: &str, value: &Value) -> Result<Primitive, Problem> {
         Value::Number(n) => Ok(Primitive::Number(n.clone())),
         Value::String(s) => Ok(Primitive::String(s.clone())),
         Value::Null | Value::Array(_) | Value::Object(_) => Err(Problem::new(
-            "context_value_not_primitive",
+            ProblemCode::ContextValueNotPrimitive,
             format!(
                 "context variable {name:?} must be a string, number or boolean (or {{\"value\", \"isDisplayable\"}})"
             ),
@@ -245,7 +245,7 @@ fn primitive(name: &str, value: &Value) -> Result<Primitive, Problem> {
 fn detailed(name: &str, obj: &Map<String, Value>) -> Result<ContextValue, Problem> {
     let not_the_form = || {
         Problem::new(
-            "context_value_not_primitive",
+            ProblemCode::ContextValueNotPrimitive,
             format!(
                 "context variable {name:?}: an object value must be {{\"value\": primitive, \"isDisplayable\": boolean}} (\"Value\" is accepted for \"value\")"
             ),
@@ -280,7 +280,7 @@ fn check_entry(name: &str, value: &Value) -> Result<ContextValue, Problem> {
     let chars = value.primitive().char_len();
     if chars > MAX_VALUE_CHARS {
         return Err(Problem::new(
-            "context_value_too_long",
+            ProblemCode::ContextValueTooLong,
             format!(
                 "context variable {name:?} has a value of {chars} characters; at most {MAX_VALUE_CHARS} are allowed"
             ),
@@ -421,20 +421,20 @@ mod tests {
         let codes: Vec<_> = problems.iter().map(|p| p.code).collect();
         assert_eq!(ctx.len(), 1);
         assert_eq!(codes.len(), 3);
-        assert!(codes.contains(&"context_value_not_primitive"));
-        assert!(codes.contains(&"context_name_too_long"));
-        assert!(codes.contains(&"context_value_too_long"));
+        assert!(codes.contains(&ProblemCode::ContextValueNotPrimitive));
+        assert!(codes.contains(&ProblemCode::ContextNameTooLong));
+        assert!(codes.contains(&ProblemCode::ContextValueTooLong));
         assert_eq!(
             CustomContext::check_lwicontexts(r#"{"a":1,"a":2}"#).1[0].code,
-            "context_duplicate_key"
+            ProblemCode::ContextDuplicateKey
         );
         assert_eq!(
             CustomContext::check_lwicontexts("[1]").1[0].code,
-            "context_not_object"
+            ProblemCode::ContextNotObject
         );
         assert_eq!(
             CustomContext::check_lwicontexts("{").1[0].code,
-            "context_invalid_json"
+            ProblemCode::ContextInvalidJson
         );
     }
 

@@ -6,10 +6,10 @@
 //! needs strictness (duplicate members, non-integer times, the `lwicontexts` rules), while the
 //! service's job is to name every reason at once. Only RS256 is ever accepted.
 
-use crate::Problem;
 use crate::context::CustomContext;
 use crate::json::{ObjectError, parse_unique_object};
 use crate::keys::{KeySet, VerifyingKey};
+use crate::{Problem, ProblemCode, Warning, WarningCode};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
@@ -36,7 +36,8 @@ pub struct Validator {
 pub struct Report {
     /// The decoded payload, when it was a JSON object.
     pub claims: Option<Map<String, Value>>,
-    /// The header's kid.
+    /// The kid of the published key the signature was checked with: the header's, or the only
+    /// published key's when the header names none.
     pub kid: Option<String>,
     /// The parsed custom context (valid entries), when `lwicontexts` was present.
     pub context: Option<CustomContext>,
@@ -44,7 +45,7 @@ pub struct Report {
     pub problems: Vec<Problem>,
     /// What is not a refusal but may cost the chat: a token about to expire, a `sub` that is
     /// not a GUID, no `lwicontexts`.
-    pub warnings: Vec<Problem>,
+    pub warnings: Vec<Warning>,
 }
 
 /// A token that expires sooner than this is warned about: the widget asks the page again for
@@ -57,11 +58,11 @@ impl Report {
         self.problems.is_empty()
     }
 
-    fn push(&mut self, code: &'static str, message: impl Into<String>) {
+    fn push(&mut self, code: ProblemCode, message: impl Into<String>) {
         self.problems.push(Problem::new(code, message));
     }
 
-    fn warn(&mut self, code: &'static str, message: impl Into<String>) {
+    fn warn(&mut self, code: WarningCode, message: impl Into<String>) {
         self.warnings.push(Problem::new(code, message));
     }
 
@@ -102,7 +103,7 @@ impl Validator {
         let mut report = Report::default();
         if token.len() > MAX_TOKEN_BYTES {
             report.push(
-                "token_too_large",
+                ProblemCode::TokenTooLarge,
                 format!(
                     "the token is {} bytes; at most {MAX_TOKEN_BYTES} are accepted",
                     token.len()
@@ -115,7 +116,7 @@ impl Validator {
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             report.push(
-                "malformed",
+                ProblemCode::Malformed,
                 "a JWT has exactly three dot-separated segments",
             );
             return report;
@@ -126,7 +127,7 @@ impl Validator {
         let signature = match URL_SAFE_NO_PAD.decode(s64) {
             Ok(_) => Some(s64),
             Err(_) => {
-                report.push("bad_encoding", "the signature is not base64url");
+                report.push(ProblemCode::BadEncoding, "the signature is not base64url");
                 None
             }
         };
@@ -136,7 +137,7 @@ impl Validator {
                 let signing_input = &token.as_bytes()[..h64.len() + 1 + p64.len()];
                 if !key.verify(signing_input, signature) {
                     report.push(
-                        "bad_signature",
+                        ProblemCode::BadSignature,
                         format!("the signature does not verify with key {}", key.kid),
                     );
                 }
@@ -159,14 +160,14 @@ impl Validator {
             Some(Value::String(alg)) if alg == "RS256" => true,
             Some(Value::String(alg)) => {
                 report.push(
-                    "alg_not_allowed",
+                    ProblemCode::AlgNotAllowed,
                     format!("alg {:?} is not allowed; only RS256 is", truncate(alg)),
                 );
                 false
             }
             _ => {
                 report.push(
-                    "alg_not_allowed",
+                    ProblemCode::AlgNotAllowed,
                     "the header has no alg; only RS256 is allowed",
                 );
                 false
@@ -175,11 +176,11 @@ impl Validator {
         match header.get("typ") {
             None => {}
             Some(Value::String(t)) if t.eq_ignore_ascii_case("JWT") => {}
-            Some(_) => report.push("unsupported_typ", "typ must be \"JWT\""),
+            Some(_) => report.push(ProblemCode::UnsupportedTyp, "typ must be \"JWT\""),
         }
         if header.contains_key("crit") {
             report.push(
-                "crit_unsupported",
+                ProblemCode::CritUnsupported,
                 "the header lists critical extensions, which are not supported",
             );
         }
@@ -191,21 +192,21 @@ impl Validator {
                 }
                 None if keys.is_revoked(kid) => {
                     report.push(
-                        "revoked_kid",
+                        ProblemCode::RevokedKid,
                         format!("kid {:?} was revoked", truncate(kid)),
                     );
                     None
                 }
                 None => {
                     report.push(
-                        "unknown_kid",
+                        ProblemCode::UnknownKid,
                         format!("kid {:?} is not published", truncate(kid)),
                     );
                     None
                 }
             },
             Some(_) => {
-                report.push("unknown_kid", "kid must be a string");
+                report.push(ProblemCode::UnknownKid, "kid must be a string");
                 None
             }
             None => match keys.single() {
@@ -215,7 +216,7 @@ impl Validator {
                 }
                 None => {
                     report.push(
-                        "missing_kid",
+                        ProblemCode::MissingKid,
                         "the header has no kid, and several keys are published",
                     );
                     None
@@ -228,38 +229,38 @@ impl Validator {
     fn check_claims(&self, report: &mut Report, claims: &Map<String, Value>, now: i64) {
         let leeway = self.leeway;
         match (claims.get("iss"), &self.issuer) {
-            (None, _) => report.push("missing_iss", "the iss claim is required"),
+            (None, _) => report.push(ProblemCode::MissingIss, "the iss claim is required"),
             (Some(Value::String(iss)), Some(expected)) if iss != expected => report.push(
-                "wrong_iss",
+                ProblemCode::WrongIss,
                 format!(
                     "iss {:?} is not the expected issuer {expected:?}",
                     truncate(iss)
                 ),
             ),
             (Some(Value::String(_)), _) => {}
-            (Some(_), _) => report.push("wrong_iss", "iss must be a string"),
+            (Some(_), _) => report.push(ProblemCode::WrongIss, "iss must be a string"),
         }
         match claims.get("sub") {
-            None => report.push("missing_sub", "the sub claim is required"),
+            None => report.push(ProblemCode::MissingSub, "the sub claim is required"),
             Some(Value::String(sub)) => match crate::claims::check_subject(sub) {
                 Err(p) => report.problems.push(p),
                 Ok(()) if !crate::claims::is_guid(sub) => report.warn(
-                    "sub_not_guid",
+                    WarningCode::SubNotGuid,
                     "sub is not a GUID: Omnichannel links the conversation to a contact or account record by its GUID, and persistent chat needs sub to stay the same for the customer",
                 ),
                 Ok(()) => {}
             },
-            Some(_) => report.push("invalid_subject", "sub must be a string"),
+            Some(_) => report.push(ProblemCode::InvalidSubject, "sub must be a string"),
         }
-        let iat = time_claim(report, claims, "iat", true);
-        let exp = time_claim(report, claims, "exp", true);
-        let nbf = time_claim(report, claims, "nbf", false);
+        let iat = time_claim(report, claims, "iat", Some(ProblemCode::MissingIat));
+        let exp = time_claim(report, claims, "exp", Some(ProblemCode::MissingExp));
+        let nbf = time_claim(report, claims, "nbf", None);
         match exp {
             Some(exp) if exp <= now => {
-                report.push("expired", format!("the token expired at {exp} (now {now})"))
+                report.push(ProblemCode::Expired, format!("the token expired at {exp} (now {now})"))
             }
             Some(exp) if exp - now < EXPIRES_SOON_SECONDS => report.warn(
-                "expires_soon",
+                WarningCode::ExpiresSoon,
                 format!(
                     "the token expires in {} s: the widget will ask the page for a new token right after that",
                     exp - now
@@ -271,7 +272,7 @@ impl Validator {
             && nbf > now + leeway
         {
             report.push(
-                "not_yet_valid",
+                ProblemCode::NotYetValid,
                 format!("the token is not valid before {nbf} (now {now})"),
             );
         }
@@ -279,18 +280,18 @@ impl Validator {
             && iat > now + leeway
         {
             report.push(
-                "issued_in_future",
+                ProblemCode::IssuedInFuture,
                 format!("iat {iat} is in the future (now {now})"),
             );
         }
         if let (Some(iat), Some(exp)) = (iat, exp)
             && exp <= iat
         {
-            report.push("exp_before_iat", "exp must be later than iat");
+            report.push(ProblemCode::ExpBeforeIat, "exp must be later than iat");
         }
         match claims.get("lwicontexts") {
             None => report.warn(
-                "no_lwicontexts",
+                WarningCode::NoLwicontexts,
                 "there is no lwicontexts claim: the conversation gets no custom context (it travels only in the token for authenticated chat)",
             ),
             Some(Value::String(raw)) => {
@@ -299,23 +300,24 @@ impl Validator {
                 report.context = Some(context);
             }
             Some(_) => report.push(
-                "lwicontexts_not_string",
+                ProblemCode::LwicontextsNotString,
                 "lwicontexts must be a string holding serialized JSON, not an object",
             ),
         }
     }
 }
 
+/// A time claim's value; `missing` is the problem its absence is, `None` when it is optional.
 fn time_claim(
     report: &mut Report,
     claims: &Map<String, Value>,
     name: &'static str,
-    required: bool,
+    missing: Option<ProblemCode>,
 ) -> Option<i64> {
     match claims.get(name) {
         None => {
-            if required {
-                report.push(missing_code(name), format!("the {name} claim is required"));
+            if let Some(code) = missing {
+                report.push(code, format!("the {name} claim is required"));
             }
             None
         }
@@ -323,7 +325,7 @@ fn time_claim(
             Some(t) if (0..=MAX_NUMERIC_DATE).contains(&t) => Some(t),
             _ => {
                 report.push(
-                    "invalid_time",
+                    ProblemCode::InvalidTime,
                     format!("{name} must be whole unix seconds between 0 and {MAX_NUMERIC_DATE}"),
                 );
                 None
@@ -331,19 +333,11 @@ fn time_claim(
         },
         Some(_) => {
             report.push(
-                "invalid_time",
+                ProblemCode::InvalidTime,
                 format!("{name} must be a number of unix seconds"),
             );
             None
         }
-    }
-}
-
-fn missing_code(name: &str) -> &'static str {
-    match name {
-        "iat" => "missing_iat",
-        "exp" => "missing_exp",
-        _ => "missing_claim",
     }
 }
 
@@ -357,23 +351,26 @@ fn decode_object(
     segment: &str,
 ) -> Option<Map<String, Value>> {
     let Ok(bytes) = URL_SAFE_NO_PAD.decode(segment) else {
-        report.push("bad_encoding", format!("the {part} is not base64url"));
+        report.push(
+            ProblemCode::BadEncoding,
+            format!("the {part} is not base64url"),
+        );
         return None;
     };
     match parse_unique_object(&bytes) {
         Ok(map) => Some(map),
         Err(ObjectError::Duplicate(key)) => {
             report.push(
-                "duplicate_claim",
+                ProblemCode::DuplicateClaim,
                 format!("the {part} repeats the member {:?}", truncate(&key)),
             );
             None
         }
         Err(_) => {
             let code = if part == "header" {
-                "header_not_json"
+                ProblemCode::HeaderNotJson
             } else {
-                "payload_not_json"
+                ProblemCode::PayloadNotJson
             };
             report.push(code, format!("the {part} is not a UTF-8 JSON object"));
             None
@@ -386,6 +383,7 @@ mod tests {
     use super::*;
     use crate::claims::{TokenPolicy, mint};
     use crate::ring::RingState;
+    use crate::{ProblemCode as P, WarningCode as W};
     use serde_json::json;
 
     const NOW: i64 = 1_800_000_000;
@@ -428,7 +426,7 @@ mod tests {
         format!("{input}.{sig}")
     }
 
-    fn codes(r: &Report) -> Vec<&'static str> {
+    fn codes(r: &Report) -> Vec<P> {
         r.problems.iter().map(|p| p.code).collect()
     }
 
@@ -460,16 +458,16 @@ mod tests {
         let r = f.validator.validate(&t, &f.keys, NOW);
         let c = codes(&r);
         for expected in [
-            "wrong_iss",
-            "missing_sub",
-            "missing_iat",
-            "expired",
-            "not_yet_valid",
-            "lwicontexts_not_string",
+            P::WrongIss,
+            P::MissingSub,
+            P::MissingIat,
+            P::Expired,
+            P::NotYetValid,
+            P::LwicontextsNotString,
         ] {
             assert!(c.contains(&expected), "{expected} missing from {c:?}");
         }
-        assert!(!c.contains(&"bad_signature"));
+        assert!(!c.contains(&P::BadSignature));
     }
 
     #[test]
@@ -478,22 +476,22 @@ mod tests {
         let kid = f.ring.current.kid.clone();
         let claims = json!({"iss": "iss.example", "sub": "s", "iat": NOW, "exp": NOW + 60});
         let cases = [
-            (json!({"alg": "none", "kid": kid}), "alg_not_allowed"),
-            (json!({"alg": "HS256", "kid": kid}), "alg_not_allowed"),
-            (json!({"kid": kid}), "alg_not_allowed"),
+            (json!({"alg": "none", "kid": kid}), P::AlgNotAllowed),
+            (json!({"alg": "HS256", "kid": kid}), P::AlgNotAllowed),
+            (json!({"kid": kid}), P::AlgNotAllowed),
             (
                 json!({"alg": "RS256", "kid": "../../etc/passwd"}),
-                "unknown_kid",
+                P::UnknownKid,
             ),
-            (json!({"alg": "RS256"}), "missing_kid"),
-            (json!({"alg": "RS256", "kid": 7}), "unknown_kid"),
+            (json!({"alg": "RS256"}), P::MissingKid),
+            (json!({"alg": "RS256", "kid": 7}), P::UnknownKid),
             (
                 json!({"alg": "RS256", "kid": kid, "crit": ["b64"]}),
-                "crit_unsupported",
+                P::CritUnsupported,
             ),
             (
                 json!({"alg": "RS256", "kid": kid, "typ": "at+jwt"}),
-                "unsupported_typ",
+                P::UnsupportedTyp,
             ),
         ];
         for (header, code) in cases {
@@ -517,17 +515,17 @@ mod tests {
         let mut tampered_sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
         tampered_sig[10] ^= 1;
         let cases = [
-            ("a.b".to_owned(), "malformed"),
-            (format!("{good}.x"), "malformed"),
-            (format!("{good} "), "bad_encoding"),
+            ("a.b".to_owned(), P::Malformed),
+            (format!("{good}.x"), P::Malformed),
+            (format!("{good} "), P::BadEncoding),
             (
                 format!("{hp}.{}", URL_SAFE_NO_PAD.encode(&tampered_sig)),
-                "bad_signature",
+                P::BadSignature,
             ),
-            ("x".repeat(MAX_TOKEN_BYTES + 1), "token_too_large"),
+            ("x".repeat(MAX_TOKEN_BYTES + 1), P::TokenTooLarge),
             (
                 format!("{}.e30.", URL_SAFE_NO_PAD.encode([0xff, 0xfe])),
-                "header_not_json",
+                P::HeaderNotJson,
             ),
         ];
         for (token, code) in cases {
@@ -554,7 +552,7 @@ mod tests {
             );
             let r = f.validator.validate(&t, &f.keys, NOW);
             assert!(
-                codes(&r).contains(&"invalid_time"),
+                codes(&r).contains(&P::InvalidTime),
                 "{bad}: {:?}",
                 r.problems
             );
@@ -576,11 +574,28 @@ mod tests {
             codes(&f.validator.validate(&t, &f.keys, NOW))
         };
         assert!(at(NOW + 1, NOW - 900).is_empty());
-        assert_eq!(at(NOW, NOW - 900), vec!["expired"]);
-        assert_eq!(at(NOW - 1, NOW - 900), vec!["expired"]);
-        assert_eq!(at(NOW - 59, NOW - 900), vec!["expired"]);
+        assert_eq!(at(NOW, NOW - 900), vec![P::Expired]);
+        assert_eq!(at(NOW - 1, NOW - 900), vec![P::Expired]);
+        assert_eq!(at(NOW - 59, NOW - 900), vec![P::Expired]);
         assert!(at(NOW + 900, NOW + 60).is_empty());
-        assert_eq!(at(NOW + 900, NOW + 61), vec!["issued_in_future"]);
+        assert_eq!(at(NOW + 900, NOW + 61), vec![P::IssuedInFuture]);
+    }
+
+    #[test]
+    fn the_report_carries_codes_as_clients_see_them() {
+        let f = fixture();
+        let kid = f.ring.current.kid.clone();
+        let t = forge(
+            &f,
+            json!({"alg": "RS256", "kid": kid}),
+            json!({"iss": "iss.example", "sub": "s", "iat": NOW - 900, "exp": NOW}),
+        );
+        let v = f.validator.validate(&t, &f.keys, NOW).to_json();
+        assert_eq!(
+            v["problems"],
+            json!([{"code": "expired", "message": format!("the token expired at {NOW} (now {NOW})")}])
+        );
+        assert_eq!(v["warnings"][0]["code"], "sub_not_guid");
     }
 
     #[test]
@@ -602,19 +617,19 @@ mod tests {
         let guid = "3f2c8e4a-6b1d-4c9e-9a7f-0d5e8b2a1c44";
         let ctx = json!({"lwicontexts": "{\"a\":1}"});
         assert!(warned(guid, NOW + 60, ctx.clone()).is_empty());
-        assert_eq!(warned(guid, NOW + 59, ctx.clone()), vec!["expires_soon"]);
-        assert_eq!(warned(guid, NOW + 1, ctx.clone()), vec!["expires_soon"]);
+        assert_eq!(warned(guid, NOW + 59, ctx.clone()), vec![W::ExpiresSoon]);
+        assert_eq!(warned(guid, NOW + 1, ctx.clone()), vec![W::ExpiresSoon]);
         assert_eq!(
             warned("alice@contoso.com", NOW + 900, ctx.clone()),
-            vec!["sub_not_guid"]
+            vec![W::SubNotGuid]
         );
         assert_eq!(
             warned(&guid.replace('-', ""), NOW + 900, ctx.clone()),
-            vec!["sub_not_guid"]
+            vec![W::SubNotGuid]
         );
         assert_eq!(
             warned(&guid.to_uppercase(), NOW + 900, json!({})),
-            vec!["no_lwicontexts"]
+            vec![W::NoLwicontexts]
         );
     }
 
@@ -641,7 +656,7 @@ mod tests {
         let t = format!("{input}.{sig}");
         assert_eq!(
             codes(&f.validator.validate(&t, &f.keys, NOW)),
-            vec!["duplicate_claim"]
+            vec![P::DuplicateClaim]
         );
     }
 }

@@ -26,7 +26,9 @@ pub mod time;
 pub use claims::{Claims, TokenPolicy};
 pub use config::{Config, Section};
 pub use context::CustomContext;
-pub use error::{Error, Problem, chain};
+#[cfg(any(test, feature = "test-util"))]
+pub use error::documents;
+pub use error::{Error, Problem, ProblemCode, Warning, WarningCode, chain};
 pub use publish::PublicKeySet;
 pub use ring::{Lifecycle, LoadedRing, RingPolicy, RingState};
 

@@ -6,7 +6,7 @@
 
 use crate::config::IdentityConfig;
 use crate::context::CustomContext;
-use crate::{Error, Problem, Result};
+use crate::{Error, Result};
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
 
@@ -64,11 +64,7 @@ impl IdentityMapping {
         for (key, value) in client.into_iter().flatten() {
             if !self.client_keys.contains(key) {
                 let shown: String = key.chars().take(100).collect();
-                return Err(Problem::new(
-                    "context_key_not_allowed",
-                    format!("context key {shown:?} may not be set by the client"),
-                )
-                .into());
+                return Err(Error::ContextKeyNotAllowed(shown));
             }
             context.insert_json(key, value)?;
         }

@@ -195,9 +195,70 @@ pub struct Rotated {
     /// The derived ring.
     pub ring: RingState,
     /// Why `next` was not promoted, if it was not.
-    pub deferred: Option<String>,
+    pub deferred: Option<Deferral>,
     /// Verify-only keys dropped because every token they signed has expired.
     pub pruned: Vec<String>,
+}
+
+/// Why a scheduled rotation kept the current key signing (invariants 1 and 2). Its `Display`
+/// is what operators read: `chat-auth rotate` prints it, and rotate-keys' summary carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deferral {
+    /// `next` is not in the published set yet, so no cache can have seen it.
+    NextNotPublished {
+        /// `next`'s kid.
+        kid: String,
+        /// How long it must then stay published before it signs, in seconds.
+        min_published: i64,
+    },
+    /// `next` is published, but for less than caches need.
+    NextPublishedTooRecently {
+        /// `next`'s kid.
+        kid: String,
+        /// Seconds it has been published.
+        published_for: i64,
+        /// Seconds caches need ([`RingPolicy::min_published`]).
+        min_published: i64,
+        /// The first time a rotation promotes it.
+        usable_at: i64,
+    },
+    /// Promoting would retire a key past [`MAX_VERIFY_ONLY`] verify-only keys, each still
+    /// covering live tokens.
+    TooManyVerifyOnly {
+        /// When the oldest can be pruned; `None` until a publication records when it stopped
+        /// signing.
+        prunable_at: Option<i64>,
+    },
+}
+
+impl std::fmt::Display for Deferral {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Deferral::NextNotPublished { kid, min_published } => write!(
+                f,
+                "next key {kid} is not in the published set yet; it signs once it has been published for {min_published} s"
+            ),
+            Deferral::NextPublishedTooRecently {
+                kid,
+                published_for,
+                min_published,
+                usable_at,
+            } => write!(
+                f,
+                "next key {kid} has been published for {published_for} s of the {min_published} s caches need; a rotation at or after {usable_at} promotes it"
+            ),
+            Deferral::TooManyVerifyOnly { prunable_at } => {
+                write!(
+                    f,
+                    "the ring already holds {MAX_VERIFY_ONLY} verify-only keys that cover live tokens; the oldest can be pruned at "
+                )?;
+                match prunable_at {
+                    Some(t) => write!(f, "{t}"),
+                    None => f.write_str("its next publication"),
+                }
+            }
+        }
+    }
 }
 
 impl RingState {
@@ -274,27 +335,25 @@ impl RingState {
             .and_then(|set| set.key(&self.next.kid))
             .and_then(|k| k.published);
         let deferred = match shown {
-            None => Some(format!(
-                "next key {} is not in the published set yet; it signs once it has been published for {} s",
-                self.next.kid, policy.min_published
-            )),
-            Some(since) if now - since < policy.min_published => Some(format!(
-                "next key {} has been published for {} s of the {} s caches need; a rotation at or after {} promotes it",
-                self.next.kid,
-                now - since,
-                policy.min_published,
-                since + policy.min_published
-            )),
-            Some(_) if ring.retired.len() >= MAX_VERIFY_ONLY => Some(format!(
-                "the ring already holds {MAX_VERIFY_ONLY} verify-only keys that cover live tokens; the oldest can be pruned at {}",
-                ring.retired
+            None => Some(Deferral::NextNotPublished {
+                kid: self.next.kid.clone(),
+                min_published: policy.min_published,
+            }),
+            Some(since) if now - since < policy.min_published => {
+                Some(Deferral::NextPublishedTooRecently {
+                    kid: self.next.kid.clone(),
+                    published_for: now - since,
+                    min_published: policy.min_published,
+                    usable_at: since + policy.min_published,
+                })
+            }
+            Some(_) if ring.retired.len() >= MAX_VERIFY_ONLY => Some(Deferral::TooManyVerifyOnly {
+                prunable_at: ring
+                    .retired
                     .first()
                     .and_then(|k| stopped_at(k, published))
-                    .map_or_else(
-                        || "its next publication".to_owned(),
-                        |t| (t + policy.keep_published).to_string()
-                    )
-            )),
+                    .map(|t| t + policy.keep_published),
+            }),
             Some(_) => None,
         };
         if deferred.is_none() {
@@ -596,17 +655,26 @@ mod tests {
         let life = life(600);
         let ring = RingState::genesis(&life, 0).unwrap();
         let unpublished = ring.rotate(None, &life, 10).unwrap();
-        assert!(
-            unpublished
-                .deferred
-                .unwrap()
-                .contains("not in the published set")
+        assert_eq!(
+            unpublished.deferred,
+            Some(Deferral::NextNotPublished {
+                kid: ring.next.kid.clone(),
+                min_published: 600
+            })
         );
         assert_eq!(unpublished.ring.current, ring.current);
 
         let set = ring.publication(None, None, &life.policy, 0).unwrap();
         let early = ring.rotate(Some(&set), &life, 599).unwrap();
-        assert!(early.deferred.unwrap().contains("at or after 600"));
+        assert_eq!(
+            early.deferred,
+            Some(Deferral::NextPublishedTooRecently {
+                kid: ring.next.kid.clone(),
+                published_for: 599,
+                min_published: 600,
+                usable_at: 600
+            })
+        );
         assert_eq!(early.ring.next, ring.next, "next keeps waiting");
         assert_eq!(early.ring.parent.as_deref(), Some(ring.digest().as_str()));
 
@@ -615,6 +683,61 @@ mod tests {
         assert_eq!(on_time.ring.current.kid, ring.next.kid);
         assert_eq!(on_time.ring.retired[0].kid, ring.current.kid);
         assert_eq!(on_time.ring.retired[0].times.retires, 600);
+    }
+
+    /// Operators and the rotate-keys summary read these sentences; tests elsewhere match them.
+    #[test]
+    fn a_deferral_reads_as_it_always_has() {
+        let text = |d: Deferral| d.to_string();
+        assert_eq!(
+            text(Deferral::NextNotPublished {
+                kid: "k".into(),
+                min_published: 600
+            }),
+            "next key k is not in the published set yet; it signs once it has been published for 600 s"
+        );
+        assert_eq!(
+            text(Deferral::NextPublishedTooRecently {
+                kid: "k".into(),
+                published_for: 599,
+                min_published: 600,
+                usable_at: 600
+            }),
+            "next key k has been published for 599 s of the 600 s caches need; a rotation at or after 600 promotes it"
+        );
+        assert_eq!(
+            text(Deferral::TooManyVerifyOnly {
+                prunable_at: Some(7)
+            }),
+            "the ring already holds 8 verify-only keys that cover live tokens; the oldest can be pruned at 7"
+        );
+        assert_eq!(
+            text(Deferral::TooManyVerifyOnly { prunable_at: None }),
+            "the ring already holds 8 verify-only keys that cover live tokens; the oldest can be pruned at its next publication"
+        );
+    }
+
+    #[test]
+    fn a_rotation_past_the_verify_only_bound_waits_for_the_oldest_to_go() {
+        let life = life(0);
+        let mut ring = RingState::genesis(&life, 0).unwrap();
+        let mut set = ring.publication(None, None, &life.policy, 0).unwrap();
+        for t in 1..=MAX_VERIFY_ONLY as i64 {
+            ring = ring.rotate(Some(&set), &life, t * 10).unwrap().ring;
+            set = ring
+                .publication(None, Some(&set), &life.policy, t * 10)
+                .unwrap();
+        }
+        assert_eq!(ring.retired.len(), MAX_VERIFY_ONLY);
+        let stopped = set.key(&ring.retired[0].kid).unwrap().stopped.unwrap();
+        let held = ring.rotate(Some(&set), &life, 100).unwrap();
+        assert_eq!(
+            held.deferred,
+            Some(Deferral::TooManyVerifyOnly {
+                prunable_at: Some(stopped + life.policy.keep_published)
+            })
+        );
+        assert_eq!(held.ring.current, ring.current);
     }
 
     #[test]

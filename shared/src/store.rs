@@ -215,7 +215,8 @@ fn current_of(basis: Basis) -> Result<RingState> {
     basis.current.ok_or(Error::NotProvisioned("key ring"))
 }
 
-/// One of the four rotation steps.
+/// One of the four rotation steps; [`Step::as_str`] is the name Secrets Manager's rotation
+/// event carries, written nowhere else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     /// createSecret: derive the pending ring.
@@ -230,6 +231,29 @@ pub enum Step {
 
 /// The four steps in order.
 pub const STEPS: [Step; 4] = [Step::Create, Step::Set, Step::Test, Step::Finish];
+
+impl Step {
+    /// The step's name in a rotation event's `Step` member.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Create => "createSecret",
+            Step::Set => "setSecret",
+            Step::Test => "testSecret",
+            Step::Finish => "finishSecret",
+        }
+    }
+
+    /// The step a rotation event names, if it is one of the four.
+    pub fn from_name(name: &str) -> Option<Step> {
+        STEPS.into_iter().find(|step| step.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// What a step did: for `Create`, the rotation it derived (`None` when the pending ring
 /// already existed).
@@ -325,7 +349,11 @@ pub async fn create<S: KeyStore>(
         id,
         version = rotated.ring.version,
         signs = %rotated.ring.current.kid,
-        deferred = rotated.deferred.as_deref().unwrap_or(""),
+        deferred = rotated
+            .deferred
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
         pruned = rotated.pruned.len(),
         "createSecret: pending ring stored"
     );
@@ -375,7 +403,7 @@ pub async fn test<S: KeyStore>(store: &S, id: &str, now: i64) -> Result<()> {
     };
     let report = validator.validate(&probe.token, &published.render()?.keys, now);
     if !report.is_active() {
-        let codes: Vec<&str> = report.problems.iter().map(|p| p.code).collect();
+        let codes: Vec<&str> = report.problems.iter().map(|p| p.code.as_str()).collect();
         return Err(failed(format!(
             "a token signed by the pending key does not verify against the published set: {codes:?}"
         )));
@@ -599,5 +627,19 @@ mod memory {
         async fn promote(&self, id: &str, base: Option<&str>) -> Result<()> {
             self.lock().0.promote(id, base)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_is_found_by_its_event_name_only() {
+        for step in STEPS {
+            assert_eq!(Step::from_name(step.as_str()), Some(step));
+        }
+        assert_eq!(Step::from_name("createsecret"), None);
+        assert_eq!(Step::from_name("Create"), None);
     }
 }

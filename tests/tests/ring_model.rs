@@ -628,7 +628,7 @@ async fn a_paused_publication_keeps_a_later_revocation<S: KeyStore>(fresh: impl 
             set.revoked
         );
         let report = validator().validate(&token, &set.render().unwrap().keys, START + 10);
-        let codes: Vec<&str> = report.problems.iter().map(|p| p.code).collect();
+        let codes: Vec<&str> = report.problems.iter().map(|p| p.code.as_str()).collect();
         assert_eq!(codes, ["revoked_kid"], "paused before call {at}");
     }
 }

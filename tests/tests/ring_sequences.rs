@@ -595,7 +595,8 @@ impl<'a> Run<'a> {
             for (name, _, keys) in &docs {
                 let report = self.validator.validate(&t.token, keys, now);
                 if !report.is_active() {
-                    let codes: Vec<&str> = report.problems.iter().map(|p| p.code).collect();
+                    let codes: Vec<&str> =
+                        report.problems.iter().map(|p| p.code.as_str()).collect();
                     failed.push(format!("the served {name} ({codes:?})"));
                 }
             }

@@ -56,7 +56,7 @@ async fn validate<P: PublicKeySource>(
             .validator
             .validate(&request.token, &docs.keys, chat_auth_shared::time::now());
     if !report.is_active() {
-        let codes: Vec<&str> = report.problems.iter().map(|p| p.code).collect();
+        let codes: Vec<&str> = report.problems.iter().map(|p| p.code.as_str()).collect();
         tracing::info!(?codes, "token refused");
         for code in &codes {
             chat_auth_host::telemetry::metrics(
