@@ -8,9 +8,9 @@ use chat_auth_shared::{PublicKeySet, Result, RingState};
 /// `CHAT_AUTH_PUBLIC_KEYS_SECRET_ID` is set, else the file store (under a local Lambda runtime).
 #[derive(Debug, Clone)]
 pub enum AnyStore {
-    /// Secrets Manager.
+    /// On Lambda: the two secrets, each function reading only the one its IAM role allows.
     SecretsManager(SecretsManagerStore),
-    /// A data directory.
+    /// Under a local Lambda runtime, so that the functions run with no AWS account.
     File(FileStore),
 }
 

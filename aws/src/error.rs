@@ -10,7 +10,8 @@ pub enum RotationError {
     UnknownVersion {
         /// The ClientRequestToken.
         token: String,
-        /// The secret.
+        /// The secret it was sent for, so that the log says which of the two secrets' rotation
+        /// a stray token was aimed at.
         secret: String,
     },
     /// The token's version is neither current nor pending.
@@ -18,7 +19,8 @@ pub enum RotationError {
     NotPending {
         /// The ClientRequestToken.
         token: String,
-        /// The secret.
+        /// The secret it was sent for, so that the log says which of the two secrets' rotation
+        /// a stray token was aimed at.
         secret: String,
     },
     /// The step name is not one of the four.

@@ -7,6 +7,7 @@
 
 use crate::secrets::{CURRENT, PENDING};
 use crate::{RotationError, SecretsManagerStore};
+use aws_lambda_events::event::secretsmanager::SecretsManagerSecretRotationEvent;
 use chat_auth_shared::Lifecycle;
 use chat_auth_shared::ring::Deferral;
 use chat_auth_shared::store::{self, Step};
@@ -17,19 +18,10 @@ use serde::Deserialize;
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 pub enum Invocation {
-    /// A rotation step.
-    Step {
-        /// The step's name as sent: an unknown one is refused by name
-        /// ([`RotationError::InvalidStep`]), not as an unreadable event.
-        #[serde(rename = "Step")]
-        step: String,
-        /// The signing secret.
-        #[serde(rename = "SecretId")]
-        secret_id: String,
-        /// The version being created.
-        #[serde(rename = "ClientRequestToken")]
-        token: String,
-    },
+    /// A rotation step, as aws_lambda_events reads Secrets Manager's event. Its step is the
+    /// name as sent: an unknown one is refused by name ([`RotationError::InvalidStep`]), not
+    /// as an unreadable event.
+    Step(SecretsManagerSecretRotationEvent),
     /// Drop a compromised key now.
     Emergency {
         /// The kid to drop.
@@ -43,7 +35,7 @@ pub enum Invocation {
 pub enum Outcome {
     /// A rotation step ran (or had already run: every step is safe to repeat).
     Done {
-        /// The step.
+        /// Which of the four; a repeated step is reported as done, not as an error.
         step: Step,
         /// The secret version it worked on.
         token: String,
@@ -116,11 +108,12 @@ impl Rotator {
     /// Handles one invocation at time `now`.
     pub async fn handle(&self, invocation: Invocation, now: i64) -> Result<Outcome, RotationError> {
         match invocation {
-            Invocation::Step {
+            Invocation::Step(SecretsManagerSecretRotationEvent {
                 step,
                 secret_id,
-                token,
-            } => {
+                client_request_token: token,
+                ..
+            }) => {
                 let step = Step::from_name(&step)
                     .ok_or_else(|| RotationError::InvalidStep(step.chars().take(40).collect()))?;
                 let outcome = self.step(&secret_id, &token, step, now).await?;

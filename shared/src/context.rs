@@ -49,7 +49,7 @@ pub enum ContextValue {
     Plain(Primitive),
     /// `"key": {"value": primitive, "isDisplayable": bool}`, or with `"Value"`.
     Detailed {
-        /// The value.
+        /// What the agent sees; only primitives reach Omnichannel, never nested objects.
         value: Primitive,
         /// Whether agents see it; `None` when the object had no `isDisplayable`.
         is_displayable: Option<bool>,

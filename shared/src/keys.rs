@@ -102,6 +102,12 @@ impl StoredKey {
     }
 
     /// The parsed key, once it is at least 2048 bits and its thumbprint is the stored kid.
+    /// Checks the key as [`StoredKey::parse`] does, without building a signer: what reading a
+    /// stored ring needs, so that a cache refresh does not build signers it throws away.
+    pub fn validate(&self) -> Result<()> {
+        self.checked_pair().map(drop)
+    }
+
     fn checked_pair(&self) -> Result<std::sync::Arc<KeyPair>> {
         let pair = crate::crypto::parse_pkcs8(&self.pkcs8.0)
             .map_err(|e| Error::corrupt("key ring", format!("key {}: {e}", self.kid)))?;

@@ -46,8 +46,9 @@
 //! 4. **Racing writers: exactly one wins.** Every write of the current ring is a compare-and-swap
 //!    on the *digest* of the ring it was derived from, so every writer that started from one base
 //!    collides, whatever it wrote.
-//! 5. **Caches follow content.** Documents are identified by the digest of their content
-//!    ([`RingState::digest`], [`crate::publish::PublicKeySet::digest`]), never by version number.
+//! 5. **Caches follow content.** A cache keeps what it prepared until a refreshed document
+//!    differs in content from the one it prepared it from, never by version number; writers
+//!    name lineage by digest ([`RingState::digest`], [`crate::publish::PublicKeySet::digest`]).
 //! 6. **Revocation reaches warm signers.** A warm function signs from a ring it could not refresh
 //!    for at most the signing stale cap (`CHAT_AUTH_SIGNING_STALE_SECONDS`), shorter than the stale
 //!    bound for verification material; past it, minting fails closed (see [`crate::cache`]).
@@ -158,7 +159,8 @@ pub struct RetiredKey {
 /// A kid withdrawn by an emergency.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Revocation {
-    /// The kid.
+    /// Kept after the key itself is gone, so that no later ring or publication can bring a key
+    /// with this thumbprint back.
     pub kid: String,
     /// When (unix seconds).
     pub at: i64,
@@ -561,12 +563,20 @@ impl RingState {
 
     /// Parses the signing key; the result signs without further parsing.
     pub fn load(&self) -> Result<LoadedRing> {
-        self.check()?;
-        self.next.parse()?;
+        self.validate()?;
         Ok(LoadedRing {
             version: self.version,
             signer: self.current.parse()?,
         })
+    }
+
+    /// The ring's invariants and both keys checked (aws-lc's parse is remembered by digest), with
+    /// no signer built: [`RingState::from_json`] runs on every cache refresh, and only a changed
+    /// ring is loaded for signing.
+    fn validate(&self) -> Result<()> {
+        self.check()?;
+        self.current.validate()?;
+        self.next.validate()
     }
 
     /// Parses a stored ring document and checks it.
@@ -575,7 +585,7 @@ impl RingState {
             serde_json::from_slice(bytes).map_err(Error::unreadable("key ring"))?;
         check_period(ring.rotation_period)
             .map_err(|_| Error::corrupt("key ring", "rotation_period is too short"))?;
-        ring.load()?;
+        ring.validate()?;
         Ok(ring)
     }
 

@@ -6,13 +6,9 @@ use chat_auth_aws::rotation::{Invocation, Outcome, Rotator};
 use lambda_runtime::Error;
 use serde_json::{Value, json};
 
-/// Handles one invocation payload at time `now`. The rotation event is parsed as
-/// `chat_auth_aws::rotation::Invocation`, not as aws_lambda_events'
-/// `SecretsManagerSecretRotationEvent`: the same three fields (`Step`, `SecretId`,
-/// `ClientRequestToken`; neither keeps `RotationToken`), but `Invocation` is also the operator's
-/// `{"emergencyKid"}` and lives in aws/src/rotation.rs, where a
-/// `Step(SecretsManagerSecretRotationEvent)` variant would replace the hand-written one (that
-/// file was outside the change that looked at this).
+/// Handles one invocation payload at time `now`: Secrets Manager's rotation event (read by
+/// aws_lambda_events) or the operator's `{"emergencyKid"}`, one `Invocation`. A payload that is
+/// neither gets a fixed message, so that nothing of it is echoed into the logs.
 pub async fn handle(rotator: &Rotator, payload: Value, now: i64) -> Result<Value, Error> {
     let invocation: Invocation = serde_json::from_value(payload).map_err(|_| {
         Error::from("expected a Secrets Manager rotation event or {\"emergencyKid\": \"...\"}")
