@@ -80,9 +80,10 @@ pub fn run(
         return Ok(figures);
     }
     let moto = Moto::start(log_to(&workspace.log("moto"))?);
-    let moto = MotoLog {
+    let mut moto = MotoLog {
         moto: client.block_on(moto),
         log: workspace.log("moto"),
+        env: Vec::new(),
     };
     for (name, file) in [
         (SIGNING_SECRET, "ring.json"),
@@ -98,8 +99,8 @@ pub fn run(
             moto.log.display()
         )));
     }
-    let mut store_env = moto.moto.env();
-    store_env.extend(
+    moto.env = moto.moto.env();
+    moto.env.extend(
         [
             ("CHAT_AUTH_SIGNING_SECRET_ID", SIGNING_SECRET),
             ("CHAT_AUTH_PUBLIC_KEYS_SECRET_ID", PUBLIC_SECRET),
@@ -113,9 +114,7 @@ pub fn run(
     let mut peaks = Vec::new();
     for (function, binary) in &functions {
         let floor = floors.take()?;
-        let (warm, peak) = host.warm(
-            &moto, *function, binary, &store_env, &token, floor, baseline,
-        )?;
+        let (warm, peak) = host.warm(&moto, *function, binary, &token, floor, baseline)?;
         figures.extend(warm);
         peaks.push((function.name(), peak));
     }
@@ -199,7 +198,6 @@ impl Host<'_> {
         moto: &MotoLog,
         function: Function,
         binary: &Path,
-        env: &[(String, String)],
         token: &str,
         floor: Option<usize>,
         baseline: f64,
@@ -212,7 +210,7 @@ impl Host<'_> {
         ));
         let event = event(function, token);
         let before = moto.requests()?;
-        let mut started = self.cold_start(function, binary, env, &event)?;
+        let mut started = self.cold_start(function, binary, &moto.env, &event)?;
         let mut cold_calls = moto.requests()? - before;
         let mut rounds = vec![started.round];
         let mut inits = vec![started.init];
@@ -220,7 +218,7 @@ impl Host<'_> {
             // The previous start's runtime and process stop before the next start.
             drop(started);
             let before = moto.requests()?;
-            started = self.cold_start(function, binary, env, &event)?;
+            started = self.cold_start(function, binary, &moto.env, &event)?;
             cold_calls = moto.requests()? - before;
             rounds.push(started.round);
             inits.push(started.init);
@@ -431,10 +429,12 @@ fn event(function: Function, token: &str) -> Value {
     }
 }
 
-/// moto, with the log whose request lines count the Secrets Manager calls a function makes.
+/// moto, with the log whose request lines count the Secrets Manager calls a function makes,
+/// and the environment that points a function at its two secrets there.
 struct MotoLog {
     moto: Moto,
     log: std::path::PathBuf,
+    env: Vec<(String, String)>,
 }
 
 impl MotoLog {
