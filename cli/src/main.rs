@@ -52,8 +52,9 @@ enum Command {
     },
     /// Rotate the local ring (next signs, current turns verify-only), or revoke a key at once.
     Rotate {
-        /// Revoke this kid now (any role) instead of a scheduled rotation.
-        #[arg(long, value_name = "KID")]
+        /// Revoke this kid now (any role) instead of a scheduled rotation. A kid is base64url, so
+        /// one in 64 starts with `-`: clap must take it as the value, not as a flag.
+        #[arg(long, value_name = "KID", allow_hyphen_values = true)]
         emergency: Option<String>,
     },
     /// Print every key with its state and when it will be pruned (creates the ring if none).

@@ -106,6 +106,20 @@ fn keys_creates_the_ring_and_rapid_rotations_wait_for_caches_and_lose_no_token()
     }
 }
 
+/// A kid is base64url, so one in 64 starts with `-` (a full test run once drew one and clap
+/// refused `--emergency -u…` as an unknown flag): such a kid reaches the ring's own check.
+#[test]
+fn an_emergency_kid_that_starts_with_a_hyphen_is_taken_as_the_kid() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["rotate", "--emergency", "-uNoSuchKid"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("no key \"-uNoSuchKid\" in the ring"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn rotations_keep_every_live_token_and_a_revoked_key_stays_out() {
     let dir = tempfile::tempdir().unwrap();
