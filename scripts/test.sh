@@ -3,8 +3,9 @@
 #
 # On 2 cores the build is the critical path, so nothing waits for anything it does not need:
 # - the installs (PyPI, Debian, npm: mostly network) run beside the build;
-# - clippy runs beside the test run (mostly waiting on real peers and real time), in its own
-#   target directory, because cargo holds the build directory's lock for a whole `cargo test`.
+# - clippy runs beside the test run, in the same target directory (so that the build scripts'
+#   outputs, aws-lc's C library among them, are shared), started once `cargo test` has finished
+#   its own up-to-date check and released the directory's lock to run the tests.
 # Each phase prints its wall time; docs/testing.md quotes a fresh-clone run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,11 +49,17 @@ if ! wait "$installing"; then
 fi
 
 phase "cargo test, with cargo clippy beside it (log: target/clippy.log)"
-CARGO_TARGET_DIR=target/clippy cargo clippy --workspace --all-targets -- -D warnings \
-  > target/clippy.log 2>&1 &
-linting=$!
 tested=0
-cargo test --workspace || tested=$?
+rm -f target/test.stderr
+cargo test --workspace 2> >(tee target/test.stderr >&2) &
+testing=$!
+# cargo prints "Running" when its build is done and the lock is free; clippy waits for that.
+until grep -q "Running" target/test.stderr 2>/dev/null || ! kill -0 "$testing" 2>/dev/null; do
+  sleep 1
+done
+cargo clippy --workspace --all-targets -- -D warnings > target/clippy.log 2>&1 &
+linting=$!
+wait "$testing" || tested=$?
 linted=0
 wait "$linting" || linted=$?
 if [ "$linted" -ne 0 ]; then
