@@ -518,7 +518,7 @@ impl<'a> Run<'a> {
             .rig
             .functions()
             .keys
-            .invoke(&event)
+            .invoke(event)
             .await
             .map_err(|e| format!("public-keys failed for the {name}: {}", error_message(&e)))?;
         let body = response_body(&response)?;
