@@ -178,7 +178,7 @@ impl Host<'_> {
         for _ in 0..self.settings.cold_runs {
             let started = self.cold_start(function, binary, env, &event(function, token))?;
             rounds.push(started.round);
-            inits.push(started.init);
+            inits.extend(started.init);
             if function == Function::MintToken {
                 *token = response_body(&started.answer).map_err(Error::Answer)?;
             }
@@ -213,7 +213,7 @@ impl Host<'_> {
         let mut started = self.cold_start(function, binary, &moto.env, &event)?;
         let mut cold_calls = moto.requests()? - before;
         let mut rounds = vec![started.round];
-        let mut inits = vec![started.init];
+        let mut inits = Vec::from_iter(started.init);
         for _ in 1..self.settings.cold_runs {
             // The previous start's runtime and process stop before the next start.
             drop(started);
@@ -221,7 +221,7 @@ impl Host<'_> {
             started = self.cold_start(function, binary, &moto.env, &event)?;
             cold_calls = moto.requests()? - before;
             rounds.push(started.round);
-            inits.push(started.init);
+            inits.extend(started.init);
         }
         let pid = started.function.process.pid();
         let before = moto.requests()?;
@@ -330,7 +330,11 @@ impl Host<'_> {
             floor: None,
         };
         check(function, &answer)?;
-        let init = Breakdown::read(&log, spawned, round.value)?;
+        // The do-nothing function logs no start of its own to break down.
+        let init = match function {
+            Function::DoNothing => None,
+            _ => Some(Breakdown::read(&log, spawned, round.value)?),
+        };
         Ok(ColdStart {
             function: started,
             _runtime: runtime,
@@ -370,7 +374,7 @@ struct ColdStart {
     function: harness::Function,
     _runtime: LambdaRuntime,
     round: Round,
-    init: Breakdown,
+    init: Option<Breakdown>,
     answer: Value,
 }
 
