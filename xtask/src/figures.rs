@@ -282,11 +282,19 @@ impl Figure {
             .collect()
     }
 
-    /// The median over rounds of the time beyond one `op`: what the work costs besides the RSA
-    /// operation it is built around.
+    /// The median over rounds of the time beyond one `op` of the run's median floor: what the
+    /// work costs besides the RSA operation it is built around. One floor for the whole run,
+    /// not the floors around each round, because overheads of two figures are compared with
+    /// each other: one run's floors ranged from 249.6 to 469.0 µs, and subtracting a different
+    /// one from each side compared the floors, not the servers.
     pub fn overhead(&self, op: Op, floors: &Floors) -> Option<f64> {
+        let taken = floors.taken();
+        if taken.is_empty() {
+            return None;
+        }
+        let floor = median(taken.iter().map(|f| op.of(f)));
         let timed = self.timed(op, floors)?;
-        Some(median(timed.iter().map(|(time, floor)| time - floor)))
+        Some(median(timed.iter().map(|(time, _)| time - floor)))
     }
 
     /// The median over rounds of the time beyond `baseline` seconds, as a multiple of `op`.
