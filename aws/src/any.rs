@@ -19,7 +19,9 @@ impl AnyStore {
     /// never get the private ring, even when it is configured).
     pub async fn open(config: &StoreConfig, with_signing: bool) -> Result<Self> {
         match config {
-            StoreConfig::SecretsManager { public, signing } => {
+            StoreConfig::SecretsManager {
+                public, signing, ..
+            } => {
                 let signing = match (with_signing, signing) {
                     (false, _) => None,
                     (true, Some(signing)) => Some(signing.clone()),

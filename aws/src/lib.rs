@@ -8,9 +8,58 @@
 
 mod any;
 mod error;
+pub mod kms;
 pub mod rotation;
 mod secrets;
 
 pub use any::AnyStore;
 pub use error::RotationError;
 pub use secrets::SecretsManagerStore;
+
+use chat_auth_shared::config::{Custody, RingConfig, StoreConfig};
+use chat_auth_shared::{Lifecycle, claims::RemoteSigner};
+use std::sync::Arc;
+
+/// The standard AWS environment (region, credentials, `AWS_ENDPOINT_URL`), read once per
+/// process: Secrets Manager's and KMS's clients share it.
+pub async fn sdk_config() -> &'static aws_config::SdkConfig {
+    static CONFIG: tokio::sync::OnceCell<aws_config::SdkConfig> =
+        tokio::sync::OnceCell::const_new();
+    CONFIG
+        .get_or_init(|| aws_config::load_defaults(aws_config::BehaviorVersion::latest()))
+        .await
+}
+
+/// The ring's rules with the keys' custody: fresh keys in the ring, or made in KMS.
+pub async fn lifecycle(
+    ring: &RingConfig,
+    store: &StoreConfig,
+) -> chat_auth_shared::Result<Lifecycle> {
+    match store {
+        StoreConfig::SecretsManager {
+            custody: Custody::Kms { stack_tag },
+            ..
+        } => {
+            let stack = stack_tag.clone().ok_or(chat_auth_shared::Error::Config {
+                var: "CHAT_AUTH_KMS_STACK_TAG",
+                reason: "is required with CHAT_AUTH_KEY_CUSTODY=kms".into(),
+            })?;
+            let custody = kms::KmsCustody::new(kms::client(sdk_config().await), stack);
+            Ok(Lifecycle::in_custody(ring.ring_policy(), Arc::new(custody)))
+        }
+        _ => Ok(ring.lifecycle()),
+    }
+}
+
+/// mint-token's signer for keys in KMS, in custody `kms`.
+pub async fn remote_signer(store: &StoreConfig) -> Option<Arc<dyn RemoteSigner>> {
+    match store {
+        StoreConfig::SecretsManager {
+            custody: Custody::Kms { .. },
+            ..
+        } => Some(Arc::new(kms::KmsSigner::new(kms::client(
+            sdk_config().await,
+        )))),
+        _ => None,
+    }
+}

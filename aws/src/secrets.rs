@@ -34,8 +34,7 @@ impl SecretsManagerStore {
 
     /// A client from the standard AWS environment (region, credentials, `AWS_ENDPOINT_URL`).
     pub async fn client_from_env() -> Client {
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Client::new(&config)
+        Client::new(crate::sdk_config().await)
     }
 
     /// The store rotate-keys works on: both secrets are required.
@@ -44,7 +43,10 @@ impl SecretsManagerStore {
             var,
             reason: "is required".into(),
         };
-        let StoreConfig::SecretsManager { public, signing } = config else {
+        let StoreConfig::SecretsManager {
+            public, signing, ..
+        } = config
+        else {
             return Err(required("CHAT_AUTH_PUBLIC_KEYS_SECRET_ID"));
         };
         let signing = signing

@@ -46,7 +46,11 @@ pub async fn app(config: &LocalConfig) -> Result<Router, CliError> {
         }
     };
     let auth = Arc::new(LocalAuth { bearer, issue_key });
-    let mint = Arc::new(mint_token::MintState::new(&shared.into(), store.clone()));
+    let mint = Arc::new(mint_token::MintState::new(
+        &shared.into(),
+        store.clone(),
+        None,
+    ));
     // The caller is authenticated inside CORS: a refused bearer's 401 must stay readable by
     // the page.
     let token_routes = mint_token::routes(mint).layer(from_fn_with_state(auth, authenticate));

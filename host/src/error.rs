@@ -230,6 +230,9 @@ impl Error {
             Error::UpstreamUnavailable(_) => {
                 "the identity provider's keys are temporarily unavailable".to_owned()
             }
+            Error::Domain(chat_auth_shared::Error::KeyService {
+                throttled: true, ..
+            }) => "the signing service is busy; retry shortly".to_owned(),
             Error::Domain(e) if e.is_key_store() => {
                 "the signing keys are temporarily unavailable".to_owned()
             }

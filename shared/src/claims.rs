@@ -74,10 +74,51 @@ pub struct MintedToken {
     pub kid: String,
 }
 
-/// Signs `claims` with `key`.
+/// Signs `claims` with `key`, which the ring holds (custody `secret`).
 pub fn mint(key: &SigningKey, claims: &Claims) -> Result<MintedToken> {
     Ok(MintedToken {
         token: encode(key, claims)?,
+        expires_at: claims.exp,
+        kid: key.kid.clone(),
+    })
+}
+
+/// A service that signs with keys it never hands out (AWS KMS in custody `kms`).
+pub trait RemoteSigner: Send + Sync {
+    /// The RSASSA-PKCS1-v1_5 SHA-256 signature of `message` by the key `key_ref` names. Its
+    /// failures are [`Error::KeyService`], with nothing of the service's own text for clients.
+    fn sign<'a>(
+        &'a self,
+        key_ref: &'a str,
+        message: &'a [u8],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u8>>> + Send + 'a>>;
+}
+
+/// Signs `claims` with `key`: here when the ring holds it, through `remote` when KMS does.
+///
+/// The compact form is written here for a remote key because jsonwebtoken's `JwtSigner` is
+/// synchronous: blocking on KMS's network call inside it would stall the current-thread
+/// runtime's every other request; the header and claims are the same bytes `encode` signs.
+pub async fn mint_with(
+    key: &SigningKey,
+    claims: &Claims,
+    remote: Option<&dyn RemoteSigner>,
+) -> Result<MintedToken> {
+    let Some(key_ref) = key.kms_key() else {
+        return mint(key, claims);
+    };
+    let remote = remote.ok_or(Error::Config {
+        var: "CHAT_AUTH_KEY_CUSTODY",
+        reason: "the ring's keys are in KMS, but this function was not started with custody kms"
+            .into(),
+    })?;
+    let part = |json: Vec<u8>| URL_SAFE_NO_PAD.encode(json);
+    let header = serde_json::to_vec(&key.header).map_err(|_| Error::Crypto("header"))?;
+    let payload = serde_json::to_vec(claims).map_err(|_| Error::Crypto("claims"))?;
+    let input = format!("{}.{}", part(header), part(payload));
+    let signature = remote.sign(key_ref, input.as_bytes()).await?;
+    Ok(MintedToken {
+        token: format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature)),
         expires_at: claims.exp,
         kid: key.kid.clone(),
     })
@@ -87,7 +128,7 @@ pub fn mint(key: &SigningKey, claims: &Claims) -> Result<MintedToken> {
 /// by `jsonwebtoken::encode` with the crate's RS256 signer.
 pub fn encode<T: Serialize>(key: &SigningKey, payload: &T) -> Result<String> {
     crate::crypto::install();
-    jsonwebtoken::encode(&key.header, payload, &key.encoding).map_err(|_| Error::Crypto("sign"))
+    jsonwebtoken::encode(&key.header, payload, key.local()?).map_err(|_| Error::Crypto("sign"))
 }
 
 /// A subject must be a non-empty, printable identifier of bounded length.

@@ -341,6 +341,11 @@ pub enum StoreConfig {
         /// The private ring's secret (`CHAT_AUTH_SIGNING_SECRET_ID`, default: none): a
         /// verifying function is not given it.
         signing: Option<String>,
+        /// Where the private keys are (`CHAT_AUTH_KEY_CUSTODY`, default `secret`): the signing
+        /// secret by default, because it signs in-process (no network call per token, no
+        /// per-request price, no share of the account's KMS quota) and runs with no AWS account;
+        /// `kms` where a review requires that no function ever hold the private key.
+        custody: Custody,
     },
     /// Under a local Lambda runtime, when no secret is named (`CHAT_AUTH_DATA_DIR`, default
     /// `.chat-auth`).
@@ -349,11 +354,30 @@ pub enum StoreConfig {
 
 impl Section for StoreConfig {
     fn read(get: Vars<'_>) -> Result<Self> {
+        let custody = match get("CHAT_AUTH_KEY_CUSTODY").as_deref() {
+            None | Some("secret") => Custody::Secret,
+            Some("kms") => Custody::Kms {
+                stack_tag: get("CHAT_AUTH_KMS_STACK_TAG"),
+            },
+            Some(other) => {
+                return Err(config(
+                    "CHAT_AUTH_KEY_CUSTODY",
+                    format!("{other:?} is not secret or kms"),
+                ));
+            }
+        };
         Ok(match get("CHAT_AUTH_PUBLIC_KEYS_SECRET_ID") {
             Some(public) => StoreConfig::SecretsManager {
                 public,
                 signing: get("CHAT_AUTH_SIGNING_SECRET_ID"),
+                custody,
             },
+            None if custody != Custody::Secret => {
+                return Err(config(
+                    "CHAT_AUTH_KEY_CUSTODY",
+                    "kms needs the Secrets Manager store (CHAT_AUTH_PUBLIC_KEYS_SECRET_ID); the data directory holds its own keys",
+                ));
+            }
             None => StoreConfig::Files(
                 get("CHAT_AUTH_DATA_DIR")
                     .unwrap_or_else(|| ".chat-auth".into())
@@ -361,6 +385,20 @@ impl Section for StoreConfig {
             ),
         })
     }
+}
+
+/// Where the ring's private keys are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Custody {
+    /// In the signing secret: mint-token signs in its own memory.
+    Secret,
+    /// In AWS KMS: the ring holds each key's ARN and public key, mint-token asks KMS to sign.
+    Kms {
+        /// The value of the `chat-auth:stack` tag on the keys rotation creates, and the only
+        /// keys it may withdraw (`CHAT_AUTH_KMS_STACK_TAG`, default: none; rotate-keys refuses to
+        /// start without it, since two stacks sharing a tag would withdraw each other's keys).
+        stack_tag: Option<String>,
+    },
 }
 
 /// Logs and metrics.

@@ -231,11 +231,15 @@ mod tests {
         let key = stored.parse().unwrap();
         // Before any signature, the signer's lookup finds the key that parse() checked, under
         // the EncodingKey's bytes: signing never parses it again.
-        remembered(key.encoding.as_bytes(), |_| panic!("parsed a second time")).unwrap();
+        remembered(key.local().unwrap().as_bytes(), |_| {
+            panic!("parsed a second time")
+        })
+        .unwrap();
         let token = crate::claims::encode(&key, &serde_json::json!({"sub": "s"})).unwrap();
         // The same EncodingKey signs under the stock backend too, in case another provider
         // was installed before this one.
-        let stock = (aws_lc::DEFAULT_PROVIDER.signer_factory)(&Algorithm::RS256, &key.encoding);
+        let stock =
+            (aws_lc::DEFAULT_PROVIDER.signer_factory)(&Algorithm::RS256, key.local().unwrap());
         assert!(stock.unwrap().try_sign(b"message").is_ok());
         assert!(installed(), "the crate's provider is the process default");
         let (input, sig) = token.rsplit_once('.').unwrap();

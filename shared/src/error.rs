@@ -66,6 +66,16 @@ pub enum Error {
     /// that, so there is no source to keep.
     #[error("cryptographic operation failed: {0}")]
     Crypto(&'static str),
+    /// The service that holds the signing key (AWS KMS) refused or failed a signature: the
+    /// service fails closed, as it does when the key store is unreachable.
+    #[error("the signing service {}", if *throttled { "is throttling requests" } else { "failed" })]
+    KeyService {
+        /// The service's request quota is exhausted (KMS's shared RSA quota): retry later.
+        throttled: bool,
+        /// The service's own error, for the logs only.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A local file could not be read or written.
     #[error("{path}: {source}")]
     Io {
@@ -92,6 +102,10 @@ impl Error {
             Error::Conflict(_) => "conflict",
             Error::Rotation(_) => "rotation_refused",
             Error::Crypto(_) => "crypto_failure",
+            Error::KeyService {
+                throttled: true, ..
+            } => "kms_throttled",
+            Error::KeyService { .. } => "kms_unavailable",
             Error::Io { .. } => "internal_error",
         }
     }
@@ -105,6 +119,7 @@ impl Error {
                 | Error::NotProvisioned(_)
                 | Error::CorruptKeys { .. }
                 | Error::UnreadableKeys { .. }
+                | Error::KeyService { .. }
         )
     }
 

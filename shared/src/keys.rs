@@ -49,67 +49,136 @@ pub struct KeyTimes {
     pub retires: i64,
 }
 
-/// One stored key of the ring: private material plus its schedule.
+/// One stored key of the ring: its kid, its schedule, and where its private half lives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredKey {
     /// RFC 7638 JWK thumbprint of the public key.
     pub kid: String,
-    /// Schedule.
+    /// When it signs: the ring's rules read and move these.
     #[serde(flatten)]
     pub times: KeyTimes,
-    /// PKCS#8 private key.
-    pub pkcs8: SecretDer,
+    /// The private key itself, or in KMS custody only a reference to it.
+    #[serde(flatten)]
+    pub material: Material,
+}
+
+/// Where a key's private half is, by custody (`CHAT_AUTH_KEY_CUSTODY`). Untagged and flattened,
+/// so that a ring stored before KMS custody existed reads (and digests) exactly as it did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Material {
+    /// Custody `kms`: the private half never leaves AWS KMS, and the ring holds only the key's ARN
+    /// and the public key KMS gave for it (whose thumbprint is the kid).
+    Kms {
+        /// The KMS key that signs.
+        kms_key: String,
+        /// SubjectPublicKeyInfo DER, as KMS's GetPublicKey returns it.
+        #[serde(with = "b64_std")]
+        spki: Vec<u8>,
+    },
+    /// Custody `secret`: the PKCS#8 private key, in the signing secret.
+    Secret {
+        /// PKCS#8 DER.
+        pkcs8: SecretDer,
+    },
 }
 
 impl StoredKey {
-    /// Generates a new RSA-2048 key.
+    /// Generates a new RSA-2048 key held in the ring itself (custody `secret`).
     pub fn generate(times: KeyTimes) -> Result<Self> {
         let pair = KeyPair::generate(KeySize::Rsa2048).map_err(|_| Error::Crypto("keygen"))?;
         let der: Pkcs8V1Der<'_> = pair.as_der().map_err(|_| Error::Crypto("pkcs8 encode"))?;
         Ok(StoredKey {
             kid: thumbprint(pair.public_key()),
             times,
-            pkcs8: SecretDer(der.as_ref().to_vec()),
+            material: Material::Secret {
+                pkcs8: SecretDer(der.as_ref().to_vec()),
+            },
         })
     }
 
-    /// Parses the private key and checks that the stored kid is its thumbprint.
+    /// A key that KMS holds (custody `kms`), from its ARN and the public key KMS returned; the
+    /// kid is the public key's thumbprint, so a kid still names exactly one public key.
+    pub fn in_kms(kms_key: String, spki: Vec<u8>, times: KeyTimes) -> Result<Self> {
+        let public = checked_public(&spki, "KMS public key")?;
+        Ok(StoredKey {
+            kid: thumbprint(&public),
+            times,
+            material: Material::Kms { kms_key, spki },
+        })
+    }
+
+    /// The KMS key that signs for this one, in KMS custody.
+    pub fn kms_key(&self) -> Option<&str> {
+        match &self.material {
+            Material::Kms { kms_key, .. } => Some(kms_key),
+            Material::Secret { .. } => None,
+        }
+    }
+
+    /// Checks the key (as [`StoredKey::validate`] does) and makes it ready to sign: parsed for
+    /// jsonwebtoken when the ring holds it, a reference for the signing service when KMS does.
     pub fn parse(&self) -> Result<SigningKey> {
-        let pair = self.checked_pair()?;
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some(self.kid.clone());
-        // jsonwebtoken takes the PKCS#1 key inside the PKCS#8 from its PEM form; that is what
-        // any of its backends signs with.
-        let encoding = EncodingKey::from_rsa_pem(pem("PRIVATE KEY", &self.pkcs8.0).as_bytes())
-            .map_err(|e| Error::corrupt("key ring", format!("key {}: {e}", self.kid)))?;
-        crate::crypto::remember_as(encoding.as_bytes(), &pair);
+        let how = match &self.material {
+            Material::Secret { pkcs8 } => {
+                let pair = self.checked_pair(pkcs8)?;
+                // jsonwebtoken takes the PKCS#1 key inside the PKCS#8 from its PEM form; that is
+                // what any of its backends signs with.
+                let encoding = EncodingKey::from_rsa_pem(pem("PRIVATE KEY", &pkcs8.0).as_bytes())
+                    .map_err(|e| {
+                    Error::corrupt("key ring", format!("key {}: {e}", self.kid))
+                })?;
+                crate::crypto::remember_as(encoding.as_bytes(), &pair);
+                Signing::Local(encoding)
+            }
+            Material::Kms { kms_key, .. } => {
+                self.validate()?;
+                Signing::Kms(kms_key.clone())
+            }
+        };
         Ok(SigningKey {
             kid: self.kid.clone(),
             times: self.times,
             header,
-            encoding,
+            how,
         })
     }
 
     /// The public half (SubjectPublicKeyInfo DER): all a key needs once it stops signing.
     pub fn spki(&self) -> Result<Vec<u8>> {
-        let spki: PublicKeyX509Der<'_> = self
-            .checked_pair()?
-            .public_key()
-            .as_der()
-            .map_err(|_| Error::Crypto("spki encode"))?;
-        Ok(spki.as_ref().to_vec())
+        match &self.material {
+            Material::Secret { pkcs8 } => {
+                let spki: PublicKeyX509Der<'_> = self
+                    .checked_pair(pkcs8)?
+                    .public_key()
+                    .as_der()
+                    .map_err(|_| Error::Crypto("spki encode"))?;
+                Ok(spki.as_ref().to_vec())
+            }
+            Material::Kms { spki, .. } => {
+                self.validate()?;
+                Ok(spki.clone())
+            }
+        }
     }
 
-    /// The parsed key, once it is at least 2048 bits and its thumbprint is the stored kid.
-    /// Checks the key as [`StoredKey::parse`] does, without building a signer: what reading a
-    /// stored ring needs, so that a cache refresh does not build signers it throws away.
+    /// The key, once it is at least 2048 bits and its thumbprint is the stored kid, checked as
+    /// [`StoredKey::parse`] does without building a signer: what reading a stored ring needs, so
+    /// that a cache refresh does not build signers it throws away.
     pub fn validate(&self) -> Result<()> {
-        self.checked_pair().map(drop)
+        match &self.material {
+            Material::Secret { pkcs8 } => self.checked_pair(pkcs8).map(drop),
+            Material::Kms { spki, .. } => {
+                let public = checked_public(spki, "key ring")?;
+                check_kid(&self.kid, &thumbprint(&public))
+            }
+        }
     }
 
-    fn checked_pair(&self) -> Result<std::sync::Arc<KeyPair>> {
-        let pair = crate::crypto::parse_pkcs8(&self.pkcs8.0)
+    fn checked_pair(&self, pkcs8: &SecretDer) -> Result<std::sync::Arc<KeyPair>> {
+        let pair = crate::crypto::parse_pkcs8(&pkcs8.0)
             .map_err(|e| Error::corrupt("key ring", format!("key {}: {e}", self.kid)))?;
         if pair.public_modulus_len() < 256 {
             return Err(Error::corrupt(
@@ -117,15 +186,28 @@ impl StoredKey {
                 format!("key {} is shorter than 2048 bits", self.kid),
             ));
         }
-        let kid = thumbprint(pair.public_key());
-        if kid != self.kid {
-            return Err(Error::corrupt(
-                "key ring",
-                format!("kid {} does not match its key's thumbprint", self.kid),
-            ));
-        }
+        check_kid(&self.kid, &thumbprint(pair.public_key()))?;
         Ok(pair)
     }
+}
+
+fn check_kid(stored: &str, actual: &str) -> Result<()> {
+    if stored == actual {
+        return Ok(());
+    }
+    Err(Error::corrupt(
+        "key ring",
+        format!("kid {stored} does not match its key's thumbprint"),
+    ))
+}
+
+/// An RSA public key of at least 2048 bits from SubjectPublicKeyInfo DER.
+fn checked_public(spki: &[u8], what: &'static str) -> Result<PublicKey> {
+    let public = PublicKey::from_der(spki).map_err(|e| Error::corrupt(what, e.to_string()))?;
+    if public.modulus_len() < 256 {
+        return Err(Error::corrupt(what, "shorter than 2048 bits"));
+    }
+    Ok(public)
 }
 
 /// RFC 7638 JWK thumbprint: base64url(SHA-256 of `{"e":..,"kty":"RSA","n":..}`).
@@ -147,34 +229,60 @@ pub fn thumbprint_of(n: &[u8], e: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(digest.as_ref())
 }
 
-/// A private key ready to sign through jsonwebtoken. Built once per ring version; the parsed
-/// key behind it is remembered by [`crate::crypto`], whose RS256 signer uses it.
+/// A key ready to sign: parsed for jsonwebtoken, or (KMS custody) the KMS key to ask. Built
+/// once per ring version; a parsed key is remembered by [`crate::crypto`], whose RS256 signer
+/// uses it.
 pub struct SigningKey {
     /// Key id carried in the token header.
     pub kid: String,
-    /// Schedule.
+    /// When it signs.
     pub times: KeyTimes,
     /// `{"alg":"RS256","typ":"JWT","kid":...}`.
     pub(crate) header: Header,
-    pub(crate) encoding: EncodingKey,
+    pub(crate) how: Signing,
+}
+
+/// Who computes the signature.
+pub(crate) enum Signing {
+    /// This process, with the private key from the ring.
+    Local(EncodingKey),
+    /// AWS KMS, by this key's ARN ([`crate::claims::RemoteSigner`]).
+    Kms(String),
 }
 
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SigningKey")
             .field("kid", &self.kid)
+            .field("kms_key", &self.kms_key())
             .field("private", &"<redacted>")
             .finish()
     }
 }
 
 impl SigningKey {
+    /// The KMS key that signs, in KMS custody.
+    pub fn kms_key(&self) -> Option<&str> {
+        match &self.how {
+            Signing::Kms(arn) => Some(arn),
+            Signing::Local(_) => None,
+        }
+    }
+
     /// base64url of the RS256 (RSASSA-PKCS1-v1_5 with SHA-256) signature of `message`, for
-    /// tokens whose bytes a test or a probe chooses itself.
+    /// tokens whose bytes a test or a probe chooses itself. A KMS key signs only through
+    /// [`crate::claims::mint_with`].
     pub fn sign(&self, message: &[u8]) -> Result<String> {
         crate::crypto::install();
-        jsonwebtoken::crypto::sign(message, &self.encoding, Algorithm::RS256)
+        jsonwebtoken::crypto::sign(message, self.local()?, Algorithm::RS256)
             .map_err(|_| Error::Crypto("sign"))
+    }
+
+    pub(crate) fn local(&self) -> Result<&EncodingKey> {
+        match &self.how {
+            Signing::Local(key) => Ok(key),
+            Signing::Kms(_) => Err(Error::Crypto("a KMS key signs only in KMS")),
+        }
     }
 }
 
@@ -295,6 +403,37 @@ mod tests {
         .unwrap()
     }
 
+    fn pkcs8(key: &StoredKey) -> &SecretDer {
+        match &key.material {
+            Material::Secret { pkcs8 } => pkcs8,
+            Material::Kms { .. } => unreachable!("generated keys are held in the ring"),
+        }
+    }
+
+    #[test]
+    fn a_kms_key_is_named_by_its_public_key_and_never_signs_here() {
+        let local = key();
+        let times = local.times;
+        let kms = StoredKey::in_kms("arn:aws:kms:r:1:key/k".into(), local.spki().unwrap(), times)
+            .unwrap();
+        assert_eq!(kms.kid, local.kid, "the kid is the public key's thumbprint");
+        let json = serde_json::to_value(&kms).unwrap();
+        assert!(json.get("pkcs8").is_none() && json["kms_key"] == "arn:aws:kms:r:1:key/k");
+        let back: StoredKey = serde_json::from_value(json).unwrap();
+        assert_eq!(back, kms);
+        let signer = back.parse().unwrap();
+        assert_eq!(signer.kms_key(), Some("arn:aws:kms:r:1:key/k"));
+        assert!(signer.sign(b"m").is_err(), "no private half to sign with");
+        // A public key under another key's kid is refused, as a private one is.
+        let mut renamed = back.clone();
+        renamed.kid = key().kid;
+        assert_eq!(renamed.validate().unwrap_err().code(), "key_store_corrupt");
+        // A stored secret-custody key reads back as one (the untagged form is unambiguous).
+        let stored: StoredKey =
+            serde_json::from_slice(&serde_json::to_vec(&local).unwrap()).unwrap();
+        assert_eq!(stored, local);
+    }
+
     #[test]
     fn rfc7638_thumbprint_vector() {
         // RFC 7638 section 3.1.
@@ -309,8 +448,8 @@ mod tests {
     #[test]
     fn a_remembered_parse_never_vouches_for_other_bytes() {
         let (a, b) = (key(), key());
-        let first = crate::crypto::parse_pkcs8(&a.pkcs8.0).unwrap();
-        let again = crate::crypto::parse_pkcs8(&a.pkcs8.0).unwrap();
+        let first = crate::crypto::parse_pkcs8(&pkcs8(&a).0).unwrap();
+        let again = crate::crypto::parse_pkcs8(&pkcs8(&a).0).unwrap();
         assert!(
             std::sync::Arc::ptr_eq(&first, &again),
             "the second parse is remembered"
@@ -323,15 +462,17 @@ mod tests {
         assert_eq!(renamed.parse().unwrap_err().code(), "key_store_corrupt");
         // Any change to the bytes misses and gets the full parse and checks.
         let mut flipped = a.clone();
-        let last = flipped.pkcs8.0.len() - 1;
-        flipped.pkcs8.0[last] ^= 1;
+        if let Material::Secret { pkcs8 } = &mut flipped.material {
+            let last = pkcs8.0.len() - 1;
+            pkcs8.0[last] ^= 1;
+        }
         assert_eq!(flipped.parse().unwrap_err().code(), "key_store_corrupt");
     }
 
     #[test]
     fn debug_never_shows_private_material() {
         let k = key();
-        let b64 = STANDARD.encode(&k.pkcs8.0);
+        let b64 = STANDARD.encode(&pkcs8(&k).0);
         let shown = format!("{k:?} {:?}", k.parse().unwrap());
         assert!(!shown.contains(&b64[..40]));
         assert!(shown.contains("redacted"));

@@ -59,8 +59,9 @@ use crate::{Error, Result};
 use aws_lc_rs::rsa::PublicKey;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
+use std::collections::VecDeque;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// The minimum rotation period: a key must stay published longer than any token lives (1 h).
 pub const MIN_ROTATION_PERIOD: i64 = 2 * 3600;
@@ -102,26 +103,69 @@ impl RingPolicy {
 
 /// The ring rules plus the source of fresh keys.
 ///
-/// Key generation is a parameter because RSA-2048 generation costs tens of milliseconds: the
-/// model tests run thousands of sequences from a pre-generated pool. Production uses
-/// [`Lifecycle::new`].
+/// Key generation is a parameter because RSA-2048 generation costs tens of milliseconds (the
+/// model tests run thousands of sequences from a pre-generated pool), and because in KMS custody
+/// a key is made by a network call ([`KeyCustody`]). Production uses [`Lifecycle::new`] or
+/// [`Lifecycle::in_custody`].
 #[derive(Clone)]
 pub struct Lifecycle {
     /// The timing rules.
     pub policy: RingPolicy,
-    keygen: Arc<dyn Fn(KeyTimes) -> Result<StoredKey> + Send + Sync>,
+    keygen: Keygen,
 }
+
+type Generate = Arc<dyn Fn(KeyTimes) -> Result<StoredKey> + Send + Sync>;
+
+#[derive(Clone)]
+enum Keygen {
+    /// Keys made here, at once, and held in the ring.
+    Now(Generate),
+    /// Keys a custody makes with a network call: the ring's derivations are synchronous, so
+    /// [`Lifecycle::derive`] runs one twice, first to learn which keys it needs, then with them.
+    Custody(Arc<dyn KeyCustody>),
+    /// A derivation's first run: what it asks for is written down, and it gets stand-ins.
+    Recording(Arc<Mutex<Vec<KeyTimes>>>),
+    /// A derivation's second run: the keys the custody made, in the order the first run asked.
+    Supplied(Arc<Mutex<VecDeque<StoredKey>>>),
+}
+
+/// Where keys whose private half this process never holds are made and withdrawn (AWS KMS,
+/// `CHAT_AUTH_KEY_CUSTODY=kms`). Boxed futures so that a [`Lifecycle`] can hold any custody.
+pub trait KeyCustody: Send + Sync + fmt::Debug {
+    /// The `n`th new key of the ring change `id` (a rotation's token, or a revocation's id),
+    /// with `times`. Asked again with the same `id` and `n`, as a retried or crashed step does,
+    /// it returns the same key: one key per change, however often its step runs.
+    fn create<'a>(&'a self, id: &'a str, n: usize, times: KeyTimes, now: i64) -> BoxFuture<'a>;
+    /// Checks that `key` is the custody's, enabled, and has the public key the ring records:
+    /// testSecret's check in this custody, where rotation may not sign.
+    fn confirm<'a>(&'a self, key: &'a StoredKey) -> BoxFuture<'a, ()>;
+    /// Withdraws what no ring in `keep` uses: every key named in `revoked` is disabled at once;
+    /// then it and every other key of the custody that no ring holds and that is past
+    /// `now`'s grace for changes still in flight is scheduled for deletion. Returns the keys it
+    /// withdrew. Safe to repeat.
+    fn withdraw<'a>(
+        &'a self,
+        keep: &'a [&'a RingState],
+        revoked: &'a [String],
+        now: i64,
+    ) -> BoxFuture<'a, Vec<String>>;
+}
+
+/// What a [`KeyCustody`] call returns.
+pub type BoxFuture<'a, T = StoredKey> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + Send + 'a>>;
 
 impl fmt::Debug for Lifecycle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lifecycle")
             .field("policy", &self.policy)
+            .field("custody", &self.custody())
             .finish()
     }
 }
 
 impl Lifecycle {
-    /// Fresh RSA-2048 keys under `policy`.
+    /// Fresh RSA-2048 keys under `policy`, held in the ring (custody `secret`).
     pub fn new(policy: RingPolicy) -> Self {
         Self::with_keygen(policy, StoredKey::generate)
     }
@@ -133,13 +177,94 @@ impl Lifecycle {
     ) -> Self {
         Lifecycle {
             policy,
-            keygen: Arc::new(keygen),
+            keygen: Keygen::Now(Arc::new(keygen)),
+        }
+    }
+
+    /// Keys made and withdrawn by `custody` (custody `kms`).
+    pub fn in_custody(policy: RingPolicy, custody: Arc<dyn KeyCustody>) -> Self {
+        Lifecycle {
+            policy,
+            keygen: Keygen::Custody(custody),
+        }
+    }
+
+    /// The custody that holds the keys, when it is not the ring.
+    pub fn custody(&self) -> Option<&dyn KeyCustody> {
+        match &self.keygen {
+            Keygen::Custody(custody) => Some(custody.as_ref()),
+            _ => None,
+        }
+    }
+
+    /// Runs the derivation `derive` (a rotation, a revocation, a first ring) for the ring change
+    /// `id`. With a custody, it runs twice: once with stand-in keys to learn which keys it needs,
+    /// then with the keys the custody made, so a derivation that needs none (a deferred
+    /// rotation) makes none. Derivations are pure functions of their inputs, so both runs ask
+    /// for the same keys.
+    pub async fn derive<T>(
+        &self,
+        id: &str,
+        now: i64,
+        derive: impl Fn(&Lifecycle) -> Result<T>,
+    ) -> Result<T> {
+        let Keygen::Custody(custody) = &self.keygen else {
+            return derive(self);
+        };
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        derive(&self.using(Keygen::Recording(asked.clone())))?;
+        let asked = std::mem::take(&mut *lock(&asked));
+        let mut made = VecDeque::new();
+        for (n, times) in asked.into_iter().enumerate() {
+            made.push_back(custody.create(id, n, times, now).await?);
+        }
+        let supplied = Arc::new(Mutex::new(made));
+        let derived = derive(&self.using(Keygen::Supplied(supplied.clone())))?;
+        if !lock(&supplied).is_empty() {
+            return Err(Error::Rotation(
+                "a derivation asked for other keys on its second run".into(),
+            ));
+        }
+        Ok(derived)
+    }
+
+    fn using(&self, keygen: Keygen) -> Lifecycle {
+        Lifecycle {
+            policy: self.policy,
+            keygen,
         }
     }
 
     fn fresh(&self, times: KeyTimes) -> Result<StoredKey> {
-        (self.keygen)(times)
+        match &self.keygen {
+            Keygen::Now(generate) => generate(times),
+            Keygen::Custody(_) => Err(Error::Rotation(
+                "a key in custody is made only through Lifecycle::derive".into(),
+            )),
+            Keygen::Recording(asked) => {
+                let mut asked = lock(asked);
+                asked.push(times);
+                Ok(StoredKey {
+                    kid: format!("~stand-in-{}", asked.len()),
+                    times,
+                    material: crate::keys::Material::Kms {
+                        kms_key: String::new(),
+                        spki: Vec::new(),
+                    },
+                })
+            }
+            Keygen::Supplied(made) => match lock(made).pop_front() {
+                Some(key) if key.times == times => Ok(key),
+                _ => Err(Error::Rotation(
+                    "a derivation asked for other keys on its second run".into(),
+                )),
+            },
+        }
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A key that no longer signs: its public half and its schedule (`retires` is when this ring
@@ -154,6 +279,10 @@ pub struct RetiredKey {
     /// SubjectPublicKeyInfo DER.
     #[serde(with = "b64_std")]
     pub spki: Vec<u8>,
+    /// In KMS custody, the KMS key, kept until the key is pruned so that its custody can then
+    /// schedule its deletion (absent in custody `secret`, so such rings store as before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key: Option<String>,
 }
 
 /// A kid withdrawn by an emergency.
@@ -164,6 +293,10 @@ pub struct Revocation {
     pub kid: String,
     /// When (unix seconds).
     pub at: i64,
+    /// In KMS custody, the KMS key that held it: every later withdrawal disables it again, so
+    /// a revocation a crash interrupted is finished by the next one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key: Option<String>,
 }
 
 /// One version of the private ring, as stored (signing secret / `ring.json`).
@@ -311,6 +444,28 @@ impl RingState {
         self.revoked.iter().any(|r| r.kid == kid)
     }
 
+    /// The KMS key behind `kid`, in KMS custody.
+    pub fn kms_key_of(&self, kid: &str) -> Option<String> {
+        [&self.current, &self.next]
+            .into_iter()
+            .find(|k| k.kid == kid)
+            .and_then(|k| k.kms_key().map(str::to_owned))
+            .or_else(|| {
+                self.retired
+                    .iter()
+                    .find(|k| k.kid == kid)
+                    .and_then(|k| k.kms_key.clone())
+            })
+    }
+
+    /// Every KMS key this ring uses, signing or verify-only.
+    pub fn kms_keys(&self) -> impl Iterator<Item = &str> {
+        [&self.current, &self.next]
+            .into_iter()
+            .filter_map(StoredKey::kms_key)
+            .chain(self.retired.iter().filter_map(|k| k.kms_key.as_deref()))
+    }
+
     fn child(&self, period: i64) -> RingState {
         RingState {
             version: self.version + 1,
@@ -365,6 +520,7 @@ impl RingState {
                 kid: retired.kid.clone(),
                 spki: retired.spki()?,
                 times: retired.times,
+                kms_key: retired.kms_key().map(str::to_owned),
             });
             ring.current = self.next.clone();
             ring.current.times.activates = now;
@@ -390,6 +546,7 @@ impl RingState {
     ) -> Result<RingState> {
         let period = self.rotation_period;
         let mut ring = self.child(period);
+        let kms_key = self.kms_key_of(kid);
         if self.current.kid == kid {
             ring.current = self.next.clone();
             ring.current.times.activates = now;
@@ -408,6 +565,7 @@ impl RingState {
         ring.revoked.push(Revocation {
             kid: kid.to_owned(),
             at: now,
+            kms_key,
         });
         let excess = ring.revoked.len().saturating_sub(MAX_REVOKED);
         ring.revoked.drain(..excess);

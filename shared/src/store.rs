@@ -202,7 +202,10 @@ async fn republish<S: KeyStore>(
 /// crash left the published set behind the ring (or another writer got there in between).
 pub async fn ensure_ring<S: KeyStore>(store: &S, life: &Lifecycle, now: i64) -> Result<RingState> {
     if store.load_ring().await?.is_none() {
-        let ring = RingState::genesis(life, now)?;
+        // One id for every first ring: racing starts in custody ask for the same keys.
+        let ring = life
+            .derive("genesis", now, |life| RingState::genesis(life, now))
+            .await?;
         match store.save_ring(None, &ring).await {
             Ok(()) | Err(Error::Conflict(_)) => {}
             Err(e) => return Err(e),
@@ -283,7 +286,7 @@ pub async fn step<S: KeyStore>(
     match step {
         Step::Create => create(store, id, life, now).await,
         Step::Set => set(store, id, life, now).await.map(|()| None),
-        Step::Test => test(store, id, now).await.map(|()| None),
+        Step::Test => test(store, id, life, now).await.map(|()| None),
         Step::Finish => finish(store, id, life, now).await.map(|()| None),
     }
 }
@@ -335,14 +338,16 @@ pub async fn create<S: KeyStore>(
         return Ok(None);
     }
     let published = store.load_public().await?;
-    let mut rotated = match &current {
-        Some(ring) => ring.rotate(published.as_ref(), life, now)?,
-        None => Rotated {
-            ring: RingState::genesis(life, now)?,
-            deferred: None,
-            pruned: Vec::new(),
-        },
-    };
+    let mut rotated = life
+        .derive(id, now, |life| match &current {
+            Some(ring) => ring.rotate(published.as_ref(), life, now),
+            None => Ok(Rotated {
+                ring: RingState::genesis(life, now)?,
+                deferred: None,
+                pruned: Vec::new(),
+            }),
+        })
+        .await?;
     rotated.ring.rotation_id = Some(id.to_owned());
     store.put_pending(id, &rotated.ring).await?;
     tracing::info!(
@@ -374,8 +379,10 @@ pub async fn set<S: KeyStore>(store: &S, id: &str, life: &Lifecycle, now: i64) -
 }
 
 /// testSecret: the published set holds every key of both rings and no revoked one, and a
-/// token signed by the pending ring's key verifies against it.
-pub async fn test<S: KeyStore>(store: &S, id: &str, now: i64) -> Result<()> {
+/// token signed by the pending ring's key verifies against it. In KMS custody, where rotation
+/// may not sign, the custody confirms instead that the key is enabled and is the public key
+/// published under its kid.
+pub async fn test<S: KeyStore>(store: &S, id: &str, life: &Lifecycle, now: i64) -> Result<()> {
     let (pending, current) = pending_and_base(store, id).await?;
     let failed = |why: String| Error::Rotation(format!("testSecret failed: {why}"));
     let published = store
@@ -389,6 +396,18 @@ pub async fn test<S: KeyStore>(store: &S, id: &str, now: i64) -> Result<()> {
         if let Some(key) = published.keys.iter().find(|k| ring.is_revoked(&k.kid)) {
             return Err(failed(format!("revoked key {} is published", key.kid)));
         }
+    }
+    if let (Some(custody), Some(_)) = (life.custody(), pending.current.kms_key()) {
+        custody.confirm(&pending.current).await?;
+        let spki = pending.current.spki()?;
+        if published.key(&pending.current.kid).map(|k| &k.spki) != Some(&spki) {
+            return Err(failed(format!(
+                "key {} is published with another public key",
+                pending.current.kid
+            )));
+        }
+        tracing::info!(id, kid = %pending.current.kid, "testSecret: the pending key is enabled in KMS and published");
+        return Ok(());
     }
     let policy = TokenPolicy {
         issuer: "chat-auth-rotation-test".into(),
@@ -418,8 +437,31 @@ pub async fn finish<S: KeyStore>(store: &S, id: &str, life: &Lifecycle, now: i64
     let (pending, current) = pending_and_base(store, id).await?;
     let base = current.as_ref().map(RingState::digest);
     store.promote(id, base.as_deref()).await?;
-    republish(store, life, now).await?;
+    let (_, basis) = republish(store, life, now).await?;
     tracing::info!(id, signs = %pending.current.kid, "finishSecret: the ring is current and published");
+    withdraw(&basis, life, now).await
+}
+
+/// In custody, withdraws the keys that no stored ring uses any more: pruned ones, those of
+/// rotations that were superseded or crashed before storing their ring, and revoked ones
+/// (disabled again, in case a crash came between a revocation and its withdrawal). Runs after a
+/// ring is current and published, so nothing it withdraws can still be needed: a key a change in
+/// flight has just made is within the custody's grace, not in `basis`.
+async fn withdraw(basis: &Basis, life: &Lifecycle, now: i64) -> Result<()> {
+    let Some(custody) = life.custody() else {
+        return Ok(());
+    };
+    let keep: Vec<&RingState> = basis.current.iter().chain(&basis.incoming).collect();
+    let revoked: Vec<String> = basis
+        .current
+        .iter()
+        .flat_map(|ring| &ring.revoked)
+        .filter_map(|r| r.kms_key.clone())
+        .collect();
+    let withdrawn = custody.withdraw(&keep, &revoked, now).await?;
+    if !withdrawn.is_empty() {
+        tracing::info!(?withdrawn, "keys no ring uses are withdrawn from custody");
+    }
     Ok(())
 }
 
@@ -430,7 +472,7 @@ pub async fn rotate<S: KeyStore>(store: &S, life: &Lifecycle, now: i64) -> Resul
         .await?
         .ok_or_else(|| Error::Rotation("a fresh rotation id was already pending".into()))?;
     set(store, &id, life, now).await?;
-    test(store, &id, now).await?;
+    test(store, &id, life, now).await?;
     finish(store, &id, life, now).await?;
     Ok(rotated)
 }
@@ -447,10 +489,18 @@ pub async fn revoke<S: KeyStore>(
     let current = current_ring(store).await?;
     if !current.is_revoked(kid) {
         let published = store.load_public().await?;
-        let ring = current.revoke(kid, published.as_ref(), life, now)?;
+        // Named after the ring and the kid, so a retried revocation asks for the same new key.
+        let id = crate::crypto::hex_digest(format!("{}/{kid}", current.digest()).as_bytes());
+        let ring = life
+            .derive(&format!("revoke-{}", &id[..32]), now, |life| {
+                current.revoke(kid, published.as_ref(), life, now)
+            })
+            .await?;
         store.save_ring(Some(&current.digest()), &ring).await?;
     }
-    current_of(republish(store, life, now).await?.1)
+    let (_, basis) = republish(store, life, now).await?;
+    withdraw(&basis, life, now).await?;
+    current_of(basis)
 }
 
 /// What a store of the private ring holds (the test `MemoryStore`, the host crate's

@@ -37,7 +37,7 @@ fn config(vars: &[(&str, &str)]) -> Config {
 }
 
 fn mint_app(config: &Config, store: SecretsManagerStore) -> Router {
-    mint_token::lambda_app(&config.into(), store)
+    mint_token::lambda_app(&config.into(), store, None)
 }
 
 async fn get_token(app: &Router) -> (u16, Value) {

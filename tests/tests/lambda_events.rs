@@ -54,7 +54,7 @@ async fn apps(config: &Config) -> Apps {
     .unwrap();
     let finish = chat_auth_host::http::finish;
     Apps {
-        mint: mint_token::lambda_app(&config.into(), store.clone()),
+        mint: mint_token::lambda_app(&config.into(), store.clone(), None),
         validate: finish(validate_token::router(Arc::new(
             validate_token::ValidateState::new(&config.tokens, &config.ring.keys, store.clone()),
         ))),

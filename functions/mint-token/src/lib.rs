@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use chat_auth_host::cache::SigningKeys;
 use chat_auth_host::http::{Body, no_store, wants_json};
 use chat_auth_host::{Caller, Cors};
-use chat_auth_shared::claims::{MintedToken, mint};
+use chat_auth_shared::claims::{MintedToken, RemoteSigner, mint_with};
 use chat_auth_shared::config::{BrowserConfig, IdentityConfig, KeyCacheConfig, Section, Vars};
 use chat_auth_shared::mapping::IdentityMapping;
 use chat_auth_shared::store::RingSource;
@@ -61,15 +61,18 @@ pub struct MintState<R> {
     pub policy: TokenPolicy,
     /// Claims → sub and context.
     pub identity: IdentityMapping,
+    /// KMS, in custody `kms`: the ring then names keys this process cannot sign with itself.
+    pub remote: Option<Arc<dyn RemoteSigner>>,
 }
 
 impl<R: RingSource> MintState<R> {
-    /// From configuration and a ring store.
-    pub fn new(config: &MintConfig, store: R) -> Self {
+    /// From configuration, a ring store, and in KMS custody the signer for its keys.
+    pub fn new(config: &MintConfig, store: R, remote: Option<Arc<dyn RemoteSigner>>) -> Self {
         MintState {
             keys: SigningKeys::new(store, config.keys.ttl, config.keys.signing_stale_for),
             policy: config.tokens.clone(),
             identity: IdentityMapping::from_config(&config.identity),
+            remote,
         }
     }
 
@@ -84,7 +87,7 @@ impl<R: RingSource> MintState<R> {
         let ring = self.keys.get().await?;
         let now = chat_auth_shared::time::now();
         let claims = self.policy.claims(sub, context, now)?;
-        let minted = mint(&ring.signer, &claims)?;
+        let minted = mint_with(&ring.signer, &claims, self.remote.as_deref()).await?;
         // The signing key's age is how an alarm sees a stuck rotation.
         chat_auth_host::telemetry::metrics(
             &[
@@ -129,8 +132,12 @@ pub struct IssueRequest {
 
 /// The whole mint-token app as Lambda runs it: the routes, CORS from `config`, the common
 /// layers, and the caller from API Gateway's authorizer context.
-pub fn lambda_app<R: RingSource>(config: &MintConfig, store: R) -> Router {
-    let state = Arc::new(MintState::new(config, store));
+pub fn lambda_app<R: RingSource>(
+    config: &MintConfig,
+    store: R,
+    remote: Option<Arc<dyn RemoteSigner>>,
+) -> Router {
+    let state = Arc::new(MintState::new(config, store, remote));
     let app = chat_auth_host::http::finish(Cors::from_config(&config.browser).apply(routes(state)));
     chat_auth_host::lambda::authenticate(app, &config.identity)
 }

@@ -16,8 +16,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let (config, store_config) = (MintConfig::from_env()?, StoreConfig::from_env()?);
     init.end(Phase::Config);
     let store = chat_auth_aws::AnyStore::open(&store_config, true).await?;
+    let remote = chat_auth_aws::remote_signer(&store_config).await;
     init.end(Phase::Store);
-    let app = mint_token::lambda_app(&config, store);
+    let app = mint_token::lambda_app(&config, store, remote);
     init.end(Phase::App);
     init.log();
     chat_auth_host::lambda::serve(app).await

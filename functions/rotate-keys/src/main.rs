@@ -20,7 +20,7 @@ async fn main() -> Result<(), Error> {
     init.end(Phase::Config);
     let store = SecretsManagerStore::for_rotation(&store_config).await?;
     init.end(Phase::Store);
-    let rotator = Rotator::new(store, ring.lifecycle());
+    let rotator = Rotator::new(store, chat_auth_aws::lifecycle(&ring, &store_config).await?);
     init.end(Phase::App);
     init.log();
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
