@@ -7,7 +7,8 @@
 //! the key, so a crash between the two calls would leave a key that a retry cannot find by name.
 //! Every key carries `chat-auth:stack` (the only keys this stack may touch), `chat-auth:rotation`
 //! (`<change id>/<n>`: a retried step finds the key its first run made) and `chat-auth:created`
-//! (the ring clock, for the grace that protects changes in flight from a withdrawal).
+//! (the ring clock, for the grace that protects changes in flight from a withdrawal,
+//! `chat_auth_shared::ring::CUSTODY_GRACE`).
 
 use aws_sdk_kms::Client;
 use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
@@ -15,9 +16,9 @@ use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{KeySpec, KeyState, KeyUsageType, MessageType, SigningAlgorithmSpec, Tag};
 use chat_auth_shared::claims::RemoteSigner;
 use chat_auth_shared::keys::{KeyTimes, StoredKey};
-use chat_auth_shared::ring::{BoxFuture, KeyCustody};
+use chat_auth_shared::ring::{BoxFuture, KeyCustody, withdrawable};
 use chat_auth_shared::{Error, Result, RingState};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 /// The tag naming the stack a key belongs to.
 pub const STACK_TAG: &str = "chat-auth:stack";
@@ -25,9 +26,6 @@ pub const STACK_TAG: &str = "chat-auth:stack";
 pub const CHANGE_TAG: &str = "chat-auth:rotation";
 /// The tag holding when (ring clock, unix seconds) a key was made.
 pub const CREATED_TAG: &str = "chat-auth:created";
-/// A key no ring holds is left alone this long after it was made: a rotation or a revocation
-/// may have made it and not yet stored its ring (steps run seconds apart; an hour is ample).
-pub const GRACE_SECONDS: i64 = 3600;
 /// The pending window of a withdrawn key. AWS's default rather than its 7-day minimum: nothing
 /// can need a withdrawn key, but a month leaves time to cancel a deletion made by mistake.
 pub const DELETION_WINDOW_DAYS: i32 = 30;
@@ -276,20 +274,17 @@ impl KeyCustody for KmsCustody {
         now: i64,
     ) -> BoxFuture<'a, Vec<String>> {
         Box::pin(async move {
-            let used: BTreeSet<&str> = keep.iter().flat_map(|ring| ring.kms_keys()).collect();
+            let held: Vec<(String, Option<i64>)> = self
+                .stack_keys()
+                .await?
+                .into_iter()
+                .map(|(arn, tags)| {
+                    let made = tags.get(CREATED_TAG).and_then(|t| t.parse().ok());
+                    (arn, made)
+                })
+                .collect();
             let mut withdrawn = Vec::new();
-            // Revoked keys first, whatever their age: a revoked key must stop signing now.
-            for arn in revoked.iter().filter(|arn| !used.contains(arn.as_str())) {
-                if self.retire(arn).await? {
-                    withdrawn.push(arn.clone());
-                }
-            }
-            for (arn, tags) in self.stack_keys().await? {
-                let created = tags.get(CREATED_TAG).and_then(|t| t.parse::<i64>().ok());
-                let recent = created.is_none_or(|t| now - t < GRACE_SECONDS);
-                if used.contains(arn.as_str()) || recent || withdrawn.contains(&arn) {
-                    continue;
-                }
+            for arn in withdrawable(&held, keep, revoked, now) {
                 if self.retire(&arn).await? {
                     withdrawn.push(arn);
                 }

@@ -151,6 +151,34 @@ pub trait KeyCustody: Send + Sync + fmt::Debug {
     ) -> BoxFuture<'a, Vec<String>>;
 }
 
+/// A key in custody that no ring holds is left alone this long after it was made: a rotation or
+/// a revocation may have made it and not yet stored its ring (steps run seconds apart).
+pub const CUSTODY_GRACE: i64 = 3600;
+
+/// Which of a custody's keys to withdraw ([`KeyCustody::withdraw`]'s rule, for every custody):
+/// each key in `revoked` that no ring in `keep` holds, whatever its age, since a revoked key must
+/// stop signing now; then each `held` key (its ARN and when it was made, by the ring clock) that
+/// no ring in `keep` holds and that is past [`CUSTODY_GRACE`]. Unknown age means too young.
+pub fn withdrawable(
+    held: &[(String, Option<i64>)],
+    keep: &[&RingState],
+    revoked: &[String],
+    now: i64,
+) -> Vec<String> {
+    let used: BTreeSet<&str> = keep.iter().flat_map(|ring| ring.kms_keys()).collect();
+    let mut out: Vec<String> = Vec::new();
+    let settled = held
+        .iter()
+        .filter(|(_, made)| made.is_some_and(|t| now - t >= CUSTODY_GRACE))
+        .map(|(arn, _)| arn);
+    for arn in revoked.iter().chain(settled) {
+        if !used.contains(arn.as_str()) && !out.contains(arn) {
+            out.push(arn.clone());
+        }
+    }
+    out
+}
+
 /// What a [`KeyCustody`] call returns.
 pub type BoxFuture<'a, T = StoredKey> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + Send + 'a>>;

@@ -12,13 +12,17 @@
 use crate::common;
 
 use crate::common::interleaved::Interleaved;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chat_auth_host::FileStore;
 use chat_auth_host::cache::{PublicKeys, SigningKeys};
-use chat_auth_shared::claims::mint;
+use chat_auth_shared::claims::{RemoteSigner, mint, mint_with};
 use chat_auth_shared::jwt::Validator;
 use chat_auth_shared::keys::{KeyTimes, StoredKey};
 use chat_auth_shared::publish::{parse_jwks, parse_public_key_document};
-use chat_auth_shared::ring::{MAX_VERIFY_ONLY, MIN_ROTATION_PERIOD};
+use chat_auth_shared::ring::{
+    BoxFuture, KeyCustody, MAX_VERIFY_ONLY, MIN_ROTATION_PERIOD, withdrawable,
+};
 use chat_auth_shared::store::{self, KeyStore, MemoryStore, PublicKeySource, RingSource, STEPS};
 use chat_auth_shared::{CustomContext, Error, Lifecycle, RingPolicy, RingState, TokenPolicy};
 use proptest::prelude::*;
@@ -78,6 +82,129 @@ fn pool_lifecycle(min_published: i64) -> Lifecycle {
             ..key.clone()
         })
     })
+}
+
+/// A key store in the model's KMS: the custody's key, its tags' worth of bookkeeping, and its
+/// private half (from [`KEYS`]), which only this fake signs with, as KMS alone does.
+#[derive(Debug)]
+struct CustodyKey {
+    arn: String,
+    change: String,
+    made: i64,
+    state: KeyState,
+    private: StoredKey,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyState {
+    Enabled,
+    /// Disabled and scheduled for deletion: KMS signs with neither.
+    PendingDeletion,
+}
+
+/// AWS KMS as the ring sees it, in memory: keys made per change and found again by it, states,
+/// and a signer that refuses a key that is not enabled, as KMS does (moto does not: the moto
+/// tests check states instead). Withdrawal applies the domain's rule
+/// (`chat_auth_shared::ring::withdrawable`), as `KmsCustody` does.
+#[derive(Debug, Default)]
+struct ModelKms {
+    keys: Mutex<Vec<CustodyKey>>,
+}
+
+impl ModelKms {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<CustodyKey>> {
+        self.keys.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn state(&self, arn: &str) -> Option<KeyState> {
+        self.lock().iter().find(|k| k.arn == arn).map(|k| k.state)
+    }
+}
+
+impl KeyCustody for ModelKms {
+    fn create<'a>(&'a self, id: &'a str, n: usize, times: KeyTimes, now: i64) -> BoxFuture<'a> {
+        Box::pin(async move {
+            let change = format!("{id}/{n}");
+            let mut keys = self.lock();
+            let found = keys
+                .iter()
+                .position(|k| k.change == change && k.state == KeyState::Enabled);
+            let i = match found {
+                Some(i) => i,
+                None => {
+                    let private = KEYS
+                        .get(keys.len())
+                        .ok_or(Error::Crypto("model key pool exhausted"))?
+                        .clone();
+                    let arn = format!("arn:aws:kms:model:1:key/{}", keys.len());
+                    keys.push(CustodyKey {
+                        arn,
+                        change,
+                        made: now,
+                        state: KeyState::Enabled,
+                        private,
+                    });
+                    keys.len() - 1
+                }
+            };
+            StoredKey::in_kms(keys[i].arn.clone(), keys[i].private.spki()?, times)
+        })
+    }
+
+    fn confirm<'a>(&'a self, key: &'a StoredKey) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            match key.kms_key().and_then(|arn| self.state(arn)) {
+                Some(KeyState::Enabled) => Ok(()),
+                state => Err(Error::Rotation(format!("key {} is {state:?}", key.kid))),
+            }
+        })
+    }
+
+    fn withdraw<'a>(
+        &'a self,
+        keep: &'a [&'a RingState],
+        revoked: &'a [String],
+        now: i64,
+    ) -> BoxFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            let mut keys = self.lock();
+            let held: Vec<(String, Option<i64>)> = keys
+                .iter()
+                .filter(|k| k.state != KeyState::PendingDeletion)
+                .map(|k| (k.arn.clone(), Some(k.made)))
+                .collect();
+            let out = withdrawable(&held, keep, revoked, now);
+            for key in keys.iter_mut().filter(|k| out.contains(&k.arn)) {
+                key.state = KeyState::PendingDeletion;
+            }
+            Ok(out)
+        })
+    }
+}
+
+impl RemoteSigner for ModelKms {
+    fn sign<'a>(
+        &'a self,
+        key_ref: &'a str,
+        message: &'a [u8],
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = chat_auth_shared::Result<Vec<u8>>> + Send + 'a>,
+    > {
+        Box::pin(async move {
+            let keys = self.lock();
+            let key = keys
+                .iter()
+                .find(|k| k.arn == key_ref && k.state == KeyState::Enabled)
+                .ok_or_else(|| Error::KeyService {
+                    throttled: false,
+                    source: format!("{key_ref} is not enabled").into(),
+                })?;
+            let signature = key.private.parse()?.sign(message)?;
+            Ok(URL_SAFE_NO_PAD
+                .decode(signature)
+                .map_err(|_| Error::Crypto("b64"))?)
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -207,6 +334,8 @@ struct Minted {
 struct Model<S> {
     store: Arc<Interleaved<S>>,
     life: Lifecycle,
+    /// In KMS custody, the keys' custody; otherwise the ring holds them.
+    kms: Option<Arc<ModelKms>>,
     now: i64,
     /// The warm signer's ring and when it read it.
     signer: Option<(RingState, i64)>,
@@ -243,8 +372,12 @@ fn superseded(e: &Error) -> bool {
 }
 
 impl<S: KeyStore> Model<S> {
-    async fn new(store: S, min_published: i64) -> Result<Self, TestCaseError> {
-        let life = pool_lifecycle(min_published);
+    async fn new(store: S, min_published: i64, in_kms: bool) -> Result<Self, TestCaseError> {
+        let kms = in_kms.then(|| Arc::new(ModelKms::default()));
+        let life = match &kms {
+            Some(kms) => Lifecycle::in_custody(policy(min_published), kms.clone()),
+            None => pool_lifecycle(min_published),
+        };
         let store = Arc::new(Interleaved::new(store));
         let ring = store::ensure_ring(&store, &life, START)
             .await
@@ -254,6 +387,7 @@ impl<S: KeyStore> Model<S> {
             signing_cache: SigningKeys::new(store.clone(), Duration::ZERO, Duration::ZERO),
             store,
             life,
+            kms,
             now: START,
             signer: None,
             tokens: Vec::new(),
@@ -340,11 +474,17 @@ impl<S: KeyStore> Model<S> {
                     return Ok(());
                 };
                 let digest = base.digest();
-                let ra = base
-                    .revoke(&ka, published.as_ref(), &self.life, self.now)
+                let (published, now) = (published.as_ref(), self.now);
+                let (id_a, id_b) = (self.fresh_id(), self.fresh_id());
+                let ra = self
+                    .life
+                    .derive(&id_a, now, |life| base.revoke(&ka, published, life, now))
+                    .await
                     .map_err(|e| fail(e.to_string()))?;
-                let rb = base
-                    .revoke(&kb, published.as_ref(), &self.life, self.now)
+                let rb = self
+                    .life
+                    .derive(&id_b, now, |life| base.revoke(&kb, published, life, now))
+                    .await
                     .map_err(|e| fail(e.to_string()))?;
                 self.store
                     .save_ring(Some(&digest), &ra)
@@ -485,7 +625,14 @@ impl<S: KeyStore> Model<S> {
             .claims("contact", &CustomContext::new(), self.now)
             .map_err(|e| fail(e.to_string()))?;
         let signer = ring.load().map_err(|e| fail(e.to_string()))?.signer;
-        let minted = mint(&signer, &claims).map_err(|e| fail(e.to_string()))?;
+        let remote = self.kms.as_deref().map(|kms| kms as &dyn RemoteSigner);
+        let minted = match mint_with(&signer, &claims, remote).await {
+            Ok(minted) => minted,
+            // KMS refuses a revoked key the moment it is disabled, before a warm signer's cache
+            // lets go of it: failing closed is right. Any other key must still sign.
+            Err(Error::KeyService { .. }) if self.revoked.contains_key(&kid) => return Ok(()),
+            Err(e) => return Err(fail(format!("mint with {kid}: {e}"))),
+        };
         self.tokens.push(Minted {
             token: minted.token,
             kid,
@@ -546,6 +693,45 @@ impl<S: KeyStore> Model<S> {
             }
             if !ring.is_revoked(kid) {
                 return Err(fail(format!("the ring forgot the revocation of {kid}")));
+            }
+        }
+        // In KMS custody: every key a stored ring holds is enabled (a withdrawal never takes a
+        // key that can still sign or verify), every revoked key is not, and each change holds
+        // one live key however often its steps ran.
+        if let Some(kms) = &self.kms {
+            // A pending ring derived before a revocation never becomes current (lineage), so it
+            // may name a withdrawn key.
+            let pending = self
+                .store
+                .load_any_pending()
+                .await
+                .map_err(|e| fail(e.to_string()))?
+                .filter(|p| p.descends_from(Some(&ring)).is_ok());
+            for ring in std::iter::once(&ring).chain(&pending) {
+                for arn in ring.kms_keys() {
+                    if kms.state(arn) != Some(KeyState::Enabled) {
+                        return Err(fail(format!("{arn} is held but {:?}", kms.state(arn))));
+                    }
+                }
+            }
+            for kid in self.revoked.keys() {
+                let revocation = ring.revoked.iter().find(|r| r.kid == *kid);
+                let arn = revocation.and_then(|r| r.kms_key.as_deref());
+                if arn.is_none_or(|arn| kms.state(arn) == Some(KeyState::Enabled)) {
+                    return Err(fail(format!("revoked {kid} ({arn:?}) is still enabled")));
+                }
+            }
+            // A change whose key was withdrawn (its rotation superseded, then retried by Secrets
+            // Manager after the grace) gets a new one; two live keys for one change never.
+            let keys = kms.lock();
+            let live: Vec<&CustodyKey> = keys
+                .iter()
+                .filter(|k| k.state == KeyState::Enabled)
+                .collect();
+            for (i, key) in live.iter().enumerate() {
+                if live[..i].iter().any(|k| k.change == key.change) {
+                    return Err(fail(format!("change {} holds two live keys", key.change)));
+                }
             }
         }
         // 5. Caches with no time to live follow the content.
@@ -656,7 +842,7 @@ async fn a_publication_overtaken_by_a_revocation_keeps_the_key_revoked_on_secret
     .await;
 }
 
-fn run_sequences<S, F>(name: &str, default_cases: u32, make: F)
+fn run_sequences<S, F>(name: &str, default_cases: u32, in_kms: bool, make: F)
 where
     S: KeyStore,
     F: Fn() -> (S, Option<tempfile::TempDir>),
@@ -684,7 +870,7 @@ where
     let result = runner.run(&sequences, |(min_published, events)| {
         rt.block_on(async {
             let (store, _dir) = make();
-            let mut model = Model::new(store, min_published).await?;
+            let mut model = Model::new(store, min_published, in_kms).await?;
             for (i, event) in events.iter().enumerate() {
                 model.run(event).await.map_err(|e| {
                     fail(format!("after event {i} ({event:?}) at {}: {e}", model.now))
@@ -709,12 +895,23 @@ where
 
 #[test]
 fn the_ring_contract_holds_for_random_event_sequences_in_memory() {
-    run_sequences("the memory store", 8_000, || (MemoryStore::new(), None));
+    run_sequences("the memory store", 8_000, false, || {
+        (MemoryStore::new(), None)
+    });
+}
+
+/// The same contract with every key in (the model's) KMS, plus custody's own: held keys stay
+/// enabled, revoked ones do not, one key per change.
+#[test]
+fn the_ring_contract_holds_for_random_event_sequences_in_kms_custody() {
+    run_sequences("the memory store, KMS custody", 2_000, true, || {
+        (MemoryStore::new(), None)
+    });
 }
 
 #[test]
 fn the_ring_contract_holds_for_random_event_sequences_on_files() {
-    run_sequences("the file store", 2_000, || {
+    run_sequences("the file store", 2_000, false, || {
         let (store, dir) = file_store();
         (store, Some(dir))
     });
