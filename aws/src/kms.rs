@@ -148,7 +148,9 @@ impl KmsCustody {
         }
     }
 
-    async fn state(&self, arn: &str) -> Result<Option<KeyState>> {
+    /// The key's id and state. The id, not the ARN, is what [`KmsCustody::retire`] passes on:
+    /// AWS takes either, moto 5.2.6's DisableKey and ScheduleKeyDeletion only the id.
+    async fn state(&self, arn: &str) -> Result<Option<(String, KeyState)>> {
         let out = self
             .client
             .describe_key()
@@ -156,7 +158,9 @@ impl KmsCustody {
             .send()
             .await
             .map_err(kms_error)?;
-        Ok(out.key_metadata.and_then(|m| m.key_state))
+        Ok(out
+            .key_metadata
+            .and_then(|m| Some((m.key_id().to_owned(), m.key_state?))))
     }
 
     async fn public_key(&self, arn: &str) -> Result<Vec<u8>> {
@@ -175,21 +179,21 @@ impl KmsCustody {
     /// Disables `arn` at once (it can sign nothing from then on), then schedules its deletion.
     /// Returns false when it was already pending deletion.
     async fn retire(&self, arn: &str) -> Result<bool> {
-        match self.state(arn).await? {
-            Some(KeyState::PendingDeletion) | None => return Ok(false),
-            Some(KeyState::Enabled) => {
-                self.client
-                    .disable_key()
-                    .key_id(arn)
-                    .send()
-                    .await
-                    .map_err(kms_error)?;
-            }
-            Some(_) => {}
+        let (id, state) = match self.state(arn).await? {
+            Some((_, KeyState::PendingDeletion)) | None => return Ok(false),
+            Some(known) => known,
+        };
+        if state == KeyState::Enabled {
+            self.client
+                .disable_key()
+                .key_id(&id)
+                .send()
+                .await
+                .map_err(kms_error)?;
         }
         self.client
             .schedule_key_deletion()
-            .key_id(arn)
+            .key_id(&id)
             .pending_window_in_days(DELETION_WINDOW_DAYS)
             .send()
             .await
@@ -213,7 +217,7 @@ impl KeyCustody for KmsCustody {
             let mut made = None;
             for (arn, tags) in self.stack_keys().await? {
                 if tags.get(CHANGE_TAG) == Some(&change)
-                    && self.state(&arn).await? == Some(KeyState::Enabled)
+                    && matches!(self.state(&arn).await?, Some((_, KeyState::Enabled)))
                 {
                     tracing::info!(change, arn, "the key this change made before is reused");
                     made = Some(arn);
@@ -253,7 +257,7 @@ impl KeyCustody for KmsCustody {
             let arn = key
                 .kms_key()
                 .ok_or_else(|| failed(format!("key {} is not in KMS", key.kid)))?;
-            let state = self.state(arn).await?;
+            let state = self.state(arn).await?.map(|(_, state)| state);
             if state != Some(KeyState::Enabled) {
                 return Err(failed(format!("KMS key {arn} is {state:?}, not enabled")));
             }

@@ -11,6 +11,7 @@ pub mod apigw;
 pub mod lambda;
 pub mod moto;
 pub mod process;
+pub mod pyjwt;
 
 use std::path::PathBuf;
 

@@ -1,8 +1,10 @@
-//! moto's Secrets Manager server, driven through the real AWS SDK.
+//! moto's Secrets Manager and KMS server, driven through the real AWS SDK.
 
 use crate::process::Process;
 use aws_sdk_secretsmanager::Client;
-use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_secretsmanager::config::{
+    BehaviorVersion, Credentials, Region, SharedCredentialsProvider,
+};
 use std::process::{Command, Stdio};
 
 /// A moto server on a free loopback port, killed on drop.
@@ -57,15 +59,27 @@ impl Moto {
         self.configure().await;
     }
 
-    /// An SDK client for this moto, with the fixed test credentials moto accepts.
+    /// A Secrets Manager client for this moto.
     pub fn client(&self) -> Client {
-        let config = aws_sdk_secretsmanager::Config::builder()
+        Client::new(&self.sdk_config())
+    }
+
+    /// A KMS client for this moto.
+    pub fn kms_client(&self) -> aws_sdk_kms::Client {
+        aws_sdk_kms::Client::new(&self.sdk_config())
+    }
+
+    /// The SDK configuration for this moto, with the fixed test credentials moto accepts: one
+    /// for every service's client, as the functions share one.
+    pub fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::SdkConfig::builder()
             .behavior_version(BehaviorVersion::latest())
             .endpoint_url(&self.endpoint)
             .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-            .build();
-        Client::from_conf(config)
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                "test", "test", None, None, "test",
+            )))
+            .build()
     }
 
     /// `CreateSecret` `name` holding `value`.

@@ -1,7 +1,8 @@
 """An outside verifier: PyJWT checks a token using only a Public key URL document.
 
 Usage: verify_token.py TOKEN_FILE DOCUMENT_FILE ISSUER
-The document is either Omnichannel's multi-key array or one PEM block. Exits 0 and prints the
+The document is Omnichannel's multi-key array, one PEM block, or a JWKS (read by PyJWT's own
+PyJWKSet). Exits 0 and prints the
 verified claims as JSON when the token verifies; raises otherwise.
 """
 import base64
@@ -11,12 +12,14 @@ import sys
 import jwt
 
 
-def key_for(token: str, document: bytes) -> str:
+def key_for(token: str, document: bytes):
     text = document.decode("utf-8")
     if text.lstrip().startswith("-----BEGIN PUBLIC KEY-----"):
         return text
     kid = jwt.get_unverified_header(token)["kid"]
     entries = json.loads(text)
+    if isinstance(entries, dict):
+        return jwt.PyJWKSet.from_dict(entries)[kid].key
     match = [e for e in entries if e["kid"] == kid]
     if len(match) != 1:
         raise SystemExit(f"kid {kid} is not published exactly once")

@@ -109,46 +109,6 @@ fn which(program: &str) -> PathBuf {
         })
 }
 
-/// PyJWT's verdict on `token` with a Public key URL document (tests/py/verify_token.py).
-fn verify_with_document(token: &Path, document: &Path) -> Result<Value, String> {
-    let script = common::root().join("tests/py/verify_token.py");
-    pyjwt(&[script.as_os_str(), token.as_os_str(), document.as_os_str()])
-}
-
-/// PyJWT's verdict on `token` with a JWKS: the key named by the token's kid, RS256, the issuer.
-fn verify_with_jwks(token: &Path, jwks: &Path) -> Result<Value, String> {
-    const SCRIPT: &str = r#"
-import json, sys, jwt
-token = open(sys.argv[1]).read().strip()
-keys = jwt.PyJWKSet.from_json(open(sys.argv[2]).read())
-key = keys[jwt.get_unverified_header(token)["kid"]]
-claims = jwt.decode(token, key.key, algorithms=["RS256"], issuer=sys.argv[3],
-                    options={"require": ["iss", "sub", "iat", "exp", "nbf"]})
-print(json.dumps(claims))
-"#;
-    pyjwt(&[
-        OsStr::new("-c"),
-        OsStr::new(SCRIPT),
-        token.as_os_str(),
-        jwks.as_os_str(),
-    ])
-}
-
-/// Runs python (with PyJWT, target/py) with `args` and the issuer; the claims it prints, or
-/// its error output.
-fn pyjwt(args: &[&OsStr]) -> Result<Value, String> {
-    let out = Command::new(common::python())
-        .args(args)
-        .arg(common::aws::ISSUER)
-        .output()
-        .expect("python with PyJWT (target/py)");
-    if out.status.success() {
-        Ok(serde_json::from_slice(&out.stdout).unwrap())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
-
 fn assert_claims(claims: &Value, how: &str) {
     assert_eq!(
         claims["sub"], "87b4d06c-abc2-e811-a9b0-000d3a10e09e",
@@ -207,8 +167,6 @@ async fn the_arm64_artifacts_rotate_mint_and_publish_under_qemu() {
     assert_eq!(response["statusCode"], 200, "{response}");
     let jwt = response_body(&response).unwrap();
     eprintln!("arm64: mint-token answered after {:?}", started.elapsed());
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, &jwt).unwrap();
 
     // What the arm64 public-keys publishes, in each format.
     let keys = start_arm64(&lambda, "public-keys", dir.path(), &env).await;
@@ -242,14 +200,9 @@ async fn the_arm64_artifacts_rotate_mint_and_publish_under_qemu() {
 
     // PyJWT verifies the arm64-minted token with each published document.
     for (what, document) in &documents {
-        let file = dir.path().join("document");
-        std::fs::write(&file, document).unwrap();
-        let verdict = if *what == "JWKS" {
-            verify_with_jwks(&token_file, &file)
-        } else {
-            verify_with_document(&token_file, &file)
-        };
-        let claims = verdict.unwrap_or_else(|e| panic!("PyJWT refused the token ({what}): {e}"));
+        let claims =
+            chat_auth_harness::pyjwt::verify(&jwt, document.as_bytes(), common::aws::ISSUER)
+                .unwrap_or_else(|e| panic!("PyJWT refused the token ({what}): {e}"));
         assert_claims(&claims, what);
     }
     eprintln!("arm64: verified; whole test {:?}", started.elapsed());

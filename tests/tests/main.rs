@@ -11,6 +11,7 @@ mod browser;
 mod faults;
 mod hostile_requests;
 mod hostile_tokens;
+mod kms_custody;
 mod lambda_events;
 mod load;
 mod local_server;

@@ -200,9 +200,9 @@ impl RemoteSigner for ModelKms {
                     source: format!("{key_ref} is not enabled").into(),
                 })?;
             let signature = key.private.parse()?.sign(message)?;
-            Ok(URL_SAFE_NO_PAD
+            URL_SAFE_NO_PAD
                 .decode(signature)
-                .map_err(|_| Error::Crypto("b64"))?)
+                .map_err(|_| Error::Crypto("b64"))
         })
     }
 }
