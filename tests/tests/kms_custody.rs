@@ -173,6 +173,56 @@ async fn mint(lambda: &LambdaRuntime, env: &[(String, String)]) -> String {
     response_body(&response).unwrap()
 }
 
+/// A KMS that throttles every request, as KMS answers past the account's RSA quota; its message
+/// names a key so that a leak would show.
+async fn throttling_kms() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new().fallback(|| async {
+        (
+            axum::http::StatusCode::BAD_REQUEST,
+            [("content-type", "application/x-amz-json-1.1")],
+            r#"{"__type":"ThrottlingException","message":"Rate exceeded for arn:aws:kms:us-east-1:1:key/leak"}"#,
+        )
+    });
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, server)
+}
+
+#[tokio::test]
+async fn kms_failures_answer_503_with_their_own_code_and_nothing_of_kms() {
+    let (moto, _store, arn) = provisioned().await;
+    let env = kms_env(&moto);
+    let lambda = LambdaRuntime::start(std::process::Stdio::inherit()).await;
+    let rotate = lambda.run("rotate-keys", &env, std::process::Stdio::inherit());
+    let token = moto.rotate_secret(SIGNING, &arn).await.unwrap();
+    for step in STEPS {
+        rotate
+            .invoke(&rotation_event(step.as_str(), &token))
+            .await
+            .unwrap();
+    }
+    let (throttler, _server) = throttling_kms().await;
+    let closed = format!("http://127.0.0.1:{}", chat_auth_harness::free_port());
+    for (kms, code) in [(throttler, "kms_throttled"), (closed, "kms_unavailable")] {
+        // Only KMS moves: the ring still comes from moto's Secrets Manager.
+        let mut env = env.clone();
+        env.push(("AWS_ENDPOINT_URL_KMS".into(), kms));
+        let mint_fn = lambda.run("mint-token", &env, std::process::Stdio::inherit());
+        let response = mint_fn.invoke_fixture("apigw-v2-get-token.json").await;
+        assert_eq!(response["statusCode"], 503, "{code}: {response}");
+        let body = response_body(&response).unwrap();
+        let error: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(error["error"]["code"], code, "{body}");
+        for leak in ["Rate exceeded", "arn:aws:kms", "127.0.0.1", "Throttling"] {
+            assert!(
+                !body.contains(leak),
+                "{code}: the answer shows {leak:?}: {body}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_real_binaries_rotate_sign_in_kms_and_revoke_under_a_lambda_runtime() {
     let (moto, store, arn) = provisioned().await;
