@@ -132,6 +132,8 @@ pub enum Id {
     WarmCpu(Function),
     /// Secrets Manager calls per warm invocation of a function.
     SecretsCalls(Function),
+    /// mint-token's CPU per warm invocation in KMS custody: KMS (moto's) signs.
+    WarmCpuKms,
     /// The largest function's peak resident memory over its warm invocations.
     FunctionRss,
     /// The largest of the deployed functions' zips (the binary as `bootstrap`, deflated).
@@ -189,6 +191,10 @@ impl Id {
                     f.name()
                 );
             }
+            Id::WarmCpuKms => {
+                "mint-token CPU per warm invocation in KMS custody (moto's KMS signs; the wall \
+                 time is moto's, not AWS KMS's)"
+            }
             Id::SecretsCalls(f) => {
                 return format!(
                     "Secrets Manager calls per warm invocation of {} (moto's request log)",
@@ -221,7 +227,8 @@ impl Id {
             | Id::TokenC1
             | Id::TokenC16
             | Id::TokenNodeJose
-            | Id::WarmCpu(_) => Some(Op::Sign),
+            | Id::WarmCpu(_)
+            | Id::WarmCpuKms => Some(Op::Sign),
             Id::Verify | Id::FullValidation | Id::ValidationReport | Id::ValidateC16 => {
                 Some(Op::Verify)
             }

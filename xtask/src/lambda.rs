@@ -119,6 +119,7 @@ pub fn run(
         peaks.push((function.name(), peak));
     }
     figures.push(largest(Id::FunctionRss, &peaks));
+    figures.push(host.kms_custody(&moto, &functions[0].1, floors, baseline)?);
     Ok(figures)
 }
 
@@ -259,6 +260,67 @@ impl Host<'_> {
             ),
         ];
         Ok((figures, peak))
+    }
+
+    /// mint-token in KMS custody, its ring's keys made in moto's KMS by the domain's own
+    /// custody code: one cold start, then [`WARM`] of warm invocations; CPU and wall time per
+    /// invocation (the wall time is moto's signing in Python, nothing like AWS KMS's).
+    fn kms_custody(
+        &self,
+        moto: &MotoLog,
+        binary: &Path,
+        floors: &mut Floors,
+        baseline: f64,
+    ) -> Result<Figure> {
+        crate::note(format!(
+            "Lambda: mint-token, KMS custody (moto), one cold start, then {WARM:?} of warm \
+             invocations"
+        ));
+        let (signing, public) = ("bench/kms-signing", "bench/kms-public");
+        let store = chat_auth_aws::SecretsManagerStore::new(
+            moto.moto.client(),
+            Some(signing.into()),
+            public.into(),
+        );
+        let custody = chat_auth_aws::kms::KmsCustody::new(moto.moto.kms_client(), "bench".into());
+        let life = chat_auth_shared::Lifecycle::in_custody(
+            chat_auth_shared::RingPolicy::new(30 * 86_400, 0, 300, 60, 30),
+            std::sync::Arc::new(custody),
+        );
+        self.client.block_on(async {
+            for name in [signing, public] {
+                moto.moto.create_secret(name, "{}").await;
+            }
+            chat_auth_shared::store::ensure_ring(&store, &life, chat_auth_shared::time::now()).await
+        })?;
+        let mut env = moto.env.clone();
+        for (k, v) in [
+            ("CHAT_AUTH_SIGNING_SECRET_ID", signing),
+            ("CHAT_AUTH_PUBLIC_KEYS_SECRET_ID", public),
+            ("CHAT_AUTH_KEY_CUSTODY", "kms"),
+        ] {
+            env.retain(|(name, _)| name != k);
+            env.push((k.to_owned(), v.to_owned()));
+        }
+        let floor = floors.take()?;
+        let event = event(Function::MintToken, "");
+        let started = self.cold_start(Function::MintToken, binary, &env, &event)?;
+        let began = Instant::now();
+        let (cpu, warm) = self.warm_cpu(&started, Function::MintToken, &event)?;
+        let wall = began.elapsed().as_secs_f64() / warm as f64;
+        Ok(Figure::single(
+            Id::WarmCpuKms,
+            cpu,
+            floor,
+            format!(
+                "{} over {} warm invocations, {} beyond the do-nothing function's; wall {} per \
+                 invocation (moto's)",
+                duration(cpu),
+                thousands(warm as f64),
+                duration(cpu - baseline),
+                duration(wall)
+            ),
+        ))
     }
 
     /// The do-nothing function: one cold start, then [`WARM`] of warm invocations; its CPU per
