@@ -98,18 +98,107 @@ fn service_error(throttled: bool, why: &str) -> Error {
     }
 }
 
-/// rotate-keys' custody: makes keys tagged for this stack, confirms them, and withdraws those no
-/// ring uses.
+/// The principals a key's own policy names.
+#[derive(Debug, Clone)]
+pub struct KeyRoles {
+    /// mint-token's role: the only principal that may sign.
+    pub signer: String,
+    /// rotate-keys' role: reads, disables and schedules the deletion of keys, and may replace
+    /// the policy (KMS refuses a policy that would lock its creator out).
+    pub rotator: String,
+}
+
+/// Administration the account keeps over every key, listed action by action as the template's
+/// signing-secret key does: no `kms:Sign`, so that no IAM policy in the account (not even
+/// `AdministratorAccess`) lets anyone but mint-token sign; an administrator who rewrites the
+/// policy (`kms:PutKeyPolicy`) is still trusted (docs/deploy.md, "What you still trust").
+const ACCOUNT_ACTIONS: [&str; 13] = [
+    "kms:DescribeKey",
+    "kms:GetKeyPolicy",
+    "kms:ListKeyPolicies",
+    "kms:PutKeyPolicy",
+    "kms:GetPublicKey",
+    "kms:UpdateKeyDescription",
+    "kms:EnableKey",
+    "kms:DisableKey",
+    "kms:ListResourceTags",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:ScheduleKeyDeletion",
+    "kms:CancelKeyDeletion",
+];
+
+impl KeyRoles {
+    /// The key policy of every key rotation creates. Written with serde_json, not a policy
+    /// crate: no maintained Rust crate models IAM policy documents.
+    pub fn key_policy(&self) -> Result<String> {
+        // arn:PARTITION:iam::ACCOUNT:role/NAME -> arn:PARTITION:iam::ACCOUNT:root
+        let parts: Vec<&str> = self.signer.split(':').collect();
+        let [arn, partition, "iam", "", account, _] = parts.as_slice() else {
+            return Err(Error::Config {
+                var: "CHAT_AUTH_KMS_SIGNER_ROLE_ARN",
+                reason: "is not an IAM role ARN".into(),
+            });
+        };
+        let root = format!("{arn}:{partition}:iam::{account}:root");
+        let policy = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "AccountAdministersButCannotSign",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": root},
+                    "Action": ACCOUNT_ACTIONS,
+                    "Resource": "*"
+                },
+                {
+                    "Sid": "OnlyMintTokenSigns",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": self.signer},
+                    "Action": "kms:Sign",
+                    "Resource": "*",
+                    "Condition": {"StringEquals": {
+                        "kms:SigningAlgorithm": "RSASSA_PKCS1_V1_5_SHA_256",
+                        "kms:MessageType": "RAW"
+                    }}
+                },
+                {
+                    "Sid": "RotateKeysWithdraws",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": self.rotator},
+                    "Action": [
+                        "kms:DescribeKey",
+                        "kms:GetPublicKey",
+                        "kms:ListResourceTags",
+                        "kms:DisableKey",
+                        "kms:ScheduleKeyDeletion",
+                        "kms:PutKeyPolicy"
+                    ],
+                    "Resource": "*"
+                }
+            ]
+        });
+        Ok(policy.to_string())
+    }
+}
+
+/// rotate-keys' custody: makes keys tagged for this stack under a policy that lets only
+/// mint-token sign, confirms them, and withdraws those no ring uses.
 #[derive(Debug, Clone)]
 pub struct KmsCustody {
     client: Client,
     stack: String,
+    policy: String,
 }
 
 impl KmsCustody {
-    /// Keys tagged `chat-auth:stack=stack`.
-    pub fn new(client: Client, stack: String) -> Self {
-        KmsCustody { client, stack }
+    /// Keys tagged `chat-auth:stack=stack`, under the key policy `roles` make.
+    pub fn new(client: Client, stack: String, roles: KeyRoles) -> Result<Self> {
+        Ok(KmsCustody {
+            client,
+            stack,
+            policy: roles.key_policy()?,
+        })
     }
 
     /// Every key of this stack with its tags. ListKeys has no tag filter (the Resource Groups
@@ -233,6 +322,7 @@ impl KeyCustody for KmsCustody {
                         .key_spec(KeySpec::Rsa2048)
                         .key_usage(KeyUsageType::SignVerify)
                         .description(format!("chat-auth signing key, stack {}", self.stack))
+                        .policy(&self.policy)
                         .tags(Self::tag(STACK_TAG, &self.stack)?)
                         .tags(Self::tag(CHANGE_TAG, &change)?)
                         .tags(Self::tag(CREATED_TAG, now.to_string())?)

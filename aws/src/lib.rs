@@ -37,14 +37,26 @@ pub async fn lifecycle(
 ) -> chat_auth_shared::Result<Lifecycle> {
     match store {
         StoreConfig::SecretsManager {
-            custody: Custody::Kms { stack_tag },
+            custody:
+                Custody::Kms {
+                    stack_tag,
+                    signer_role,
+                    rotator_role,
+                },
             ..
         } => {
-            let stack = stack_tag.clone().ok_or(chat_auth_shared::Error::Config {
-                var: "CHAT_AUTH_KMS_STACK_TAG",
-                reason: "is required with CHAT_AUTH_KEY_CUSTODY=kms".into(),
-            })?;
-            let custody = kms::KmsCustody::new(kms::client(sdk_config().await), stack);
+            let required = |value: &Option<String>, var: &'static str| {
+                value.clone().ok_or(chat_auth_shared::Error::Config {
+                    var,
+                    reason: "is required with CHAT_AUTH_KEY_CUSTODY=kms".into(),
+                })
+            };
+            let roles = kms::KeyRoles {
+                signer: required(signer_role, "CHAT_AUTH_KMS_SIGNER_ROLE_ARN")?,
+                rotator: required(rotator_role, "CHAT_AUTH_KMS_ROTATOR_ROLE_ARN")?,
+            };
+            let stack = required(stack_tag, "CHAT_AUTH_KMS_STACK_TAG")?;
+            let custody = kms::KmsCustody::new(kms::client(sdk_config().await), stack, roles)?;
             Ok(Lifecycle::in_custody(ring.ring_policy(), Arc::new(custody)))
         }
         _ => Ok(ring.lifecycle()),

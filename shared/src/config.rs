@@ -358,6 +358,8 @@ impl Section for StoreConfig {
             None | Some("secret") => Custody::Secret,
             Some("kms") => Custody::Kms {
                 stack_tag: get("CHAT_AUTH_KMS_STACK_TAG"),
+                signer_role: get("CHAT_AUTH_KMS_SIGNER_ROLE_ARN"),
+                rotator_role: get("CHAT_AUTH_KMS_ROTATOR_ROLE_ARN"),
             },
             Some(other) => {
                 return Err(config(
@@ -398,6 +400,14 @@ pub enum Custody {
         /// keys it may withdraw (`CHAT_AUTH_KMS_STACK_TAG`, default: none; rotate-keys refuses to
         /// start without it, since two stacks sharing a tag would withdraw each other's keys).
         stack_tag: Option<String>,
+        /// The one role the keys' policy lets sign: mint-token's
+        /// (`CHAT_AUTH_KMS_SIGNER_ROLE_ARN`, default: none; rotate-keys refuses to start
+        /// without it, so that no key is made whose policy leaves signing to IAM policies).
+        signer_role: Option<String>,
+        /// The role the keys' policy lets read, disable and schedule the deletion of them:
+        /// rotate-keys' own (`CHAT_AUTH_KMS_ROTATOR_ROLE_ARN`, default: none; required as
+        /// above).
+        rotator_role: Option<String>,
     },
 }
 

@@ -14,7 +14,7 @@ use crate::common::aws::{
 };
 use aws_sdk_kms::types::{KeyState, Tag};
 use chat_auth_aws::SecretsManagerStore;
-use chat_auth_aws::kms::{CHANGE_TAG, CREATED_TAG, KmsCustody, STACK_TAG};
+use chat_auth_aws::kms::{CHANGE_TAG, CREATED_TAG, KeyRoles, KmsCustody, STACK_TAG};
 use chat_auth_aws::rotation::Rotator;
 use chat_auth_harness::moto::Moto;
 use chat_auth_shared::keys::{Material, StoredKey};
@@ -26,15 +26,64 @@ use std::sync::Arc;
 const STACK: &str = "chat-auth-test";
 const DAY: i64 = 86_400;
 
+const SIGNER: &str = "arn:aws:iam::123456789012:role/chat-auth-test-MintTokenFunctionRole";
+const ROTATOR: &str = "arn:aws:iam::123456789012:role/chat-auth-test-RotateKeysFunctionRole";
+
 fn kms_env(moto: &Moto) -> Vec<(String, String)> {
     let mut env = lambda_env(moto);
-    env.push(("CHAT_AUTH_KEY_CUSTODY".into(), "kms".into()));
-    env.push(("CHAT_AUTH_KMS_STACK_TAG".into(), STACK.into()));
+    for (k, v) in [
+        ("CHAT_AUTH_KEY_CUSTODY", "kms"),
+        ("CHAT_AUTH_KMS_STACK_TAG", STACK),
+        ("CHAT_AUTH_KMS_SIGNER_ROLE_ARN", SIGNER),
+        ("CHAT_AUTH_KMS_ROTATOR_ROLE_ARN", ROTATOR),
+    ] {
+        env.push((k.into(), v.into()));
+    }
     env
 }
 
+fn roles() -> KeyRoles {
+    KeyRoles {
+        signer: SIGNER.into(),
+        rotator: ROTATOR.into(),
+    }
+}
+
 fn custody(moto: &Moto, stack: &str) -> KmsCustody {
-    KmsCustody::new(moto.kms_client(), stack.into())
+    KmsCustody::new(moto.kms_client(), stack.into(), roles()).unwrap()
+}
+
+/// Who the key policy of `arn` lets do what: its statements' principals with their actions.
+async fn policy_grants(moto: &Moto, arn: &str) -> Vec<(String, Vec<String>)> {
+    let policy = moto
+        .kms_client()
+        .get_key_policy()
+        .key_id(arn)
+        .policy_name("default")
+        .send()
+        .await
+        .unwrap();
+    let policy: Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
+    let strings = |v: &Value| match v {
+        Value::String(s) => vec![s.clone()],
+        v => v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_owned())
+            .collect(),
+    };
+    policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["Principal"]["AWS"].as_str().unwrap().to_owned(),
+                strings(&s["Action"]),
+            )
+        })
+        .collect()
 }
 
 async fn current_ring(store: &SecretsManagerStore) -> RingState {
@@ -82,6 +131,7 @@ async fn make_key(moto: &Moto, stack: &str, change: &str, made: i64) -> String {
         .create_key()
         .key_spec(aws_sdk_kms::types::KeySpec::Rsa2048)
         .key_usage(aws_sdk_kms::types::KeyUsageType::SignVerify)
+        .policy(roles().key_policy().unwrap())
         .tags(tag(STACK_TAG, stack))
         .tags(tag(CHANGE_TAG, change))
         .tags(tag(CREATED_TAG, &made.to_string()))
@@ -279,6 +329,24 @@ async fn the_real_binaries_rotate_sign_in_kms_and_revoke_under_a_lambda_runtime(
             key.kid
         );
         assert_eq!(state(&moto, held).await.0, KeyState::Enabled);
+    }
+
+    // Each key's own policy lets mint-token's role alone sign: the account administers but
+    // cannot, and rotate-keys may withdraw but not sign (moto stores the policy; it does not
+    // enforce it).
+    for held in ring.kms_keys() {
+        let grants = policy_grants(&moto, held).await;
+        let signers: Vec<&str> = grants
+            .iter()
+            .filter(|(_, actions)| actions.iter().any(|a| a == "kms:Sign" || a.contains('*')))
+            .map(|(principal, _)| principal.as_str())
+            .collect();
+        assert_eq!(signers, [SIGNER], "{held}: {grants:?}");
+        assert!(
+            grants
+                .iter()
+                .any(|(p, a)| p == ROTATOR && a.iter().any(|a| a == "kms:ScheduleKeyDeletion"))
+        );
     }
 
     // mint-token signs through KMS; PyJWT verifies with both published documents.

@@ -282,7 +282,12 @@ impl Host<'_> {
             Some(signing.into()),
             public.into(),
         );
-        let custody = chat_auth_aws::kms::KmsCustody::new(moto.moto.kms_client(), "bench".into());
+        let roles = chat_auth_aws::kms::KeyRoles {
+            signer: "arn:aws:iam::123456789012:role/bench-mint-token".into(),
+            rotator: "arn:aws:iam::123456789012:role/bench-rotate-keys".into(),
+        };
+        let custody =
+            chat_auth_aws::kms::KmsCustody::new(moto.moto.kms_client(), "bench".into(), roles)?;
         let life = chat_auth_shared::Lifecycle::in_custody(
             chat_auth_shared::RingPolicy::new(30 * 86_400, 0, 300, 60, 30),
             std::sync::Arc::new(custody),
