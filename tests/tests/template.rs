@@ -229,11 +229,22 @@ mod iam {
             }
         };
         match node {
-            Value::Array(items) => items.iter().map(|i| resolve(i, params)).collect(),
+            // `Ref AWS::NoValue` resolves to null, and drops out of the list holding it.
+            Value::Array(items) => items
+                .iter()
+                .map(|i| resolve(i, params))
+                .filter(|v| !v.is_null())
+                .collect(),
             Value::Object(map) if map.len() == 1 => {
                 let (key, arg) = map.iter().next().unwrap();
                 match key.as_str() {
+                    "Ref" if arg == "AWS::NoValue" => Value::Null,
                     "Ref" => Value::String(pseudo(arg.as_str().unwrap())),
+                    // A condition is given as a parameter of its own name: "true" or not.
+                    "Fn::If" => {
+                        let holds = pseudo(arg[0].as_str().unwrap()) == "true";
+                        resolve(&arg[if holds { 1 } else { 2 }], params)
+                    }
                     "Fn::GetAtt" => {
                         assert_eq!(arg[1], "Arn", "{node}");
                         Value::String(role(arg[0].as_str().unwrap()))
@@ -279,6 +290,7 @@ mod iam {
             Value::String(s) => vec![s.clone()],
             Value::Array(items) => items.iter().flat_map(strings).collect(),
             Value::Bool(b) => vec![b.to_string()],
+            Value::Number(n) => vec![n.to_string()],
             other => panic!("not a string or list: {other}"),
         }
     }
@@ -350,6 +362,7 @@ mod iam {
             "ArnNotLike" => ("ArnLike", true),
             "ArnEquals" => ("ArnLike", false),
             "StringEquals" | "StringLike" | "ArnLike" | "Bool" => (op, false),
+            "NumericGreaterThanEquals" => (op, false),
             other => panic!("condition operator {other} is not modelled here"),
         };
         let Some(values) = present else {
@@ -358,6 +371,9 @@ mod iam {
         let matches = |value: &str| {
             wanted.iter().any(|w| match base {
                 "StringEquals" | "Bool" => w == value,
+                "NumericGreaterThanEquals" => {
+                    value.parse::<f64>().unwrap() >= w.parse::<f64>().unwrap()
+                }
                 _ => wildcard(w, value, false),
             })
         };
@@ -384,7 +400,11 @@ mod iam {
         let action = strings(&statement["Action"])
             .iter()
             .any(|a| wildcard(a, request.action, true));
-        let conditions = statement
+        (anyone || named) && action && conditions_hold(statement, request)
+    }
+
+    fn conditions_hold(statement: &Value, request: &Request<'_>) -> bool {
+        statement
             .get("Condition")
             .and_then(Value::as_object)
             .into_iter()
@@ -394,8 +414,31 @@ mod iam {
                     .unwrap()
                     .iter()
                     .all(|(key, wanted)| condition_holds(operator, key, &strings(wanted), request))
-            });
-        (anyone || named) && action && conditions
+            })
+    }
+
+    /// Whether a role's own (identity) policy statements allow `request` on `resource`: an
+    /// Allow applies and no Deny does. The principal is the role's, so statements name none.
+    pub fn identity_allows(statements: &[Value], request: &Request<'_>, resource: &str) -> bool {
+        let applies = |s: &Value| {
+            assert!(
+                s.get("Principal").is_none() && s.get("NotAction").is_none(),
+                "{s}"
+            );
+            strings(&s["Resource"])
+                .iter()
+                .any(|r| wildcard(r, resource, false))
+                && strings(&s["Action"])
+                    .iter()
+                    .any(|a| wildcard(a, request.action, true))
+                && conditions_hold(s, request)
+        };
+        statements
+            .iter()
+            .any(|s| s["Effect"] == "Allow" && applies(s))
+            && !statements
+                .iter()
+                .any(|s| s["Effect"] == "Deny" && applies(s))
     }
 
     /// Whether an explicit Deny in `policy` refuses `request`.
@@ -661,4 +704,145 @@ fn the_key_alarms_fire_well_before_the_signing_key_expires() {
             "{name} fires past {threshold} rotation periods; the key's advertised expiry is at {expiry}, so it must fire by {at_most}"
         );
     }
+}
+
+/// Every role the template makes, with the statements of its own policies, in `custody`.
+fn role_statements(custody: &str) -> Vec<(String, Vec<serde_json::Value>)> {
+    let t = transformed();
+    let kms = (custody == "KMS").to_string();
+    let params = [
+        ("KmsCustody", kms.as_str()),
+        ("KeyCustody", custody),
+        (
+            "PublicKeysSecret",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:chat-auth-public-AbCdEf",
+        ),
+    ];
+    t["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::IAM::Role")
+        .map(|(name, role)| {
+            let policies = iam::resolve(&role["Properties"]["Policies"], &params);
+            let statements = policies
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|p| p["PolicyDocument"]["Statement"].as_array().unwrap().clone())
+                .collect();
+            (name.clone(), statements)
+        })
+        .collect()
+}
+
+/// What each role may do to KMS keys in each custody, by its own policies (each key's own
+/// policy, made by rotate-keys, is checked against moto in tests/tests/kms_custody.rs): only
+/// mint-token signs, only with this stack's keys and only RAW RS256; rotate-keys creates,
+/// reads, disables and deletes this stack's keys but never signs; no other role touches KMS.
+#[test]
+fn in_kms_custody_only_mint_token_signs_and_only_with_this_stacks_keys() {
+    const KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    let ours: &[&str] = &["chat-auth"];
+    let theirs: &[&str] = &["another-stack"];
+    let rs256: &[(&str, &[&str])] = &[
+        ("kms:SigningAlgorithm", &["RSASSA_PKCS1_V1_5_SHA_256"]),
+        ("kms:MessageType", &["RAW"]),
+    ];
+    let verdicts = |custody: &str| -> Vec<(String, String)> {
+        let kms = known_actions("kms");
+        let mut allowed = Vec::new();
+        for (role, statements) in role_statements(custody) {
+            for action in &kms {
+                for stack in [ours, theirs, &[][..]] {
+                    let mut keys: Vec<(&str, &[&str])> = rs256.to_vec();
+                    keys.push(("aws:ResourceTag/chat-auth:stack", stack));
+                    keys.push(("aws:RequestTag/chat-auth:stack", stack));
+                    keys.push(("kms:KeySpec", &["RSA_2048"]));
+                    keys.push(("kms:KeyUsage", &["SIGN_VERIFY"]));
+                    keys.push(("kms:ScheduleKeyDeletionPendingWindowInDays", &["30"]));
+                    let request = iam::Request {
+                        action,
+                        principal: &role,
+                        keys: &keys,
+                    };
+                    if iam::identity_allows(&statements, &request, KEY) {
+                        let whose = match stack.first() {
+                            Some(&"chat-auth") => "ours",
+                            Some(_) => "another stack's",
+                            None => "untagged",
+                        };
+                        allowed.push((role.clone(), format!("{action} on {whose}")));
+                    }
+                }
+            }
+        }
+        allowed.sort();
+        allowed.dedup();
+        allowed
+    };
+    let by_role = |allowed: &[(String, String)], role: &str| -> Vec<String> {
+        allowed
+            .iter()
+            .filter(|(r, _)| r == role)
+            .map(|(_, a)| a.clone())
+            .collect()
+    };
+    let kms = verdicts("KMS");
+    assert_eq!(by_role(&kms, "MintTokenFunctionRole"), ["kms:sign on ours"]);
+    let rotation = by_role(&kms, "RotateKeysFunctionRole");
+    // ListKeys has no resource-level permission: it is the one action not tied to our tag.
+    assert_eq!(
+        rotation,
+        [
+            "kms:createkey on ours",
+            "kms:describekey on ours",
+            "kms:disablekey on ours",
+            "kms:getpublickey on ours",
+            "kms:listkeys on another stack's",
+            "kms:listkeys on ours",
+            "kms:listkeys on untagged",
+            "kms:listresourcetags on ours",
+            "kms:putkeypolicy on ours",
+            "kms:schedulekeydeletion on ours",
+            "kms:tagresource on ours",
+        ]
+    );
+    for (role, action) in &kms {
+        assert!(
+            role == "MintTokenFunctionRole" || role == "RotateKeysFunctionRole",
+            "{role} may {action}"
+        );
+    }
+    // RS256 over the raw message only, and a deletion window of at least AWS's 7 days.
+    let sign_as = |keys: &[(&str, &[&str])]| {
+        let mint = role_statements("KMS")
+            .into_iter()
+            .find(|(r, _)| r == "MintTokenFunctionRole")
+            .unwrap()
+            .1;
+        iam::identity_allows(
+            &mint,
+            &iam::Request {
+                action: "kms:Sign",
+                principal: "MintTokenFunctionRole",
+                keys,
+            },
+            KEY,
+        )
+    };
+    let tagged: (&str, &[&str]) = ("aws:ResourceTag/chat-auth:stack", ours);
+    assert!(sign_as(&[tagged, rs256[0], rs256[1]]));
+    assert!(!sign_as(&[
+        tagged,
+        rs256[0],
+        ("kms:MessageType", &["DIGEST"])
+    ]));
+    assert!(!sign_as(&[
+        tagged,
+        ("kms:SigningAlgorithm", &["RSASSA_PSS_SHA_256"]),
+        rs256[1]
+    ]));
+    // In the default custody, no role has any KMS action on keys at all.
+    assert_eq!(verdicts("SecretsManager"), Vec::<(String, String)>::new());
 }
