@@ -387,6 +387,14 @@ mod tests {
                 Error::Domain(D::Conflict(String::new())),
                 Error::Domain(D::Rotation(String::new())),
                 Error::Domain(D::Crypto("x")),
+                Error::Domain(D::KeyService {
+                    throttled: true,
+                    source: "x".into(),
+                }),
+                Error::Domain(D::KeyService {
+                    throttled: false,
+                    source: "x".into(),
+                }),
                 Error::Domain(D::Io {
                     path: String::new(),
                     source: std::io::Error::other("x"),

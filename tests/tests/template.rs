@@ -84,11 +84,12 @@ fn template_path() -> std::path::PathBuf {
 
 /// The transformed template, as CloudFormation receives it.
 fn transformed() -> serde_json::Value {
-    let template = template_path().into_os_string();
-    let out = common::python_script(
-        "sam_transform.py",
-        &[template.as_os_str(), "--json".as_ref()],
-    );
+    transformed_at(&template_path())
+}
+
+/// The template at `path`, transformed.
+fn transformed_at(path: &std::path::Path) -> serde_json::Value {
+    let out = common::python_script("sam_transform.py", &[path.as_os_str(), "--json".as_ref()]);
     serde_json::from_slice(&out).unwrap()
 }
 
@@ -215,42 +216,76 @@ mod iam {
     /// `node` with the intrinsic functions the policies use replaced by values; `params` gives
     /// the stack parameters.
     pub fn resolve(node: &Value, params: &[(&str, &str)]) -> Value {
-        let pseudo = |name: &str| -> String {
-            match name {
+        resolve_in(&Value::Null, node, params)
+    }
+
+    /// [`resolve`] within the transformed `template`, as CloudFormation would deploy it with
+    /// `params`: a parameter they leave out takes its default, `Fn::If` follows the template's
+    /// conditions, `AWS::NoValue` removes what it stands in, and a `Ref` to a resource stands for
+    /// `ref:NAME`.
+    pub fn resolve_in(template: &Value, node: &Value, params: &[(&str, &str)]) -> Value {
+        value(template, node, params).unwrap_or_else(|| panic!("{node} is AWS::NoValue"))
+    }
+
+    /// Whether `template`'s condition `name` holds with `params`.
+    fn condition(template: &Value, name: &str, params: &[(&str, &str)]) -> bool {
+        let node = &template["Conditions"][name];
+        assert!(!node.is_null(), "no condition {name}");
+        match value(template, node, params) {
+            Some(Value::Bool(holds)) => holds,
+            other => panic!("condition {name} is {other:?}"),
+        }
+    }
+
+    /// `node` resolved, or None where it is `AWS::NoValue`.
+    fn value(template: &Value, node: &Value, params: &[(&str, &str)]) -> Option<Value> {
+        let pseudo = |name: &str| -> Option<String> {
+            Some(match name {
                 "AWS::AccountId" => ACCOUNT.into(),
                 "AWS::Partition" => "aws".into(),
                 "AWS::Region" => "us-east-1".into(),
                 "AWS::URLSuffix" => "amazonaws.com".into(),
                 "AWS::StackName" => "chat-auth".into(),
+                "AWS::NoValue" => return None,
                 other => match params.iter().find(|(k, _)| *k == other) {
                     Some((_, v)) => (*v).into(),
-                    None => panic!("no value for Ref {other}"),
+                    None => match &template["Parameters"][other]["Default"] {
+                        Value::String(default) => default.clone(),
+                        Value::Number(default) => default.to_string(),
+                        _ if template["Resources"].get(other).is_some() => format!("ref:{other}"),
+                        _ => panic!("no value for Ref {other}"),
+                    },
                 },
-            }
+            })
         };
-        match node {
-            // `Ref AWS::NoValue` resolves to null, and drops out of the list holding it.
-            Value::Array(items) => items
-                .iter()
-                .map(|i| resolve(i, params))
-                .filter(|v| !v.is_null())
-                .collect(),
+        let resolved = |node: &Value| value(template, node, params);
+        let holds = |node: &Value| match resolved(node) {
+            Some(Value::Bool(holds)) => holds,
+            other => panic!("not a condition: {other:?}"),
+        };
+        Some(match node {
+            Value::Array(items) => items.iter().filter_map(resolved).collect(),
             Value::Object(map) if map.len() == 1 => {
                 let (key, arg) = map.iter().next().unwrap();
                 match key.as_str() {
-                    "Ref" if arg == "AWS::NoValue" => Value::Null,
-                    "Ref" => Value::String(pseudo(arg.as_str().unwrap())),
-                    // A condition is given as a parameter of its own name: "true" or not.
-                    "Fn::If" => {
-                        let holds = pseudo(arg[0].as_str().unwrap()) == "true";
-                        resolve(&arg[if holds { 1 } else { 2 }], params)
-                    }
+                    "Ref" => Value::String(pseudo(arg.as_str().unwrap())?),
                     "Fn::GetAtt" => {
                         assert_eq!(arg[1], "Arn", "{node}");
                         Value::String(role(arg[0].as_str().unwrap()))
                     }
+                    "Fn::If" => {
+                        let holds = condition(template, arg[0].as_str().unwrap(), params);
+                        return resolved(&arg[if holds { 1 } else { 2 }]);
+                    }
+                    "Condition" if arg.is_string() => {
+                        Value::Bool(condition(template, arg.as_str().unwrap(), params))
+                    }
+                    "Fn::Equals" => Value::Bool(resolved(&arg[0]) == resolved(&arg[1])),
+                    "Fn::Not" => Value::Bool(!holds(&arg[0])),
+                    "Fn::And" => Value::Bool(arg.as_array().unwrap().iter().all(holds)),
+                    "Fn::Or" => Value::Bool(arg.as_array().unwrap().iter().any(holds)),
                     "Fn::Split" => {
-                        let text = resolve(&arg[1], params);
+                        let text = resolved(&arg[1])?;
                         let parts: Vec<&str> = text
                             .as_str()
                             .unwrap()
@@ -265,26 +300,29 @@ mod iam {
                             let name = &text[start + 2..end];
                             let value = match name.strip_suffix(".Arn") {
                                 Some(resource) => role(resource),
-                                None => pseudo(name),
+                                None => pseudo(name).expect("AWS::NoValue in Fn::Sub"),
                             };
                             text.replace_range(start..=end, &value);
                         }
                         Value::String(text)
                     }
                     k if k.starts_with("Fn::") => panic!("unsupported {k} in {node}"),
-                    _ => json!({ key: resolve(arg, params) }),
+                    _ => match resolved(arg) {
+                        Some(v) => json!({ key: v }),
+                        None => json!({}),
+                    },
                 }
             }
             Value::Object(map) => map
                 .iter()
-                .map(|(k, v)| (k.clone(), resolve(v, params)))
+                .filter_map(|(k, v)| Some((k.clone(), resolved(v)?)))
                 .collect::<serde_json::Map<_, _>>()
                 .into(),
             other => other.clone(),
-        }
+        })
     }
 
-    /// A string or a list of strings.
+    /// A string or a list of strings (a number or a boolean as written).
     pub fn strings(v: &Value) -> Vec<String> {
         match v {
             Value::String(s) => vec![s.clone()],
@@ -361,19 +399,33 @@ mod iam {
             "ArnNotEquals" => ("ArnLike", true),
             "ArnNotLike" => ("ArnLike", true),
             "ArnEquals" => ("ArnLike", false),
-            "StringEquals" | "StringLike" | "ArnLike" | "Bool" => (op, false),
-            "NumericGreaterThanEquals" => (op, false),
+            "NumericNotEquals" => ("NumericEquals", true),
+            "StringEquals"
+            | "StringLike"
+            | "ArnLike"
+            | "Bool"
+            | "NumericEquals"
+            | "NumericLessThan"
+            | "NumericLessThanEquals"
+            | "NumericGreaterThan"
+            | "NumericGreaterThanEquals" => (op, false),
             other => panic!("condition operator {other} is not modelled here"),
         };
         let Some(values) = present else {
             return if_exists || set == Some("ForAllValues") || (set.is_none() && negated);
         };
+        let number = |text: &str| -> i64 {
+            text.parse()
+                .unwrap_or_else(|_| panic!("{key}: {text} is not a whole number"))
+        };
         let matches = |value: &str| {
             wanted.iter().any(|w| match base {
                 "StringEquals" | "Bool" => w == value,
-                "NumericGreaterThanEquals" => {
-                    value.parse::<f64>().unwrap() >= w.parse::<f64>().unwrap()
-                }
+                "NumericEquals" => number(value) == number(w),
+                "NumericLessThan" => number(value) < number(w),
+                "NumericLessThanEquals" => number(value) <= number(w),
+                "NumericGreaterThan" => number(value) > number(w),
+                "NumericGreaterThanEquals" => number(value) >= number(w),
                 _ => wildcard(w, value, false),
             })
         };
@@ -403,6 +455,7 @@ mod iam {
         (anyone || named) && action && conditions_hold(statement, request)
     }
 
+    /// Whether every condition of `statement` holds for `request`.
     fn conditions_hold(statement: &Value, request: &Request<'_>) -> bool {
         statement
             .get("Condition")
@@ -417,28 +470,32 @@ mod iam {
             })
     }
 
-    /// Whether a role's own (identity) policy statements allow `request` on `resource`: an
-    /// Allow applies and no Deny does. The principal is the role's, so statements name none.
-    pub fn identity_allows(statements: &[Value], request: &Request<'_>, resource: &str) -> bool {
-        let applies = |s: &Value| {
-            assert!(
-                s.get("Principal").is_none() && s.get("NotAction").is_none(),
-                "{s}"
-            );
-            strings(&s["Resource"])
+    /// Whether a role's own policy documents let it make `request` on `resource` (a key's ARN,
+    /// or `*` for an action that names no resource): an Allow matches action, resource and
+    /// conditions, and no Deny does.
+    pub fn role_allows(documents: &[Value], request: &Request<'_>, resource: &str) -> bool {
+        let matching = |effect: &str| {
+            documents
                 .iter()
-                .any(|r| wildcard(r, resource, false))
-                && strings(&s["Action"])
-                    .iter()
-                    .any(|a| wildcard(a, request.action, true))
-                && conditions_hold(s, request)
+                .flat_map(|d| d["Statement"].as_array().unwrap())
+                .filter(|s| s["Effect"] == effect)
+                .any(|s| {
+                    assert!(
+                        ["NotAction", "NotResource", "Principal"]
+                            .iter()
+                            .all(|k| s.get(k).is_none()),
+                        "not modelled: {s}"
+                    );
+                    strings(&s["Action"])
+                        .iter()
+                        .any(|a| wildcard(a, request.action, true))
+                        && strings(&s["Resource"])
+                            .iter()
+                            .any(|r| wildcard(r, resource, false))
+                        && conditions_hold(s, request)
+                })
         };
-        statements
-            .iter()
-            .any(|s| s["Effect"] == "Allow" && applies(s))
-            && !statements
-                .iter()
-                .any(|s| s["Effect"] == "Deny" && applies(s))
+        matching("Allow") && !matching("Deny")
     }
 
     /// Whether an explicit Deny in `policy` refuses `request`.
@@ -706,143 +763,412 @@ fn the_key_alarms_fire_well_before_the_signing_key_expires() {
     }
 }
 
-/// Every role the template makes, with the statements of its own policies, in `custody`.
-fn role_statements(custody: &str) -> Vec<(String, Vec<serde_json::Value>)> {
-    let t = transformed();
-    let kms = (custody == "KMS").to_string();
-    let params = [
-        ("KmsCustody", kms.as_str()),
-        ("KeyCustody", custody),
+/// The name `iam::resolve` gives `AWS::StackName`, and another stack's in the same account.
+const STACK: &str = "chat-auth";
+const OTHER_STACK: &str = "chat-auth-staging";
+
+/// A KMS key of the account in the stack's Region: whose it is lies in its tags alone, which is
+/// all the roles' policies can tell keys apart by (rotation makes the keys after deploy).
+const KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/0b7f3b8e-5c1a-4f0e-9d2a-6f1e2d3c4b5a";
+
+/// The tags rotation puts on each key it makes (aws/src/kms.rs).
+const ROTATION_TAGS: [&str; 3] = ["chat-auth:stack", "chat-auth:rotation", "chat-auth:created"];
+
+type Keys = Vec<(&'static str, &'static [&'static str])>;
+
+/// Everything a request by mint-token or rotation carries about one of this stack's keys: the
+/// context in which any grant of theirs applies, if it applies at all.
+const OURS: &[(&str, &[&str])] = &[
+    ("aws:ResourceTag/chat-auth:stack", &[STACK]),
+    ("aws:RequestTag/chat-auth:stack", &[STACK]),
+    ("aws:TagKeys", &ROTATION_TAGS),
+    ("kms:KeySpec", &["RSA_2048"]),
+    ("kms:KeyUsage", &["SIGN_VERIFY"]),
+    ("kms:SigningAlgorithm", &["RSASSA_PKCS1_V1_5_SHA_256"]),
+    ("kms:MessageType", &["RAW"]),
+    ("kms:ScheduleKeyDeletionPendingWindowInDays", &["30"]),
+];
+
+fn ours() -> Keys {
+    OURS.to_vec()
+}
+
+/// `keys` with `key` set to `values`, or left out (None).
+fn with(mut keys: Keys, key: &'static str, values: Option<&'static [&'static str]>) -> Keys {
+    keys.retain(|(k, _)| *k != key);
+    keys.extend(values.map(|v| (key, v)));
+    keys
+}
+
+/// The same request about another stack's key, and about a key with no tags.
+fn foreign() -> [(&'static str, Keys); 2] {
+    let tag = "aws:ResourceTag/chat-auth:stack";
+    [
         (
-            "PublicKeysSecret",
-            "arn:aws:secretsmanager:us-east-1:123456789012:secret:chat-auth-public-AbCdEf",
+            "another stack's key",
+            with(ours(), tag, Some(&[OTHER_STACK])),
         ),
-    ];
+        ("an untagged key", with(ours(), tag, None)),
+    ]
+}
+
+/// What rotation calls in KMS custody: nothing else, and never kms:Sign.
+const ROTATION_ACTIONS: [&str; 8] = [
+    "kms:CreateKey",
+    "kms:TagResource",
+    "kms:ListKeys",
+    "kms:ListResourceTags",
+    "kms:DescribeKey",
+    "kms:GetPublicKey",
+    "kms:DisableKey",
+    "kms:ScheduleKeyDeletion",
+];
+
+/// Every IAM role of the transformed template `t` with its own policy documents and managed
+/// policy ARNs, as deployed with `params`.
+fn roles(
+    t: &serde_json::Value,
+    params: &[(&str, &str)],
+) -> Vec<(String, Vec<serde_json::Value>, Vec<String>)> {
     t["Resources"]
         .as_object()
         .unwrap()
         .iter()
         .filter(|(_, r)| r["Type"] == "AWS::IAM::Role")
-        .map(|(name, role)| {
-            let policies = iam::resolve(&role["Properties"]["Policies"], &params);
-            let statements = policies
+        .map(|(name, r)| {
+            let properties = iam::resolve_in(t, &r["Properties"], params);
+            let documents = properties["Policies"]
                 .as_array()
                 .into_iter()
                 .flatten()
-                .flat_map(|p| p["PolicyDocument"]["Statement"].as_array().unwrap().clone())
+                .map(|p| p["PolicyDocument"].clone())
                 .collect();
-            (name.clone(), statements)
+            let managed = properties
+                .get("ManagedPolicyArns")
+                .map(iam::strings)
+                .unwrap_or_default();
+            (name.clone(), documents, managed)
         })
         .collect()
 }
 
-/// What each role may do to KMS keys in each custody, by its own policies (each key's own
-/// policy, made by rotate-keys, is checked against moto in tests/tests/kms_custody.rs): only
-/// mint-token signs, only with this stack's keys and only RAW RS256; rotate-keys creates,
-/// reads, disables and deletes this stack's keys but never signs; no other role touches KMS.
-#[test]
-fn in_kms_custody_only_mint_token_signs_and_only_with_this_stacks_keys() {
-    const KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
-    let ours: &[&str] = &["chat-auth"];
-    let theirs: &[&str] = &["another-stack"];
-    let rs256: &[(&str, &[&str])] = &[
-        ("kms:SigningAlgorithm", &["RSASSA_PKCS1_V1_5_SHA_256"]),
-        ("kms:MessageType", &["RAW"]),
-    ];
-    let verdicts = |custody: &str| -> Vec<(String, String)> {
-        let kms = known_actions("kms");
-        let mut allowed = Vec::new();
-        for (role, statements) in role_statements(custody) {
-            for action in &kms {
-                for stack in [ours, theirs, &[][..]] {
-                    let mut keys: Vec<(&str, &[&str])> = rs256.to_vec();
-                    keys.push(("aws:ResourceTag/chat-auth:stack", stack));
-                    keys.push(("aws:RequestTag/chat-auth:stack", stack));
-                    keys.push(("kms:KeySpec", &["RSA_2048"]));
-                    keys.push(("kms:KeyUsage", &["SIGN_VERIFY"]));
-                    keys.push(("kms:ScheduleKeyDeletionPendingWindowInDays", &["30"]));
-                    let request = iam::Request {
-                        action,
-                        principal: &role,
-                        keys: &keys,
-                    };
-                    if iam::identity_allows(&statements, &request, KEY) {
-                        let whose = match stack.first() {
-                            Some(&"chat-auth") => "ours",
-                            Some(_) => "another stack's",
-                            None => "untagged",
-                        };
-                        allowed.push((role.clone(), format!("{action} on {whose}")));
+/// How the transformed template `t` grants more of KMS than KMS custody needs, one line each.
+/// None when, with `KeyCustody=KMS`, mint-token may kms:Sign this stack's keys (RS256 over the
+/// raw input) and do nothing else in KMS, rotate-keys may make, read and withdraw them (and no
+/// other stack's) but not sign, and no other role's policies name a KMS action; when, with the
+/// default custody, no role's policies name a KMS action; and when no key policy allows kms:Sign.
+fn kms_custody_faults(t: &serde_json::Value) -> Vec<String> {
+    let kms = known_actions("kms");
+    let mut faults = Vec::new();
+    // The translator adds this AWS managed policy (CloudWatch Logs only) to every function's
+    // role; any other managed or standalone policy is one this check cannot read.
+    let basic = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole";
+    for (name, resource) in t["Resources"].as_object().unwrap() {
+        let kind = resource["Type"].as_str().unwrap();
+        if kind.starts_with("AWS::IAM::") && kind.ends_with("Policy") {
+            faults.push(format!("{name}: a {kind} this check does not read"));
+        }
+    }
+    for (custody, params) in [("KMS", &[("KeyCustody", "KMS")][..]), ("default", &[])] {
+        for (name, key) in t["Resources"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(_, r)| r["Type"] == "AWS::KMS::Key")
+        {
+            let policy = iam::resolve_in(t, &key["Properties"]["KeyPolicy"], params);
+            for statement in policy["Statement"].as_array().unwrap() {
+                let actions = iam::strings(&statement["Action"]);
+                if statement["Effect"] == "Allow"
+                    && actions.iter().any(|a| iam::wildcard(a, "kms:Sign", true))
+                {
+                    faults.push(format!(
+                        "{name}'s key policy allows kms:Sign ({}, {custody} custody)",
+                        statement["Sid"]
+                    ));
+                }
+            }
+        }
+        for (role, documents, managed) in roles(t, params) {
+            for arn in managed.iter().filter(|a| *a != basic) {
+                faults.push(format!("{role} has managed policy {arn}"));
+            }
+            let principal = iam::role(&role);
+            let may = |action: &str, keys: &Keys| {
+                let request = iam::Request {
+                    action,
+                    principal: &principal,
+                    keys,
+                };
+                [KEY, "*"]
+                    .iter()
+                    .any(|resource| iam::role_allows(&documents, &request, resource))
+            };
+            match (custody, role.as_str()) {
+                ("KMS", "MintTokenFunctionRole") => {
+                    if !may("kms:Sign", &ours()) {
+                        faults.push("mint-token cannot kms:Sign this stack's keys".into());
+                    }
+                    let mut refused: Vec<(&str, Keys)> = foreign().into();
+                    refused.push((
+                        "a digest (MessageType DIGEST)",
+                        with(ours(), "kms:MessageType", Some(&["DIGEST"])),
+                    ));
+                    refused.push((
+                        "with RSASSA_PSS_SHA_256",
+                        with(
+                            ours(),
+                            "kms:SigningAlgorithm",
+                            Some(&["RSASSA_PSS_SHA_256"]),
+                        ),
+                    ));
+                    for (what, keys) in refused {
+                        if may("kms:Sign", &keys) {
+                            faults.push(format!("mint-token may kms:Sign {what}"));
+                        }
+                    }
+                    for action in kms.iter().filter(|a| a.as_str() != "kms:sign") {
+                        if may(action, &ours()) {
+                            faults.push(format!("mint-token may {action}"));
+                        }
+                    }
+                }
+                ("KMS", "RotateKeysFunctionRole") => {
+                    for action in &kms {
+                        let needed = ROTATION_ACTIONS
+                            .iter()
+                            .any(|a| a.eq_ignore_ascii_case(action));
+                        match (needed, may(action, &ours())) {
+                            (true, false) => {
+                                faults.push(format!("rotate-keys cannot {action} its own keys"))
+                            }
+                            (false, true) => faults.push(format!("rotate-keys may {action}")),
+                            _ => {}
+                        }
+                    }
+                    let tag = "aws:RequestTag/chat-auth:stack";
+                    const EXTRA: &[&str] = &[
+                        "chat-auth:stack",
+                        "chat-auth:rotation",
+                        "chat-auth:created",
+                        "owner",
+                    ];
+                    let tagging = [
+                        (
+                            "another stack's tag",
+                            with(ours(), tag, Some(&[OTHER_STACK])),
+                        ),
+                        (
+                            "a tag rotation does not set",
+                            with(ours(), "aws:TagKeys", Some(EXTRA)),
+                        ),
+                    ];
+                    for (what, keys) in &tagging {
+                        for action in ["kms:CreateKey", "kms:TagResource"] {
+                            if may(action, keys) {
+                                faults.push(format!("rotate-keys may {action} with {what}"));
+                            }
+                        }
+                    }
+                    for (what, keys) in [
+                        ("without this stack's tag", with(ours(), tag, None)),
+                        (
+                            "of another spec (RSA_4096)",
+                            with(ours(), "kms:KeySpec", Some(&["RSA_4096"])),
+                        ),
+                        (
+                            "for encryption",
+                            with(ours(), "kms:KeyUsage", Some(&["ENCRYPT_DECRYPT"])),
+                        ),
+                    ] {
+                        if may("kms:CreateKey", &keys) {
+                            faults.push(format!("rotate-keys may kms:CreateKey {what}"));
+                        }
+                    }
+                    // Those on keys that exist: ListResourceTags onwards.
+                    for (what, keys) in foreign() {
+                        for action in &ROTATION_ACTIONS[3..] {
+                            if may(action, &keys) {
+                                faults.push(format!("rotate-keys may {action} on {what}"));
+                            }
+                        }
+                    }
+                    let window = "kms:ScheduleKeyDeletionPendingWindowInDays";
+                    if may(
+                        "kms:ScheduleKeyDeletion",
+                        &with(ours(), window, Some(&["6"])),
+                    ) {
+                        faults.push(
+                            "rotate-keys may schedule a deletion 6 days out, under AWS's minimum of 7"
+                                .into(),
+                        );
+                    }
+                }
+                _ => {
+                    // No statement allows a KMS action at all, on any resource, under any
+                    // condition: the ring's key lets mint-token and rotation decrypt in its own
+                    // policy, not theirs.
+                    for document in &documents {
+                        for statement in document["Statement"].as_array().unwrap() {
+                            if statement["Effect"] != "Allow" {
+                                continue;
+                            }
+                            let actions = iam::strings(&statement["Action"]);
+                            for action in kms
+                                .iter()
+                                .filter(|k| actions.iter().any(|a| iam::wildcard(a, k, true)))
+                            {
+                                faults.push(format!(
+                                    "{role} is allowed {action} ({custody} custody)"
+                                ));
+                            }
+                        }
                     }
                 }
             }
         }
-        allowed.sort();
-        allowed.dedup();
-        allowed
-    };
-    let by_role = |allowed: &[(String, String)], role: &str| -> Vec<String> {
-        allowed
-            .iter()
-            .filter(|(r, _)| r == role)
-            .map(|(_, a)| a.clone())
-            .collect()
-    };
-    let kms = verdicts("KMS");
-    assert_eq!(by_role(&kms, "MintTokenFunctionRole"), ["kms:sign on ours"]);
-    let rotation = by_role(&kms, "RotateKeysFunctionRole");
-    // ListKeys has no resource-level permission: it is the one action not tied to our tag.
-    assert_eq!(
-        rotation,
-        [
-            "kms:createkey on ours",
-            "kms:describekey on ours",
-            "kms:disablekey on ours",
-            "kms:getpublickey on ours",
-            "kms:listkeys on another stack's",
-            "kms:listkeys on ours",
-            "kms:listkeys on untagged",
-            "kms:listresourcetags on ours",
-            "kms:putkeypolicy on ours",
-            "kms:schedulekeydeletion on ours",
-            "kms:tagresource on ours",
-        ]
+    }
+    faults
+}
+
+#[test]
+fn in_kms_custody_only_mint_token_signs_and_only_with_this_stacks_keys() {
+    // GIVEN the template as AWS's translator transforms it, deployed with KeyCustody=KMS and with
+    // the default custody; WHEN every role's policies and every key policy in it are evaluated
+    // for every KMS action, on this stack's keys, another stack's and untagged ones
+    let faults = kms_custody_faults(&transformed());
+    // THEN each role may do in KMS what its function does, and nothing signs but mint-token
+    assert!(
+        faults.is_empty(),
+        "KMS grants beyond what KMS custody needs:\n{}",
+        faults.join("\n")
     );
-    for (role, action) in &kms {
+}
+
+#[test]
+fn a_widened_kms_grant_is_refused() {
+    let template = std::fs::read_to_string(common::root().join("template.yaml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key_arn =
+        "Resource: !Sub \"arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/*\"";
+    let existing_keys = format!(
+        "                  - kms:DisableKey\n                {key_arn}\n                Condition:\n                  StringEquals:\n                    aws:ResourceTag/chat-auth:stack: !Ref AWS::StackName\n"
+    );
+    let any_keys = format!("                  - kms:DisableKey\n                {key_arn}\n");
+    for (needle, widened, fault) in [
+        // mint-token signing with any key of the account
+        (
+            "                    aws:ResourceTag/chat-auth:stack: !Ref AWS::StackName\n                    kms:SigningAlgorithm",
+            "                    kms:SigningAlgorithm",
+            "mint-token may kms:Sign another stack's key",
+        ),
+        // rotation signing
+        (
+            "                  - kms:GetPublicKey\n",
+            "                  - kms:GetPublicKey\n                  - kms:Sign\n",
+            "rotate-keys may kms:sign",
+        ),
+        // a verifier reading keys (the first such statement is validate-token's)
+        (
+            "              Action: secretsmanager:GetSecretValue\n              Resource: !Ref PublicKeysSecret\n",
+            "              Action: [secretsmanager:GetSecretValue, kms:DescribeKey]\n              Resource: !Ref PublicKeysSecret\n",
+            "ValidateTokenFunctionRole is allowed kms:describekey",
+        ),
+        // KMS grants whatever the custody
+        (
+            "  KmsCustody: !Equals [!Ref KeyCustody, KMS]\n",
+            "  KmsCustody: !Equals [KMS, KMS]\n",
+            "MintTokenFunctionRole is allowed kms:sign (default custody)",
+        ),
+        // the account signing through IAM policies
+        (
+            "              - kms:DescribeKey\n              - kms:GetKeyPolicy\n",
+            "              - kms:DescribeKey\n              - kms:Sign\n              - kms:GetKeyPolicy\n",
+            "SigningKmsKey's key policy allows kms:Sign",
+        ),
+        // rotation making keys with tags of its choosing, or tagging others' keys as its own
+        (
+            "                    kms:KeyUsage: SIGN_VERIFY\n                  ForAllValues:StringEquals:\n                    aws:TagKeys: [chat-auth:stack, chat-auth:rotation, chat-auth:created]\n",
+            "                    kms:KeyUsage: SIGN_VERIFY\n",
+            "rotate-keys may kms:CreateKey with a tag rotation does not set",
+        ),
+        (
+            "                Action: kms:TagResource\n                Resource: \"*\"\n                Condition:\n                  StringEquals:\n                    aws:RequestTag/chat-auth:stack: !Ref AWS::StackName\n",
+            "                Action: kms:TagResource\n                Resource: \"*\"\n                Condition:\n",
+            "rotate-keys may kms:TagResource with another stack's tag",
+        ),
+        // rotation withdrawing another stack's keys
+        (
+            existing_keys.as_str(),
+            any_keys.as_str(),
+            "rotate-keys may kms:DisableKey on another stack's key",
+        ),
+        (
+            "kms:ScheduleKeyDeletionPendingWindowInDays: 7",
+            "kms:ScheduleKeyDeletionPendingWindowInDays: 1",
+            "6 days out",
+        ),
+    ] {
+        assert!(template.contains(needle), "{needle}");
+        let path = dir.path().join("widened.yaml");
+        std::fs::write(&path, template.replacen(needle, widened, 1)).unwrap();
+        let faults = kms_custody_faults(&transformed_at(&path));
         assert!(
-            role == "MintTokenFunctionRole" || role == "RotateKeysFunctionRole",
-            "{role} may {action}"
+            faults.iter().any(|f| f.contains(fault)),
+            "the check accepted {widened:?} in place of {needle:?}: {faults:#?}"
         );
     }
-    // RS256 over the raw message only, and a deletion window of at least AWS's 7 days.
-    let sign_as = |keys: &[(&str, &[&str])]| {
-        let mint = role_statements("KMS")
-            .into_iter()
-            .find(|(r, _)| r == "MintTokenFunctionRole")
+}
+
+#[test]
+fn key_custody_reaches_mint_token_and_rotation_alone() {
+    use serde_json::json;
+    let t = transformed();
+    let parameter = &t["Parameters"]["KeyCustody"];
+    assert_eq!(parameter["Default"], "SecretsManager");
+    assert_eq!(parameter["AllowedValues"], json!(["SecretsManager", "KMS"]));
+    for (custody, value) in [("KMS", "kms"), ("SecretsManager", "secret")] {
+        let params = [("KeyCustody", custody)];
+        let mut functions = Vec::new();
+        for (name, function) in t["Resources"]
+            .as_object()
             .unwrap()
-            .1;
-        iam::identity_allows(
-            &mint,
-            &iam::Request {
-                action: "kms:Sign",
-                principal: "MintTokenFunctionRole",
-                keys,
-            },
-            KEY,
-        )
-    };
-    let tagged: (&str, &[&str]) = ("aws:ResourceTag/chat-auth:stack", ours);
-    assert!(sign_as(&[tagged, rs256[0], rs256[1]]));
-    assert!(!sign_as(&[
-        tagged,
-        rs256[0],
-        ("kms:MessageType", &["DIGEST"])
-    ]));
-    assert!(!sign_as(&[
-        tagged,
-        ("kms:SigningAlgorithm", &["RSASSA_PSS_SHA_256"]),
-        rs256[1]
-    ]));
-    // In the default custody, no role has any KMS action on keys at all.
-    assert_eq!(verdicts("SecretsManager"), Vec::<(String, String)>::new());
+            .iter()
+            .filter(|(_, r)| r["Type"] == "AWS::Lambda::Function")
+        {
+            let vars: serde_json::Map<String, serde_json::Value> =
+                function["Properties"]["Environment"]["Variables"]
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .filter(|(k, _)| {
+                        *k == "CHAT_AUTH_KEY_CUSTODY" || k.starts_with("CHAT_AUTH_KMS_")
+                    })
+                    .map(|(k, v)| (k.clone(), iam::resolve_in(&t, v, &params)))
+                    .collect();
+            let expected = match name.as_str() {
+                "MintTokenFunction" => json!({ "CHAT_AUTH_KEY_CUSTODY": value }),
+                "RotateKeysFunction" => json!({
+                    "CHAT_AUTH_KEY_CUSTODY": value,
+                    "CHAT_AUTH_KMS_STACK_TAG": STACK,
+                    "CHAT_AUTH_KMS_SIGNER_ROLE_ARN": iam::role("MintTokenFunctionRole"),
+                    "CHAT_AUTH_KMS_ROTATOR_ROLE_ARN": iam::role("RotateKeysFunctionRole"),
+                }),
+                _ => json!({}),
+            };
+            assert_eq!(json!(vars), expected, "{name} with KeyCustody={custody}");
+            functions.push(name.as_str());
+        }
+        functions.sort();
+        assert_eq!(
+            functions,
+            [
+                "MintTokenFunction",
+                "ProviderScriptFunction",
+                "PublicKeysFunction",
+                "RotateKeysFunction",
+                "ValidateTokenFunction"
+            ]
+        );
+    }
 }
