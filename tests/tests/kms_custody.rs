@@ -11,6 +11,7 @@
 
 use crate::common::aws::{
     LambdaRuntime, PUBLIC, SIGNING, lambda_env, provisioned, public_keys_event, response_body,
+    rotate_fully, rotation_event,
 };
 use aws_sdk_kms::types::{KeyState, Tag};
 use chat_auth_aws::SecretsManagerStore;
@@ -185,10 +186,6 @@ async fn assert_no_private_material(moto: &Moto) {
     assert!(versions > 2, "only {versions} versions searched");
 }
 
-fn rotation_event(step: &str, token: &str) -> Value {
-    json!({"Step": step, "SecretId": SIGNING, "ClientRequestToken": token})
-}
-
 /// The kid of a compact JWT's header.
 fn kid_of(token: &str) -> String {
     use base64::Engine;
@@ -246,12 +243,7 @@ async fn kms_failures_answer_503_with_their_own_code_and_nothing_of_kms() {
     let lambda = LambdaRuntime::start(std::process::Stdio::inherit()).await;
     let rotate = lambda.run("rotate-keys", &env, std::process::Stdio::inherit());
     let token = moto.rotate_secret(SIGNING, &arn).await.unwrap();
-    for step in STEPS {
-        rotate
-            .invoke(&rotation_event(step.as_str(), &token))
-            .await
-            .unwrap();
-    }
+    rotate_fully(&rotate, &token).await;
     let (throttler, _server) = throttling_kms().await;
     let closed = format!("http://127.0.0.1:{}", chat_auth_harness::free_port());
     for (kms, code) in [(throttler, "kms_throttled"), (closed, "kms_unavailable")] {
@@ -284,7 +276,7 @@ async fn the_real_binaries_rotate_sign_in_kms_and_revoke_under_a_lambda_runtime(
     let first = moto.rotate_secret(SIGNING, &arn).await.unwrap();
     for step in STEPS {
         for _ in 0..2 {
-            let out = rotate.invoke(&rotation_event(step.as_str(), &first)).await;
+            let out = rotate.invoke(&rotation_event(step, &first)).await;
             assert!(out.is_ok(), "{step}: {out:?}");
         }
     }
@@ -306,7 +298,7 @@ async fn the_real_binaries_rotate_sign_in_kms_and_revoke_under_a_lambda_runtime(
     .await;
     for step in STEPS {
         for _ in 0..2 {
-            let out = rotate.invoke(&rotation_event(step.as_str(), &second)).await;
+            let out = rotate.invoke(&rotation_event(step, &second)).await;
             assert!(out.is_ok(), "{step}: {out:?}");
         }
     }
@@ -371,12 +363,7 @@ async fn the_real_binaries_rotate_sign_in_kms_and_revoke_under_a_lambda_runtime(
     assert_verifies(&lambda, &env, &after).await;
     // A later rotation does not bring it back either.
     let third = moto.rotate_secret(SIGNING, &arn).await.unwrap();
-    for step in STEPS {
-        rotate
-            .invoke(&rotation_event(step.as_str(), &third))
-            .await
-            .unwrap();
-    }
+    rotate_fully(&rotate, &third).await;
     let ring = current_ring(&store).await;
     assert!(ring.kids().all(|kid| kid != revoked) && ring.is_revoked(&revoked));
 

@@ -7,14 +7,14 @@ use crate::common;
 
 use crate::common::aws::{
     LambdaRuntime, SIGNING, assert_nothing_lost, lambda_env, life, mint_now, provisioned,
-    public_keys_event, response_body,
+    public_keys_event, response_body, rotate_fully, rotation_event,
 };
 use chat_auth_aws::SecretsManagerStore;
 use chat_auth_aws::rotation::Rotator;
 use chat_auth_shared::store::{Basis, KeyStore, PublicKeySource, RingSource};
 use chat_auth_shared::store::{STEPS, Step};
 use chat_auth_shared::{PublicKeySet, RingState, Section, TokenPolicy};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const DAY: i64 = 86_400;
 
@@ -228,10 +228,6 @@ async fn a_corrupt_ring_is_reported_and_never_overwritten() {
     assert!(value.secret_string().unwrap().contains("not"));
 }
 
-fn rotation_event(step: &str, token: &str) -> Value {
-    json!({"Step": step, "SecretId": SIGNING, "ClientRequestToken": token})
-}
-
 #[tokio::test]
 async fn the_real_binaries_rotate_mint_and_publish_under_a_lambda_runtime() {
     let (moto, store, arn) = provisioned().await;
@@ -240,16 +236,13 @@ async fn the_real_binaries_rotate_mint_and_publish_under_a_lambda_runtime() {
     let rotate = lambda.run("rotate-keys", &env, std::process::Stdio::inherit());
     for _round in 0..2 {
         let token = moto.rotate_secret(SIGNING, &arn).await.unwrap();
-        for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
-            let out = rotate.invoke(&rotation_event(step, &token)).await;
-            assert!(out.is_ok(), "{step}: {out:?}");
-        }
+        rotate_fully(&rotate, &token).await;
     }
     // A third rotation whose testSecret fails (the published set was rolled back behind the
     // function's back); Secrets Manager retries every step and the ring ends consistent.
     let before = current_ring(&store).await;
     let token = moto.rotate_secret(SIGNING, &arn).await.unwrap();
-    for step in ["createSecret", "setSecret"] {
+    for step in [Step::Create, Step::Set] {
         rotate.invoke(&rotation_event(step, &token)).await.unwrap();
     }
     store
@@ -260,7 +253,7 @@ async fn the_real_binaries_rotate_mint_and_publish_under_a_lambda_runtime() {
         .await
         .unwrap();
     let failed = rotate
-        .invoke(&rotation_event("testSecret", &token))
+        .invoke(&rotation_event(Step::Test, &token))
         .await
         .unwrap_err();
     assert!(
@@ -271,9 +264,7 @@ async fn the_real_binaries_rotate_mint_and_publish_under_a_lambda_runtime() {
         "{failed}"
     );
     assert_eq!(current_ring(&store).await, before);
-    for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
-        rotate.invoke(&rotation_event(step, &token)).await.unwrap();
-    }
+    rotate_fully(&rotate, &token).await;
     let ring = current_ring(&store).await;
     assert_eq!(ring.version, 3);
     assert_eq!(ring.retired.last().unwrap().kid, before.current.kid);

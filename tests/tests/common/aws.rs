@@ -114,3 +114,17 @@ pub fn lambda_env(moto: &Moto) -> Vec<(String, String)> {
     );
     env
 }
+
+/// Secrets Manager's rotation event for `step` of rotation `token` on the signing secret.
+pub fn rotation_event(step: chat_auth_shared::store::Step, token: &str) -> serde_json::Value {
+    serde_json::json!({"Step": step.as_str(), "SecretId": SIGNING, "ClientRequestToken": token})
+}
+
+/// A rotation run to the end by the real rotate-keys: each of the four steps once, each
+/// answered without error.
+pub async fn rotate_fully(rotate: &Function, token: &str) {
+    for step in chat_auth_shared::store::STEPS {
+        let out = rotate.invoke(&rotation_event(step, token)).await;
+        assert!(out.is_ok(), "{step}: {out:?}");
+    }
+}
