@@ -63,15 +63,14 @@ pub async fn lifecycle(
     }
 }
 
-/// mint-token's signer for keys in KMS, in custody `kms`.
+/// mint-token's signer for keys in KMS. Built whatever the configured custody, whenever the ring
+/// is in Secrets Manager: a ring changes custody key by key as rotations replace its keys, so
+/// after a switch either way it may hold keys of both kinds for a rotation period or two.
 pub async fn remote_signer(store: &StoreConfig) -> Option<Arc<dyn RemoteSigner>> {
     match store {
-        StoreConfig::SecretsManager {
-            custody: Custody::Kms { .. },
-            ..
-        } => Some(Arc::new(kms::KmsSigner::new(kms::client(
+        StoreConfig::SecretsManager { .. } => Some(Arc::new(kms::KmsSigner::new(kms::client(
             sdk_config().await,
         )))),
-        _ => None,
+        StoreConfig::Files(_) => None,
     }
 }

@@ -439,3 +439,30 @@ async fn unused_kms_keys_are_withdrawn_and_held_ones_never() {
         "a deferral made a key"
     );
 }
+
+/// A stack that changes custody keeps minting through the rotations that replace its keys, in
+/// either direction: the ring holds keys of both kinds meanwhile, and mint-token signs with each
+/// the way its custody needs.
+#[tokio::test]
+async fn switching_custody_either_way_keeps_minting() {
+    let (moto, store, arn) = provisioned().await;
+    let lambda = LambdaRuntime::start(std::process::Stdio::inherit()).await;
+    let secret = lambda_env(&moto);
+    let kms = kms_env(&moto);
+    // In-memory keys first, then two rotations in KMS custody, then back.
+    for (env, rotations) in [(&secret, 1), (&kms, 2), (&secret, 1)] {
+        let rotate = lambda.run("rotate-keys", env, std::process::Stdio::inherit());
+        for _ in 0..rotations {
+            let token = moto.rotate_secret(SIGNING, &arn).await.unwrap();
+            rotate_fully(&rotate, &token).await;
+            let ring = current_ring(&store).await;
+            let token = mint(&lambda, env).await;
+            assert_eq!(kid_of(&token), ring.current.kid);
+            assert_verifies(&lambda, env, &token).await;
+        }
+    }
+    // The ring went through both kinds: its current key is a KMS key made two rotations ago
+    // (promoted by the rotation back), its next an in-memory one.
+    let ring = current_ring(&store).await;
+    assert!(ring.current.kms_key().is_some() && ring.next.kms_key().is_none());
+}
