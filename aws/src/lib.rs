@@ -3,7 +3,8 @@
 //! [`SecretsManagerStore`] keeps the private ring in the signing secret (one ring state per
 //! secret version) and the published set in a second secret; [`rotation`] implements Secrets
 //! Manager's four-step rotation protocol over them. [`AnyStore`] lets a function binary pick
-//! Secrets Manager or the file store from its configuration.
+//! Secrets Manager or the file store from its configuration. In KMS custody, [`kms`] signs for
+//! mint-token and makes and withdraws the ring's KMS keys for rotation.
 #![deny(missing_docs)]
 
 mod any;
