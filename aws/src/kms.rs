@@ -30,11 +30,6 @@ pub const CREATED_TAG: &str = "chat-auth:created";
 /// can need a withdrawn key, but a month leaves time to cancel a deletion made by mistake.
 pub const DELETION_WINDOW_DAYS: i32 = 30;
 
-/// The AWS SDK client for KMS, from the same configuration as Secrets Manager's.
-pub fn client(config: &aws_config::SdkConfig) -> Client {
-    Client::new(config)
-}
-
 /// mint-token's signer: `kms:Sign` with a raw message and RSASSA-PKCS1-v1_5 SHA-256, which is
 /// exactly RS256. Raw, not a digest: the message is the JWT's signing input, far under KMS's
 /// 4,096-byte limit, and KMS hashes it itself.

@@ -57,7 +57,8 @@ pub async fn lifecycle(
                 rotator: required(rotator_role, "CHAT_AUTH_KMS_ROTATOR_ROLE_ARN")?,
             };
             let stack = required(stack_tag, "CHAT_AUTH_KMS_STACK_TAG")?;
-            let custody = kms::KmsCustody::new(kms::client(sdk_config().await), stack, roles)?;
+            let custody =
+                kms::KmsCustody::new(aws_sdk_kms::Client::new(sdk_config().await), stack, roles)?;
             Ok(Lifecycle::in_custody(ring.ring_policy(), Arc::new(custody)))
         }
         _ => Ok(ring.lifecycle()),
@@ -69,9 +70,10 @@ pub async fn lifecycle(
 /// after a switch either way it may hold keys of both kinds for a rotation period or two.
 pub async fn remote_signer(store: &StoreConfig) -> Option<Arc<dyn RemoteSigner>> {
     match store {
-        StoreConfig::SecretsManager { .. } => Some(Arc::new(kms::KmsSigner::new(kms::client(
-            sdk_config().await,
-        )))),
+        StoreConfig::SecretsManager { .. } => {
+            let client = aws_sdk_kms::Client::new(sdk_config().await);
+            Some(Arc::new(kms::KmsSigner::new(client)))
+        }
         StoreConfig::Files(_) => None,
     }
 }

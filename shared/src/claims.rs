@@ -109,8 +109,7 @@ pub async fn mint_with(
     };
     let remote = remote.ok_or(Error::Config {
         var: "CHAT_AUTH_KEY_CUSTODY",
-        reason: "the ring's keys are in KMS, but this function was not started with custody kms"
-            .into(),
+        reason: "the ring's keys are in KMS, which only the Secrets Manager store reaches".into(),
     })?;
     let part = |json: Vec<u8>| URL_SAFE_NO_PAD.encode(json);
     let header = serde_json::to_vec(&key.header).map_err(|_| Error::Crypto("header"))?;

@@ -493,14 +493,15 @@ pub async fn revoke<S: KeyStore>(
     let current = current_ring(store).await?;
     if !current.is_revoked(kid) {
         let published = store.load_public().await?;
+        let base = current.digest();
         // Named after the ring and the kid, so a retried revocation asks for the same new key.
-        let id = crate::crypto::hex_digest(format!("{}/{kid}", current.digest()).as_bytes());
+        let id = crate::crypto::hex_digest(format!("{base}/{kid}").as_bytes());
         let ring = life
             .derive(&format!("revoke-{}", &id[..32]), now, |life| {
                 current.revoke(kid, published.as_ref(), life, now)
             })
             .await?;
-        store.save_ring(Some(&current.digest()), &ring).await?;
+        store.save_ring(Some(&base), &ring).await?;
     }
     let (_, basis) = republish(store, life, now).await?;
     withdraw(&basis, life, now).await?;
