@@ -37,6 +37,11 @@ pub enum IdentitySource {
         /// Required `aud` member: without it any token the provider issues for any of the
         /// tenant's apps would mint chat tokens (`CHAT_AUTH_UPSTREAM_AUDIENCE`, default: none).
         audience: String,
+        /// The audience of backends' client-credentials tokens for `/issue`: the API's
+        /// identifier at the provider, which must differ from `audience` so that no page token
+        /// reaches `/issue` (`CHAT_AUTH_UPSTREAM_ISSUE_AUDIENCE`, default: none, and `/issue`
+        /// takes no tokens).
+        issue_audience: Option<String>,
         /// Its keys.
         jwks: JwksSettings,
     },
@@ -204,8 +209,9 @@ fn identity(get: &impl Fn(&str) -> Option<String>, dev: bool) -> Result<Option<I
     let issuer = get("CHAT_AUTH_UPSTREAM_ISSUER");
     let url = get("CHAT_AUTH_UPSTREAM_JWKS_URL");
     let audience = get("CHAT_AUTH_UPSTREAM_AUDIENCE");
+    let issue_audience = get("CHAT_AUTH_UPSTREAM_ISSUE_AUDIENCE");
     if dev {
-        if issuer.is_some() || url.is_some() || audience.is_some() {
+        if issuer.is_some() || url.is_some() || audience.is_some() || issue_audience.is_some() {
             return Err(config(
                 "CHAT_AUTH_DEV",
                 "development mode and an upstream identity provider (CHAT_AUTH_UPSTREAM_*) \
@@ -228,7 +234,7 @@ fn identity(get: &impl Fn(&str) -> Option<String>, dev: bool) -> Result<Option<I
         }));
     }
     let (issuer, url, audience) = match (issuer, url, audience) {
-        (None, None, None) => return Ok(None),
+        (None, None, None) if issue_audience.is_none() => return Ok(None),
         (Some(i), Some(u), Some(a)) => (i, u, a),
         (i, u, _) => {
             let missing = if i.is_none() {
@@ -246,9 +252,17 @@ fn identity(get: &impl Fn(&str) -> Option<String>, dev: bool) -> Result<Option<I
             ));
         }
     };
+    if issue_audience.as_ref() == Some(&audience) {
+        return Err(config(
+            "CHAT_AUTH_UPSTREAM_ISSUE_AUDIENCE",
+            "must differ from CHAT_AUTH_UPSTREAM_AUDIENCE: with one audience, the tokens pages \
+             send would also reach /issue, where a backend names any user",
+        ));
+    }
     Ok(Some(IdentitySource::Upstream {
         issuer,
         audience,
+        issue_audience,
         jwks: JwksSettings {
             url: jwks_url(&url)?,
             ttl: secs(bounded(

@@ -8,7 +8,9 @@ use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
+use chat_auth_host::caller::{Backend, is_issue_route};
 use chat_auth_host::{Caller, Cors, Error, FileStore};
+use chat_auth_shared::mapping::IssueClients;
 use chat_auth_shared::provider::ProviderScript;
 use chat_auth_shared::store::ensure_ring;
 use std::sync::Arc;
@@ -30,22 +32,31 @@ pub async fn app(config: &LocalConfig) -> Result<Router, CliError> {
         next = %ring.next.kid,
         "key ring ready"
     );
-    let (bearer, dev_idp, issue_key) = match config.identity()? {
+    let (bearer, clients, dev_idp, issue_key) = match config.identity()? {
         IdentitySource::Upstream {
             issuer,
             audience,
+            issue_audience,
             jwks,
-        } => (
-            BearerAuth::upstream(issuer, audience, jwks.clone()),
-            None,
-            None,
-        ),
+        } => {
+            let bearer = BearerAuth::upstream(issuer, audience, jwks.clone());
+            let clients = issue_audience.as_deref().map(|a| bearer.for_clients(a));
+            (bearer, clients, None, None)
+        }
         IdentitySource::Development { issue_key, .. } => {
             let idp = Arc::new(dev::DevIdp::new()?);
-            (idp.verifier()?, Some(idp), Some(issue_key.as_str().into()))
+            let key = Some(issue_key.as_str().into());
+            (idp.verifier()?, None, Some(idp), key)
         }
     };
-    let auth = Arc::new(LocalAuth { bearer, issue_key });
+    let auth = Arc::new(LocalAuth {
+        bearer,
+        clients: clients.map(|verifier| ClientAuth {
+            verifier,
+            allowed: IssueClients::from_config(&shared.identity),
+        }),
+        issue_key,
+    });
     let mint = Arc::new(mint_token::MintState::new(
         &shared.into(),
         store.clone(),
@@ -77,32 +88,55 @@ pub async fn app(config: &LocalConfig) -> Result<Router, CliError> {
     ))
 }
 
-/// Who vouches for callers locally: the identity provider's tokens for customers and, in
-/// development mode, the per-run issue key for `/issue`.
+/// Who vouches for callers locally: the identity provider's tokens for customers; for
+/// `/issue`, its client-credentials tokens (upstream mode, with an issue audience) or, in
+/// development mode, the per-run issue key.
 struct LocalAuth {
     bearer: BearerAuth,
+    clients: Option<ClientAuth>,
     issue_key: Option<Arc<str>>,
 }
 
-/// The local server's authenticate layer. In development mode an `X-Chat-Auth-Issue-Key` on
-/// `/issue` makes a [`Caller::Backend`] if it is the per-run key (403 if not); otherwise a
-/// bearer token (or the demo cookie) that verifies makes a [`Caller::User`], one that does not
-/// is refused with 401 and the reason, and a request with neither stays anonymous.
+/// Backends' client-credentials tokens: verified like API Gateway's second JWT authorizer
+/// does, then admitted by client id.
+struct ClientAuth {
+    verifier: BearerAuth,
+    allowed: IssueClients,
+}
+
+/// The local server's authenticate layer, playing each API Gateway authorizer's part. On the
+/// `/issue` routes, in development mode an `X-Chat-Auth-Issue-Key` makes a [`Caller::Backend`]
+/// if it is the per-run key (403 if not), and in upstream mode with an issue audience a bearer
+/// token must be a listed client's client-credentials token (401 if it does not verify, 403 if
+/// the client is not listed or the token is a user's). Elsewhere a bearer token (or the demo
+/// cookie) that verifies makes a [`Caller::User`], one that does not is refused with 401 and
+/// the reason, and a request with neither stays anonymous.
 async fn authenticate(
     State(auth): State<Arc<LocalAuth>>,
     mut req: Request,
     next: Next,
 ) -> Response {
     let presented = req.headers().get(ISSUE_KEY_HEADER);
-    let caller = match (&auth.issue_key, presented) {
-        (Some(key), Some(given)) if req.uri().path() == "/issue" => {
+    let issue = is_issue_route(req.uri().path());
+    let caller = match (&auth.issue_key, presented, &auth.clients) {
+        (Some(key), Some(given), _) if issue => {
             if aws_lc_rs::constant_time::verify_slices_are_equal(given.as_bytes(), key.as_bytes())
                 .is_err()
             {
                 return Error::IssueKeyRefused.into_response();
             }
-            Caller::Backend("local development (issue key)".into())
+            Caller::Backend(Backend::IssueKey)
         }
+        (_, _, Some(clients)) if issue => match clients.verifier.token_of(&req) {
+            None => Caller::Anonymous,
+            Some(token) => match clients.verifier.verify(token).await {
+                Ok(claims) => match Backend::client(&clients.allowed, &claims) {
+                    Ok(backend) => Caller::Backend(backend),
+                    Err(refused) => return refused.into_response(),
+                },
+                Err(e) => return e.into_response(),
+            },
+        },
         _ => match auth.bearer.token_of(&req) {
             None => Caller::Anonymous,
             Some(token) => match auth.bearer.verify(token).await {

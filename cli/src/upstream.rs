@@ -151,12 +151,14 @@ fn is_rsa(alg: Algorithm) -> bool {
     )
 }
 
-/// Where the verifying keys come from.
+/// Where the verifying keys come from; shared by the customers' and the backends' verifiers,
+/// which trust one provider.
+#[derive(Clone)]
 enum Keys {
     /// The development identity provider's own key.
-    Fixed(VerifyingKeys),
+    Fixed(Arc<VerifyingKeys>),
     /// An upstream JWKS, fetched and cached.
-    Remote(Box<RemoteJwks>),
+    Remote(Arc<RemoteJwks>),
 }
 
 /// The upstream JWKS, cached. Fetches are rate-limited as a whole: at most one attempt per
@@ -271,6 +273,11 @@ pub struct BearerAuth {
     keys: Keys,
     accept_cookie: bool,
     verified: Verified,
+    /// For client-credentials tokens, the audience to check as API Gateway's JWT authorizer
+    /// does (`aud`, or `client_id` when there is no `aud`: Cognito's client-credentials tokens
+    /// carry no `aud`); jsonwebtoken then checks no audience itself. `None` for customers'
+    /// tokens, whose `aud` jsonwebtoken checks.
+    client_audience: Option<String>,
 }
 
 /// Identity tokens already verified, by SHA-256 digest, until their `exp` (without the leeway:
@@ -337,9 +344,10 @@ impl BearerAuth {
     pub fn development(issuer: &str, keys: VerifyingKeys) -> Self {
         BearerAuth {
             validation: validation(issuer, issuer),
-            keys: Keys::Fixed(keys),
+            keys: Keys::Fixed(Arc::new(keys)),
             accept_cookie: true,
             verified: Verified::default(),
+            client_audience: None,
         }
     }
 
@@ -347,7 +355,7 @@ impl BearerAuth {
     pub fn upstream(issuer: &str, audience: &str, jwks: JwksSettings) -> Self {
         BearerAuth {
             validation: validation(issuer, audience),
-            keys: Keys::Remote(Box::new(RemoteJwks {
+            keys: Keys::Remote(Arc::new(RemoteJwks {
                 settings: jwks,
                 client: std::sync::OnceLock::new(),
                 state: RwLock::new(Cache::default()),
@@ -355,6 +363,23 @@ impl BearerAuth {
             })),
             accept_cookie: false,
             verified: Verified::default(),
+            client_audience: None,
+        }
+    }
+
+    /// Backends' client-credentials tokens from the same provider (same issuer and keys, one
+    /// JWKS cache), for `audience`: the API's identifier, which the page's tokens never carry.
+    /// Bearer only, never the development cookie.
+    pub fn for_clients(&self, audience: &str) -> Self {
+        let mut validation = self.validation.clone();
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["exp", "iss"]);
+        BearerAuth {
+            validation,
+            keys: self.keys.clone(),
+            accept_cookie: false,
+            verified: Verified::default(),
+            client_audience: Some(audience.to_owned()),
         }
     }
 
@@ -416,7 +441,7 @@ impl BearerAuth {
         validation.algorithms = vec![key.alg];
         // RS256 goes through the domain crate's provider, which keeps keys parsed.
         chat_auth_shared::crypto::install();
-        jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation)
+        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation)
             .map(|data| data.claims)
             .map_err(|e| {
                 Error::from(match e.kind() {
@@ -429,7 +454,13 @@ impl BearerAuth {
                     ErrorKind::InvalidAlgorithm => TokenRefusal::AlgMismatch,
                     _ => TokenRefusal::Malformed,
                 })
-            })
+            })?;
+        match &self.client_audience {
+            Some(audience) if !for_audience(&claims, audience) => {
+                Err(TokenRefusal::WrongAudience.into())
+            }
+            _ => Ok(claims),
+        }
     }
 
     /// The identity token a request carries, if any. Not axum-extra's `Authorization<Bearer>`:
@@ -453,6 +484,17 @@ impl BearerAuth {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(';'))
             .find_map(|pair| pair.trim().strip_prefix(DEV_COOKIE)?.strip_prefix('='))
+    }
+}
+
+/// API Gateway's JWT authorizer rule: `aud` (a string or an array) holds `audience`, or there
+/// is no `aud` and `client_id` is `audience`.
+fn for_audience(claims: &Map<String, Value>, audience: &str) -> bool {
+    match claims.get("aud") {
+        Some(Value::String(aud)) => aud == audience,
+        Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(audience)),
+        Some(_) => false,
+        None => claims.get("client_id").and_then(Value::as_str) == Some(audience),
     }
 }
 

@@ -7,9 +7,54 @@
 use crate::{Error, Refusal};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use chat_auth_shared::mapping::IssueClients;
 use serde_json::{Map, Value};
 use std::convert::Infallible;
 use std::sync::Arc;
+
+/// The server-to-server route for backends on AWS (IAM SigV4 on Lambda; the development issue
+/// key locally).
+pub const ISSUE_ROUTE: &str = "/issue";
+/// The server-to-server route for backends off AWS, with their identity provider's
+/// client-credentials token. Its own path, because an API Gateway route has one authorizer
+/// and `/issue` keeps IAM's.
+pub const ISSUE_CLIENT_ROUTE: &str = "/issue/client-credentials";
+
+/// True for either `/issue` route: there a verified token is a backend's, never a customer's.
+pub fn is_issue_route(path: &str) -> bool {
+    path == ISSUE_ROUTE || path == ISSUE_CLIENT_ROUTE
+}
+
+/// A trusted backend, as its host verified it; each mint for one is logged under this name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// An IAM identity listed in `CHAT_AUTH_ISSUE_CALLERS`: the ARN API Gateway reports.
+    Iam(String),
+    /// A client listed in `CHAT_AUTH_ISSUE_CLIENTS`: the client id of its client-credentials
+    /// token.
+    Client(String),
+    /// Locally, in development mode: whoever holds the per-run issue key.
+    IssueKey,
+}
+
+impl Backend {
+    /// The backend of a verified client-credentials token on an `/issue` route, or 403
+    /// `caller_not_allowed` saying why (logged, with the client id when there is one, never
+    /// the token). Both hosts admit clients here, so the rule cannot drift between them.
+    pub fn client(clients: &IssueClients, claims: &Map<String, Value>) -> Result<Backend, Error> {
+        clients
+            .admit(claims)
+            .map(|id| Backend::Client(id.to_owned()))
+            .map_err(|why| {
+                let client_id = ["client_id", "azp", "appid"]
+                    .into_iter()
+                    .find_map(|c| claims.get(c).and_then(Value::as_str))
+                    .unwrap_or("");
+                tracing::warn!(client_id, reason = %why, "client-credentials caller refused");
+                Error::ClientNotAllowed(why)
+            })
+    }
+}
 
 /// The caller of a request.
 #[derive(Debug, Clone, Default)]
@@ -19,8 +64,8 @@ pub enum Caller {
     Anonymous,
     /// A signed-in customer, with the claims of the identity token the host verified.
     User(Arc<Map<String, Value>>),
-    /// A trusted backend, named by its IAM identity (or, locally, the issue key).
-    Backend(String),
+    /// A trusted backend of `/issue`.
+    Backend(Backend),
 }
 
 impl Caller {
@@ -32,10 +77,10 @@ impl Caller {
         }
     }
 
-    /// The backend's name, or 401: the route is for trusted backends.
-    pub fn backend(&self) -> Result<&str, Error> {
+    /// The backend, or 401: the route is for trusted backends.
+    pub fn backend(&self) -> Result<&Backend, Error> {
         match self {
-            Caller::Backend(name) => Ok(name),
+            Caller::Backend(backend) => Ok(backend),
             _ => Err(Error::Unauthenticated(Refusal::NotABackend)),
         }
     }

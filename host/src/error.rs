@@ -56,6 +56,10 @@ pub enum Error {
     /// An IAM-authenticated backend that is not on the `/issue` allow-list.
     #[error("this IAM identity may not use /issue (it is not in CHAT_AUTH_ISSUE_CALLERS)")]
     CallerNotAllowed,
+    /// A verified client-credentials token that may not use `/issue`: a client not on the
+    /// allow-list, a user's token, or one that names no client.
+    #[error("{0}")]
+    ClientNotAllowed(chat_auth_shared::mapping::ClientRefusal),
     /// Development mode, and `/issue` without the right per-run issue key.
     #[error("wrong X-Chat-Auth-Issue-Key: use the one `chat-auth serve --dev` printed at start")]
     IssueKeyRefused,
@@ -114,7 +118,9 @@ impl std::fmt::Display for Refusal {
             }
             Refusal::NotABackend => f.write_str(
                 "/issue accepts only trusted backends (on AWS: IAM-signed requests from \
-                 CHAT_AUTH_ISSUE_CALLERS; locally: the X-Chat-Auth-Issue-Key header)",
+                 CHAT_AUTH_ISSUE_CALLERS, or client-credentials tokens of \
+                 CHAT_AUTH_ISSUE_CLIENTS on /issue/client-credentials; locally: those tokens, \
+                 or the X-Chat-Auth-Issue-Key header in development mode)",
             ),
             Refusal::IdentityToken(why) => {
                 write!(f, "the identity token was refused: {}", why.as_str())
@@ -187,7 +193,9 @@ impl Error {
             Error::Unauthenticated(_) => "unauthenticated",
             Error::UpstreamUnavailable(_) => "identity_provider_unavailable",
             Error::OriginNotAllowed => "origin_not_allowed",
-            Error::CallerNotAllowed | Error::IssueKeyRefused => "caller_not_allowed",
+            Error::CallerNotAllowed | Error::ClientNotAllowed(_) | Error::IssueKeyRefused => {
+                "caller_not_allowed"
+            }
             Error::HostNotAllowed => "host_not_allowed",
             Error::HeadersTooLarge { .. } => "headers_too_large",
             Error::RequestTimeout { .. } => "request_timeout",
@@ -212,6 +220,7 @@ impl Error {
             Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Error::OriginNotAllowed
             | Error::CallerNotAllowed
+            | Error::ClientNotAllowed(_)
             | Error::IssueKeyRefused
             | Error::HostNotAllowed => StatusCode::FORBIDDEN,
             Error::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
@@ -286,6 +295,7 @@ impl IntoResponse for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chat_auth_shared::mapping::ClientRefusal;
 
     #[test]
     fn server_side_causes_never_reach_the_client() {
@@ -329,7 +339,9 @@ mod tests {
         assert_eq!(
             message(Refusal::NotABackend),
             "/issue accepts only trusted backends (on AWS: IAM-signed requests from \
-             CHAT_AUTH_ISSUE_CALLERS; locally: the X-Chat-Auth-Issue-Key header)"
+             CHAT_AUTH_ISSUE_CALLERS, or client-credentials tokens of \
+             CHAT_AUTH_ISSUE_CLIENTS on /issue/client-credentials; locally: those tokens, \
+             or the X-Chat-Auth-Issue-Key header in development mode)"
         );
         assert_eq!(
             message(Refusal::IdentityToken(TokenRefusal::WrongAudience)),
@@ -413,6 +425,7 @@ mod tests {
                 Error::UpstreamUnavailable(String::new()),
                 Error::OriginNotAllowed,
                 Error::CallerNotAllowed,
+                Error::ClientNotAllowed(ClientRefusal::Unlisted),
                 Error::IssueKeyRefused,
                 Error::HostNotAllowed,
                 Error::HeadersTooLarge {
@@ -441,6 +454,7 @@ mod tests {
                     | Error::UpstreamUnavailable(_)
                     | Error::OriginNotAllowed
                     | Error::CallerNotAllowed
+                    | Error::ClientNotAllowed(_)
                     | Error::IssueKeyRefused
                     | Error::HostNotAllowed
                     | Error::HeadersTooLarge { .. }

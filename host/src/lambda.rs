@@ -2,12 +2,14 @@
 //! Gateway's authorizer context. Locally the routers run inside `chat-auth serve` instead, so
 //! a function binary has no HTTP mode of its own.
 
+use crate::caller::{Backend, is_issue_route};
 use crate::{Caller, Error};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use chat_auth_shared::config::IdentityConfig;
+use chat_auth_shared::mapping::IssueClients;
 use lambda_http::request::RequestContext;
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -84,12 +86,23 @@ impl InitClock {
 }
 
 /// The Lambda host's authenticate layer over `router`. The HTTP API JWT authorizer's claims
-/// (already verified by API Gateway) make a [`Caller::User`]; an IAM authorizer's caller makes
-/// a [`Caller::Backend`] if `config` lists it for `/issue` (any other IAM caller gets 403).
-/// Without an authorizer context the request stays anonymous.
+/// (already verified by API Gateway) make a [`Caller::User`], except on the `/issue` routes:
+/// there the only JWT authorizer is the client-credentials one, so its claims make a
+/// [`Caller::Backend`] if `config` lists the client (else 403). An IAM authorizer's caller
+/// makes a [`Caller::Backend`] if `config` lists it (else 403). Without an authorizer context
+/// the request stays anonymous.
 pub fn authenticate(router: Router, config: &IdentityConfig) -> Router {
-    let callers = IssueCallers(config.issue_callers.clone());
-    router.layer(from_fn_with_state(Arc::new(callers), authorizer))
+    let allowed = Allowed {
+        callers: IssueCallers(config.issue_callers.clone()),
+        clients: IssueClients::from_config(config),
+    };
+    router.layer(from_fn_with_state(Arc::new(allowed), authorizer))
+}
+
+/// Who may use `/issue`: IAM identities and client-credentials clients.
+struct Allowed {
+    callers: IssueCallers,
+    clients: IssueClients,
 }
 
 /// The IAM identities `CHAT_AUTH_ISSUE_CALLERS` lets use `/issue`.
@@ -132,7 +145,7 @@ fn role_matches(allowed: &str, (partition, account, role): (&str, &str, &str)) -
 }
 
 async fn authorizer(
-    State(callers): State<Arc<IssueCallers>>,
+    State(allowed): State<Arc<Allowed>>,
     mut req: Request,
     next: Next,
 ) -> Response {
@@ -148,22 +161,31 @@ async fn authorizer(
         .as_ref()
         .and_then(|iam| iam.user_arn.clone().or_else(|| iam.caller_id.clone()));
     let caller = if let Some(name) = iam {
-        if !callers.allow(&name) {
+        if !allowed.callers.allow(&name) {
             tracing::warn!(
                 caller = name,
                 "IAM caller refused: not in CHAT_AUTH_ISSUE_CALLERS"
             );
             return Error::CallerNotAllowed.into_response();
         }
-        Caller::Backend(name)
+        Caller::Backend(Backend::Iam(name))
     } else {
         match authorizer.jwt.as_ref().filter(|jwt| !jwt.claims.is_empty()) {
-            Some(jwt) => Caller::User(Arc::new(
-                jwt.claims
+            Some(jwt) => {
+                let claims = jwt
+                    .claims
                     .iter()
                     .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                    .collect::<Map<_, _>>(),
-            )),
+                    .collect::<Map<_, _>>();
+                if is_issue_route(req.uri().path()) {
+                    match Backend::client(&allowed.clients, &claims) {
+                        Ok(backend) => Caller::Backend(backend),
+                        Err(refused) => return refused.into_response(),
+                    }
+                } else {
+                    Caller::User(Arc::new(claims))
+                }
+            }
             None => Caller::Anonymous,
         }
     };

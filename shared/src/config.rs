@@ -112,6 +112,10 @@ pub struct IdentityConfig {
     /// IAM identities (role or user ARNs) that may use `/issue` on Lambda; the Lambda host
     /// matches callers against them (`CHAT_AUTH_ISSUE_CALLERS`, default: none).
     pub issue_callers: Vec<String>,
+    /// OAuth 2.0 client ids whose client-credentials tokens may use `/issue`, matched against
+    /// the token's `client_id`, `azp` or `appid` claim (`CHAT_AUTH_ISSUE_CLIENTS`, default:
+    /// none).
+    pub issue_clients: BTreeSet<String>,
 }
 
 impl Section for IdentityConfig {
@@ -145,6 +149,7 @@ impl Section for IdentityConfig {
             context_claims,
             client_context_keys,
             issue_callers,
+            issue_clients: list(get("CHAT_AUTH_ISSUE_CLIENTS")),
         })
     }
 }

@@ -18,6 +18,27 @@ const VALIDATE: &str = include_str!("../fixtures/apigw-v2-post-validate.json");
 const PUBLIC_KEY: &str = include_str!("../fixtures/apigw-v2-get-public-key.json");
 const PROVIDER: &str = include_str!("../fixtures/apigw-v2-get-provider.json");
 const ISSUE_IAM: &str = include_str!("../fixtures/apigw-v2-post-issue-iam.json");
+/// Client-credentials tokens of the three providers' shapes, as API Gateway's JWT authorizer
+/// passes their claims on, and a Cognito user's token for the same app client.
+const ISSUE_CLIENTS: [(&str, &str, &str); 3] = [
+    (
+        "Entra ID",
+        "6e3a9a5c-1b1e-4d7e-9c2f-0b8a3f1d2c11",
+        include_str!("../fixtures/apigw-v2-post-issue-client-entra.json"),
+    ),
+    (
+        "Auth0",
+        "Xy9Qf3kLm2Np8RsT4uVw6Yz0AbCdEfGh",
+        include_str!("../fixtures/apigw-v2-post-issue-client-auth0.json"),
+    ),
+    (
+        "Cognito",
+        "4p1r8mq2v6n3ltg7c0e5d9hkab",
+        include_str!("../fixtures/apigw-v2-post-issue-client-cognito.json"),
+    ),
+];
+const ISSUE_COGNITO_USER: &str =
+    include_str!("../fixtures/apigw-v2-post-issue-client-cognito-user.json");
 
 fn config(extra: &[(&str, &str)]) -> Config {
     let mut vars = vec![
@@ -205,6 +226,55 @@ async fn issue_serves_only_the_listed_iam_callers() {
     // Nobody is listed by default.
     let apps = apps(&config(&[])).await;
     assert_eq!(call(&apps.mint, ISSUE_IAM).await.status, 403);
+}
+
+#[tokio::test]
+async fn issue_serves_only_listed_client_credentials_callers_and_never_users() {
+    let every_client = ISSUE_CLIENTS.map(|(_, id, _)| id).join(",");
+    for (provider, id, event) in ISSUE_CLIENTS {
+        // Listed: minted for the sub the backend names.
+        let served = apps(&config(&[("CHAT_AUTH_ISSUE_CLIENTS", &every_client)])).await;
+        let answer = call(&served.mint, event).await;
+        let body = String::from_utf8_lossy(&answer.body).into_owned();
+        assert_eq!(answer.status, 200, "{provider}: {body}");
+        let minted: Value = serde_json::from_str(&body).unwrap();
+        let claims = payload(minted["token"].as_str().unwrap());
+        assert_eq!(claims["sub"], "87b4d06c-abc2-e811-a9b0-000d3a10e09e");
+        // Listed are the other two only, or an IAM caller of the same name: 403.
+        let others = ISSUE_CLIENTS
+            .iter()
+            .filter(|(_, other, _)| *other != id)
+            .map(|(_, other, _)| *other)
+            .collect::<Vec<_>>()
+            .join(",");
+        let iam = format!("arn:aws:iam::123456789012:role/{id}");
+        for vars in [
+            vec![("CHAT_AUTH_ISSUE_CLIENTS", others.as_str())],
+            vec![("CHAT_AUTH_ISSUE_CALLERS", iam.as_str())],
+            vec![],
+        ] {
+            let served = apps(&config(&vars)).await;
+            let answer = call(&served.mint, event).await;
+            assert_eq!(answer.status, 403, "{provider} with {vars:?}");
+            let error = &answer.json()["error"];
+            assert_eq!(error["code"], "caller_not_allowed");
+            assert!(
+                error["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("CHAT_AUTH_ISSUE_CLIENTS"),
+                "{error}"
+            );
+        }
+    }
+    // A user's token for a listed client passes API Gateway's authorizer (Cognito checks
+    // client_id against the audience) and is still refused: a user never names the sub.
+    let served = apps(&config(&[("CHAT_AUTH_ISSUE_CLIENTS", &every_client)])).await;
+    let answer = call(&served.mint, ISSUE_COGNITO_USER).await;
+    assert_eq!(answer.status, 403);
+    let error = &answer.json()["error"];
+    assert_eq!(error["code"], "caller_not_allowed");
+    assert!(error["message"].as_str().unwrap().contains("user"), "{error}");
 }
 
 #[tokio::test]

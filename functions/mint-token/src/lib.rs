@@ -1,5 +1,6 @@
 //! mint-token: `GET`/`POST /token`, an RS256 JWT for the caller the gateway authenticated, and
-//! `POST /issue` for trusted backends (IAM-authorized in the template).
+//! `POST /issue` (IAM-authorized in the template) and `POST /issue/client-credentials` (a
+//! client-credentials JWT authorizer) for trusted backends.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -8,6 +9,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chat_auth_host::cache::SigningKeys;
 use chat_auth_host::http::{Body, no_store, wants_json};
+use chat_auth_host::caller::{Backend, ISSUE_CLIENT_ROUTE, ISSUE_ROUTE};
 use chat_auth_host::{Caller, Cors};
 use chat_auth_shared::claims::{MintedToken, RemoteSigner, mint_with};
 use chat_auth_shared::config::{BrowserConfig, IdentityConfig, KeyCacheConfig, Section, Vars};
@@ -77,12 +79,13 @@ impl<R: RingSource> MintState<R> {
     }
 
     /// Mints a token for `sub` with `context` (claims already mapped and checked); `backend`
-    /// names the IAM caller of `/issue`, whose mints are logged with the subject for audit.
+    /// is the caller of `/issue`, whose mints are logged with the subject for audit (a backend
+    /// chooses `sub`, so the log is the only record of which backend said who the user was).
     pub async fn mint(
         &self,
         sub: &str,
         context: &chat_auth_shared::CustomContext,
-        backend: Option<&str>,
+        backend: Option<&Backend>,
     ) -> chat_auth_shared::Result<MintedToken> {
         let ring = self.keys.get().await?;
         let now = chat_auth_shared::time::now();
@@ -100,11 +103,18 @@ impl<R: RingSource> MintState<R> {
             ],
             &[],
         );
+        let (kid, jti) = (&minted.kid, &claims.jti);
         match backend {
-            Some(caller) => {
-                tracing::info!(kid = %minted.kid, jti = %claims.jti, caller, sub, "token issued to a backend")
+            Some(Backend::Iam(caller)) => {
+                tracing::info!(%kid, %jti, caller, sub, "token issued to a backend")
             }
-            None => tracing::info!(kid = %minted.kid, jti = %claims.jti, "token minted"),
+            Some(Backend::Client(client_id)) => {
+                tracing::info!(%kid, %jti, client_id, sub, "token issued to a backend")
+            }
+            Some(Backend::IssueKey) => {
+                tracing::info!(%kid, %jti, caller = "issue key", sub, "token issued to a backend")
+            }
+            None => tracing::info!(%kid, %jti, "token minted"),
         }
         Ok(minted)
     }
@@ -155,7 +165,8 @@ pub fn routes<R: RingSource>(state: Arc<MintState<R>>) -> Router {
                 .post(post_token::<R>)
                 .options(|| async { axum::http::StatusCode::NO_CONTENT }),
         )
-        .route("/issue", post(issue_for_backend::<R>))
+        .route(ISSUE_ROUTE, post(issue_for_backend::<R>))
+        .route(ISSUE_CLIENT_ROUTE, post(issue_for_backend::<R>))
         .with_state(state)
 }
 
