@@ -546,3 +546,138 @@ async fn slow_requests_time_out_and_excess_ones_are_shed_with_json_errors() {
     let ok = common::get(&server.url("/public-key")).await;
     assert_eq!(ok.status(), 200);
 }
+
+/// `POST path` with `bearer` (if any) and an `/issue` body: the status and the body.
+async fn issue(base: &str, path: &str, bearer: Option<&str>) -> (u16, Value) {
+    let mut request = common::client()
+        .post(format!("{base}{path}"))
+        .header(header::ACCEPT, "application/json")
+        .json(&json!({"sub": "contact-9", "context": {"msdyn_region": "EU"}}));
+    if let Some(bearer) = bearer {
+        request = request.bearer_auth(bearer);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// GIVEN the real `chat-auth serve` in upstream mode with an issue audience and one listed
+/// client, WHEN backends and users call the `/issue` routes with the provider's tokens, THEN a
+/// listed client's client-credentials token mints for the `sub` it names (logged with its
+/// client id, the `sub` and the `jti`), and an unlisted client, a user's token for the listed
+/// client, a page's token and no token are refused; a Cognito-shaped token (no `aud`, the
+/// client id as audience) is checked as API Gateway checks it.
+#[tokio::test]
+async fn backends_with_client_credentials_tokens_use_issue_and_users_do_not() {
+    const ISSUE_AUDIENCE: &str = "api://chat-auth-issue";
+    let idp = Idp::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("serve.log");
+    let server = common::serve_process(
+        &dir.path().join("data"),
+        &[
+            ("CHAT_AUTH_UPSTREAM_ISSUER", ISSUER),
+            ("CHAT_AUTH_UPSTREAM_JWKS_URL", idp.url.as_str()),
+            ("CHAT_AUTH_UPSTREAM_AUDIENCE", AUDIENCE),
+            ("CHAT_AUTH_UPSTREAM_ISSUE_AUDIENCE", ISSUE_AUDIENCE),
+            ("CHAT_AUTH_ISSUE_CLIENTS", "backend-app"),
+            ("RUST_LOG", "info"),
+        ],
+        std::process::Stdio::from(std::fs::File::create(&log).unwrap()),
+    )
+    .await;
+    let base = server.base.as_str();
+    // Auth0's machine-to-machine shape.
+    let backend = idp.token(
+        "rs",
+        json!({"aud": ISSUE_AUDIENCE, "azp": "backend-app", "sub": "backend-app@clients",
+               "gty": "client-credentials"}),
+    );
+    for path in ["/issue/client-credentials", "/issue"] {
+        let (status, body) = issue(base, path, Some(&backend)).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        let token = body["token"].as_str().unwrap();
+        let verdict = common::validate_at(base, token).await;
+        assert_eq!(verdict["active"], true, "{verdict}");
+        assert_eq!(verdict["sub"], "contact-9");
+        assert_eq!(verdict["context"]["msdyn_region"], "EU");
+        let jti = verdict["jti"].as_str().unwrap();
+        let logged = std::fs::read_to_string(&log).unwrap();
+        let line = logged
+            .lines()
+            .find(|l| l.contains(jti))
+            .unwrap_or_else(|| panic!("no log line names jti {jti}:\n{logged}"));
+        assert!(
+            line.contains("backend-app") && line.contains("contact-9"),
+            "{line}"
+        );
+        assert!(!logged.contains(&backend), "the backend's token was logged");
+    }
+    let refused = [
+        (
+            "an unlisted client",
+            Some(idp.token(
+                "rs",
+                json!({"aud": ISSUE_AUDIENCE, "azp": "other-app", "sub": "other-app@clients"}),
+            )),
+            403,
+            "CHAT_AUTH_ISSUE_CLIENTS",
+        ),
+        (
+            "a user's token for the listed client",
+            Some(idp.token(
+                "rs",
+                json!({"aud": ISSUE_AUDIENCE, "azp": "backend-app", "sub": "auth0|ann"}),
+            )),
+            403,
+            "user",
+        ),
+        (
+            "a page's token",
+            Some(idp.token("rs", json!({}))),
+            401,
+            "wrong_audience",
+        ),
+        (
+            "a Cognito-shaped token whose client id is not the audience",
+            Some(idp.token(
+                "rs",
+                json!({"aud": null, "client_id": "backend-app", "sub": "backend-app"}),
+            )),
+            401,
+            "wrong_audience",
+        ),
+        ("no token", None, 401, "trusted backends"),
+    ];
+    for (what, bearer, status, says) in refused {
+        let (got, body) = issue(base, "/issue/client-credentials", bearer.as_deref()).await;
+        assert_eq!(got, status, "{what}: {body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{what}: {body}");
+    }
+    // The backend's token is not a customer's: /token refuses its audience.
+    let response = common::get_token_at(base, &backend).await;
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap();
+    assert_eq!((status, body.contains("wrong_audience")), (401, true), "{body}");
+    // Cognito: the audience is the app client's id, matched against client_id.
+    let cognito = common::serve_process(
+        &dir.path().join("data2"),
+        &[
+            ("CHAT_AUTH_UPSTREAM_ISSUER", ISSUER),
+            ("CHAT_AUTH_UPSTREAM_JWKS_URL", idp.url.as_str()),
+            ("CHAT_AUTH_UPSTREAM_AUDIENCE", AUDIENCE),
+            ("CHAT_AUTH_UPSTREAM_ISSUE_AUDIENCE", "4p1r8mq2v6n3ltg7c0e5d9hkab"),
+            ("CHAT_AUTH_ISSUE_CLIENTS", "4p1r8mq2v6n3ltg7c0e5d9hkab"),
+        ],
+        std::process::Stdio::null(),
+    )
+    .await;
+    let token = idp.token(
+        "rs",
+        json!({"aud": null, "client_id": "4p1r8mq2v6n3ltg7c0e5d9hkab",
+               "sub": "4p1r8mq2v6n3ltg7c0e5d9hkab", "token_use": "access"}),
+    );
+    let (status, body) = issue(&cognito.base, "/issue/client-credentials", Some(&token)).await;
+    assert_eq!(status, 200, "{body}");
+}

@@ -113,8 +113,13 @@ pub async fn sign_in(server: &Server, sub: &str, claims: serde_json::Value) -> S
 
 /// `GET /token` with a bearer identity token.
 pub async fn get_token(server: &Server, bearer: &str) -> reqwest::Response {
+    get_token_at(&server.url(""), bearer).await
+}
+
+/// `GET /token` at `base` with a bearer identity token.
+pub async fn get_token_at(base: &str, bearer: &str) -> reqwest::Response {
     client()
-        .get(server.url("/token"))
+        .get(format!("{base}/token"))
         .bearer_auth(bearer)
         .send()
         .await
@@ -137,8 +142,13 @@ pub async fn sign_in_at(base: &str, sub: &str, claims: serde_json::Value) -> Str
 
 /// `POST /validate` at `server`; the verdict.
 pub async fn validate(server: &Server, token: &str) -> serde_json::Value {
+    validate_at(&server.url(""), token).await
+}
+
+/// `POST /validate` at `base`; the verdict.
+pub async fn validate_at(base: &str, token: &str) -> serde_json::Value {
     client()
-        .post(server.url("/validate"))
+        .post(format!("{base}/validate"))
         .json(&serde_json::json!({ "token": token }))
         .send()
         .await
