@@ -144,11 +144,7 @@ fn role_matches(allowed: &str, (partition, account, role): (&str, &str, &str)) -
         .is_some_and(|path| path.rsplit('/').next() == Some(role))
 }
 
-async fn authorizer(
-    State(allowed): State<Arc<Allowed>>,
-    mut req: Request,
-    next: Next,
-) -> Response {
+async fn authorizer(State(allowed): State<Arc<Allowed>>, mut req: Request, next: Next) -> Response {
     let authorizer = match req.extensions().get::<RequestContext>() {
         Some(RequestContext::ApiGatewayV2(ctx)) => ctx.authorizer.clone(),
         _ => None,

@@ -127,7 +127,12 @@ impl IssueClients {
         &self,
         claims: &'c Map<String, Value>,
     ) -> std::result::Result<&'c str, ClientRefusal> {
-        let text = |name: &str| claims.get(name).and_then(Value::as_str).filter(|s| !s.is_empty());
+        let text = |name: &str| {
+            claims
+                .get(name)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+        };
         let id = ["client_id", "azp", "appid"]
             .into_iter()
             .find_map(text)
@@ -218,12 +223,16 @@ mod tests {
         let admit = |v: Value| clients.admit(&claims(v)).map(str::to_owned);
         // Cognito: client_id, and sub is the client id.
         assert_eq!(
-            admit(json!({"client_id": "crm-sync", "sub": "crm-sync", "token_use": "access", "scope": "chat/issue"})),
+            admit(
+                json!({"client_id": "crm-sync", "sub": "crm-sync", "token_use": "access", "scope": "chat/issue"})
+            ),
             Ok("crm-sync".into())
         );
         // Entra v1, without the optional idtyp: appid, no scp, sub is the service principal's oid.
         assert_eq!(
-            admit(json!({"appid": "6a1f0c2e-entra", "oid": "sp-1", "sub": "sp-1", "roles": "Chat.Issue"})),
+            admit(
+                json!({"appid": "6a1f0c2e-entra", "oid": "sp-1", "sub": "sp-1", "roles": "Chat.Issue"})
+            ),
             Ok("6a1f0c2e-entra".into())
         );
         // Entra v2 with idtyp.
@@ -233,7 +242,9 @@ mod tests {
         );
         // Auth0: azp, gty, and sub is "<client id>@clients".
         assert_eq!(
-            admit(json!({"azp": "Xy9auth0", "sub": "Xy9auth0@clients", "gty": "client-credentials"})),
+            admit(
+                json!({"azp": "Xy9auth0", "sub": "Xy9auth0@clients", "gty": "client-credentials"})
+            ),
             Ok("Xy9auth0".into())
         );
         assert_eq!(

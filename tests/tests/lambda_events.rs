@@ -274,7 +274,10 @@ async fn issue_serves_only_listed_client_credentials_callers_and_never_users() {
     assert_eq!(answer.status, 403);
     let error = &answer.json()["error"];
     assert_eq!(error["code"], "caller_not_allowed");
-    assert!(error["message"].as_str().unwrap().contains("user"), "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("user"),
+        "{error}"
+    );
 }
 
 #[tokio::test]

@@ -228,7 +228,7 @@ mod iam {
     }
 
     /// Whether `template`'s condition `name` holds with `params`.
-    fn condition(template: &Value, name: &str, params: &[(&str, &str)]) -> bool {
+    pub fn condition(template: &Value, name: &str, params: &[(&str, &str)]) -> bool {
         let node = &template["Conditions"][name];
         assert!(!node.is_null(), "no condition {name}");
         match value(template, node, params) {
@@ -1171,4 +1171,119 @@ fn key_custody_reaches_mint_token_and_rotation_alone() {
             ]
         );
     }
+}
+
+/// GIVEN the transformed template, WHEN client ids are listed or not, THEN backends off AWS get
+/// `POST /issue/client-credentials` behind a JWT authorizer of their own audience only when
+/// listed (the route, authorizer, integration and invoke permission exist under one
+/// condition), mint-token gets the list, `POST /issue` stays IAM's and `/token` the page's;
+/// and the stack refuses a listed client without an audience, or with the page's audience.
+#[test]
+fn backends_off_aws_get_their_own_authorizer_and_route_only_when_listed() {
+    use serde_json::json;
+    let t = transformed();
+    let r = &t["Resources"];
+    let listed = [
+        ("IssueClientIds", "backend-app,6e3a9a5c"),
+        ("IssueClientAudience", "api://chat-auth-issue"),
+        ("IdentityIssuerUrl", "https://login.contoso.example/"),
+        ("IdentityAudience", "chat-widget"),
+    ];
+    let resources = [
+        "IssueClientsAuthorizer",
+        "IssueClientsIntegration",
+        "IssueClientsPermission",
+        "IssueClientsRoute",
+    ];
+    // Every resource that serves the route is one of the four, under the one condition.
+    let serving: Vec<&str> = r
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, v)| {
+            v.to_string().contains("IssueClients") || v.to_string().contains("/issue/client")
+        })
+        .map(|(k, _)| k.as_str())
+        .filter(|k| *k != "MintTokenFunction")
+        .collect();
+    assert_eq!(serving, resources);
+    for name in resources {
+        assert_eq!(r[name]["Condition"], "HasIssueClients", "{name}");
+    }
+    assert!(!iam::condition(&t, "HasIssueClients", &[]));
+    assert!(iam::condition(&t, "HasIssueClients", &listed));
+    let props = |name: &str| iam::resolve_in(&t, &r[name]["Properties"], &listed);
+    assert_eq!(
+        props("IssueClientsAuthorizer"),
+        json!({"ApiId": "ref:HttpApi", "Name": "IssueClients", "AuthorizerType": "JWT",
+               "IdentitySource": ["$request.header.Authorization"],
+               "JwtConfiguration": {"Issuer": "https://login.contoso.example/",
+                                    "Audience": ["api://chat-auth-issue"]}})
+    );
+    assert_eq!(
+        props("IssueClientsRoute"),
+        json!({"ApiId": "ref:HttpApi", "RouteKey": "POST /issue/client-credentials",
+               "AuthorizationType": "JWT", "AuthorizerId": "ref:IssueClientsAuthorizer",
+               "Target": "integrations/ref:IssueClientsIntegration"})
+    );
+    let integration = &r["IssueClientsIntegration"]["Properties"];
+    assert_eq!(
+        integration["IntegrationUri"],
+        json!({"Fn::GetAtt": ["MintTokenFunction", "Arn"]})
+    );
+    assert_eq!(
+        (
+            &integration["IntegrationType"],
+            &integration["PayloadFormatVersion"]
+        ),
+        (&json!("AWS_PROXY"), &json!("2.0"))
+    );
+    let permission = props("IssueClientsPermission");
+    assert_eq!(permission["FunctionName"], "ref:MintTokenFunction");
+    assert_eq!(
+        permission["SourceArn"],
+        "arn:aws:execute-api:us-east-1:123456789012:ref:HttpApi/*/POST/issue/client-credentials"
+    );
+    let mint = &r["MintTokenFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        iam::resolve_in(&t, &mint["CHAT_AUTH_ISSUE_CLIENTS"], &listed),
+        "backend-app,6e3a9a5c"
+    );
+    // The SAM routes keep their authorizers: IAM on /issue, the page's on /token.
+    let api = &r["HttpApi"]["Properties"]["Body"];
+    assert_eq!(
+        api["paths"]["/issue"]["post"]["security"],
+        json!([{"AWS_IAM": []}])
+    );
+    for method in ["get", "post"] {
+        assert_eq!(
+            api["paths"]["/token"][method]["security"],
+            json!([{"IdentityProvider": []}])
+        );
+    }
+    let page = &api["components"]["securitySchemes"]["IdentityProvider"]["x-amazon-apigateway-authorizer"]
+        ["jwtConfiguration"]["audience"];
+    assert_eq!(iam::resolve_in(&t, page, &listed), json!(["chat-widget"]));
+    // The stack's rule: listed clients need an audience of their own.
+    let rule = &t["Rules"]["IssueClientsNeedTheirOwnAudience"];
+    let passes = |params: &[(&str, &str)]| {
+        let applies = iam::resolve_in(&t, &rule["RuleCondition"], params) == json!(true);
+        !applies
+            || rule["Assertions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|a| iam::resolve_in(&t, &a["Assert"], params) == json!(true))
+    };
+    assert!(passes(&listed));
+    assert!(
+        passes(&[("IdentityAudience", "chat-widget")]),
+        "nothing listed"
+    );
+    let mut without_audience = listed;
+    without_audience[1].1 = "";
+    assert!(!passes(&without_audience));
+    let mut with_the_page_audience = listed;
+    with_the_page_audience[1].1 = "chat-widget";
+    assert!(!passes(&with_the_page_audience));
 }

@@ -659,7 +659,11 @@ async fn backends_with_client_credentials_tokens_use_issue_and_users_do_not() {
     let response = common::get_token_at(base, &backend).await;
     let status = response.status().as_u16();
     let body = response.text().await.unwrap();
-    assert_eq!((status, body.contains("wrong_audience")), (401, true), "{body}");
+    assert_eq!(
+        (status, body.contains("wrong_audience")),
+        (401, true),
+        "{body}"
+    );
     // Cognito: the audience is the app client's id, matched against client_id.
     let cognito = common::serve_process(
         &dir.path().join("data2"),
@@ -667,7 +671,10 @@ async fn backends_with_client_credentials_tokens_use_issue_and_users_do_not() {
             ("CHAT_AUTH_UPSTREAM_ISSUER", ISSUER),
             ("CHAT_AUTH_UPSTREAM_JWKS_URL", idp.url.as_str()),
             ("CHAT_AUTH_UPSTREAM_AUDIENCE", AUDIENCE),
-            ("CHAT_AUTH_UPSTREAM_ISSUE_AUDIENCE", "4p1r8mq2v6n3ltg7c0e5d9hkab"),
+            (
+                "CHAT_AUTH_UPSTREAM_ISSUE_AUDIENCE",
+                "4p1r8mq2v6n3ltg7c0e5d9hkab",
+            ),
             ("CHAT_AUTH_ISSUE_CLIENTS", "4p1r8mq2v6n3ltg7c0e5d9hkab"),
         ],
         std::process::Stdio::null(),
