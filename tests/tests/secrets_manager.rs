@@ -14,7 +14,7 @@ use chat_auth_aws::rotation::Rotator;
 use chat_auth_shared::store::{Basis, KeyStore, PublicKeySource, RingSource};
 use chat_auth_shared::store::{STEPS, Step};
 use chat_auth_shared::{PublicKeySet, RingState, Section, TokenPolicy};
-use serde_json::json;
+use serde_json::{Value, json};
 
 const DAY: i64 = 86_400;
 
@@ -284,6 +284,18 @@ async fn the_real_binaries_rotate_mint_and_publish_under_a_lambda_runtime() {
     let response = mint_fn.invoke_fixture("apigw-v2-get-token.json").await;
     assert_eq!(response["statusCode"], 200, "{response}");
     let token = response_body(&response).unwrap();
+    // A backend off AWS: an Entra client-credentials token, as API Gateway's second JWT
+    // authorizer passes it on, names the subject.
+    let issued = mint_fn
+        .invoke_fixture("apigw-v2-post-issue-client-entra.json")
+        .await;
+    assert_eq!(issued["statusCode"], 200, "{issued}");
+    let issued: Value = serde_json::from_str(&response_body(&issued).unwrap()).unwrap();
+    let sub = jsonwebtoken::dangerous::insecure_decode::<Value>(issued["token"].as_str().unwrap())
+        .unwrap()
+        .claims["sub"]
+        .clone();
+    assert_eq!(sub, "87b4d06c-abc2-e811-a9b0-000d3a10e09e");
 
     let keys_fn = lambda.run("public-keys", &env, std::process::Stdio::inherit());
     let doc = keys_fn

@@ -96,7 +96,8 @@ pub fn life() -> chat_auth_shared::Lifecycle {
 }
 
 /// The function environment the AWS tests give the real binaries: `moto`'s endpoint and
-/// credentials, both secrets, the issuer, the contact-id subject and the region context claim.
+/// credentials, both secrets, the issuer, the contact-id subject, the region context claim and
+/// the Entra fixture's client as a listed `/issue` client.
 /// Rotations in these tests are seconds apart, so keys may sign as soon as they are published.
 pub fn lambda_env(moto: &Moto) -> Vec<(String, String)> {
     let mut env = moto.env();
@@ -108,6 +109,10 @@ pub fn lambda_env(moto: &Moto) -> Vec<(String, String)> {
             ("CHAT_AUTH_SUBJECT_CLAIM", "contact_id"),
             ("CHAT_AUTH_CONTEXT_CLAIMS", "msdyn_region=region"),
             ("CHAT_AUTH_KEY_MIN_PUBLISHED_SECONDS", "0"),
+            (
+                "CHAT_AUTH_ISSUE_CLIENTS",
+                "6e3a9a5c-1b1e-4d7e-9c2f-0b8a3f1d2c11",
+            ),
         ]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string())),
