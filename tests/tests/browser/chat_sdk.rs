@@ -272,7 +272,8 @@ fn assert_loopback_only(r: &Value, fx: &Fixture) {
 }
 
 /// Signed in: the SDK asks once, at `initialize()`, and sends that token, the one `/token`
-/// minted for the user, in every call to Omnichannel; a second chat on the same instance too.
+/// minted for the user, in every call to Omnichannel: a second chat on the same instance too,
+/// and after the user has signed out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn microsofts_chat_sdk_sends_the_service_token_in_every_call() {
     let fx = Fixture::start(&[]).await;
@@ -317,9 +318,21 @@ async fn microsofts_chat_sdk_sends_the_service_token_in_every_call() {
         .await;
     assert_eq!(transcript["ok"], true, "{transcript}");
     assert_stopped_at_realtime(&b.sdk("sdk.startChat()").await);
+    assert_eq!(tokens(&b.sdk("sdk.endChat()").await), vec![json!(token)]);
+
+    // Sign-out does not reach the SDK: handed a provider that answers null, it keeps the token
+    // it holds (Microsoft's widget drops it itself: authHelper's removeAuthTokenProvider).
+    b.js(
+        "chatAuth.configure({ identityToken: function () { return null; } });",
+        vec![],
+    )
+    .await;
+    let out = b.sdk("sdk.setAuthTokenProvider(getAuthToken)").await;
+    assert_eq!(out["ok"], true, "{out}");
+    assert_eq!(tokens(&out), vec![json!(token), Value::Null]);
     let end = b.sdk("sdk.endChat()").await;
     assert_eq!(end["ok"], true, "{end}");
-    assert_eq!(tokens(&end), vec![json!(token)], "asked once in all");
+
     let calls = sent(&fx.omnichannel());
     assert_eq!(
         calls[3..]
@@ -330,6 +343,7 @@ async fn microsofts_chat_sdk_sends_the_service_token_in_every_call() {
             "getchattranscripts",
             "conversation",
             "sessionclose",
+            "sessionclose",
             "sessionclose"
         ],
         "{calls:?}"
@@ -339,7 +353,9 @@ async fn microsofts_chat_sdk_sends_the_service_token_in_every_call() {
         "{calls:?}"
     );
     assert_eq!(b.events("chat-auth:token").await.len(), 1);
-    assert!(b.events("chat-auth:error").await.is_empty());
+    let errors = b.events("chat-auth:error").await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["reason"], "no_identity");
     assert_loopback_only(&end, &fx);
 }
 
