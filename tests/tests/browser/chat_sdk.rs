@@ -6,10 +6,11 @@
 //! The SDK's `orgUrl` is the shop's `/oc`, where [`omnichannel`] stands in for Omnichannel's live
 //! chat endpoints and records every call with its `AuthenticatedUserToken` header. The SDK runs
 //! offline through `initialize()`, the token step and `createConversation`, then stops where it
-//! joins the conversation over Azure Communication Services: `startRealtimeNotifications()` needs
-//! ACS's chat gateway over https and Microsoft's realtime signalling service, which no test here
-//! can stand in for. The SDK then ends the chat itself (`sessionclose`), and the tests go on with
-//! the calls a chat UI makes after a chat (transcript, `endChat`) and with a second chat.
+//! joins the conversation over Azure Communication Services: `startRealtimeNotifications()`, whose
+//! client sends only over https and whose realtime signalling is Microsoft's own service, which
+//! these tests do not stand in for. The SDK then ends the chat itself (`sessionclose`), and the
+//! tests go on with the calls a chat UI makes after a chat (transcript, `endChat`) and with a
+//! second chat.
 
 use super::*;
 use axum::http::{Method, Uri};
@@ -245,6 +246,14 @@ fn tokens(r: &Value) -> Vec<Value> {
         .collect()
 }
 
+/// The transcript of the stand-in's conversation, asked after the chat as a chat UI does (with
+/// the chat's context, since the SDK forgets the chat when it ends).
+fn transcript() -> String {
+    format!(
+        "sdk.getLiveChatTranscript({{ liveChatContext: {{ requestId: 'r-1', chatToken: {{ chatId: '{CHAT_ID}', token: 'acs' }} }} }})"
+    )
+}
+
 /// The SDK stopped where it needs Microsoft's services, after the calls this suite is about.
 fn assert_stopped_at_realtime(start: &Value) {
     assert_eq!(start["ok"], false, "{start}");
@@ -311,11 +320,7 @@ async fn microsofts_chat_sdk_sends_the_service_token_in_every_call() {
     );
 
     // After the chat: the transcript, a second chat, its end. Same token, never asked again.
-    let transcript = b
-        .sdk(&format!(
-            "sdk.getLiveChatTranscript({{ liveChatContext: {{ requestId: 'r-1', chatToken: {{ chatId: '{CHAT_ID}', token: 'acs' }} }} }})"
-        ))
-        .await;
+    let transcript = b.sdk(&transcript()).await;
     assert_eq!(transcript["ok"], true, "{transcript}");
     assert_stopped_at_realtime(&b.sdk("sdk.startChat()").await);
     assert_eq!(tokens(&b.sdk("sdk.endChat()").await), vec![json!(token)]);
@@ -359,8 +364,8 @@ async fn microsofts_chat_sdk_sends_the_service_token_in_every_call() {
     assert_loopback_only(&end, &fx);
 }
 
-/// The SDK never looks at `exp`: past it, it keeps sending the token it holds, and Omnichannel
-/// refuses the calls after the chat. Handing it a new token the way Microsoft's widget does
+/// The SDK never looks at `exp`: past it, it keeps sending the token it holds, and the calls after
+/// the chat are refused (by the stand-in, as by Omnichannel). Handing it a new token the way Microsoft's widget does
 /// (`setAuthTokenProvider`, from `handleAuthentication`) ends that; `chatAuth.getToken` then
 /// answers with a fresh token, not the expired one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -384,10 +389,7 @@ async fn microsofts_chat_sdk_keeps_its_token_past_exp_until_handed_a_new_one() {
         "the token to expire",
     )
     .await;
-    let transcript = format!(
-        "sdk.getLiveChatTranscript({{ liveChatContext: {{ requestId: 'r-1', chatToken: {{ chatId: '{CHAT_ID}', token: 'acs' }} }} }})"
-    );
-    let late = b.sdk(&transcript).await;
+    let late = b.sdk(&transcript()).await;
     assert_eq!(late["ok"], false, "{late}");
     assert_eq!(
         late["error"], "LiveChatTranscriptRetrievalFailure",
@@ -399,6 +401,7 @@ async fn microsofts_chat_sdk_keeps_its_token_past_exp_until_handed_a_new_one() {
     assert_eq!(tokens(&end).len(), 1, "the SDK did not ask again: {end}");
     assert_eq!(fx.shop.token_requests(), 1);
     let calls = fx.omnichannel();
+    assert_eq!(calls.len(), 5, "{calls:?}");
     for c in &calls[3..] {
         assert_eq!(
             (&c["token"], &c["expired"]),
@@ -414,7 +417,7 @@ async fn microsofts_chat_sdk_keeps_its_token_past_exp_until_handed_a_new_one() {
         .expect("a token")
         .to_owned();
     assert_eq!(jti(&second), "2", "a fresh token, not the expired one");
-    let again = b.sdk(&transcript).await;
+    let again = b.sdk(&transcript()).await;
     assert_eq!(again["ok"], true, "{again}");
     assert_eq!(
         fx.omnichannel().last().unwrap()["token"],
