@@ -70,7 +70,10 @@
           reject({ reason: "timeout" });
         }, ABORT_MS);
       });
-      var got = fetch(s.url, init).then(function (res) {
+      // Through a promise: a page's fetch that throws (missing, or a wrapper with a bug) must
+      // fail this request like a network error, not leave a flight with no promise for every
+      // later call to join.
+      var got = new Promise(function (r) { r(fetch(s.url, init)); }).then(function (res) {
         status = res.status;
         if (status == 401) throw { reason: "unauthenticated" };
         if (status != 200) throw { reason: "http_" + status };

@@ -18,7 +18,11 @@
 //! Two widgets take the token: Microsoft's own token handling (`FacadeChatSDK` and
 //! `authHelper` from `@microsoft/omnichannel-chat-widget`, bundled by
 //! `scripts/install-widget.sh` and served by the shop as `/ms-widget.js`), and, for the LCW v1
-//! script API whose code is not published, the stand-in `/dev/lcw-standin.js`.
+//! script API whose code is not published, the stand-in `/dev/lcw-standin.js`. Microsoft's
+//! headless chat SDK (`/ms-chat-sdk.js`) takes it as `getAuthToken` in [`chat_sdk`], against
+//! a stand-in for Omnichannel's live chat endpoints that the shop serves under `/oc/`.
+
+mod chat_sdk;
 
 use crate::common;
 
@@ -26,7 +30,7 @@ use axum::Router;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -345,6 +349,8 @@ fn target_dir() -> PathBuf {
 struct ShopState {
     pages: Arc<Mutex<HashMap<String, String>>>,
     token_requests: Arc<AtomicUsize>,
+    /// What the chat SDK sent to the Omnichannel stand-in, in order.
+    omnichannel: Arc<Mutex<Vec<Value>>>,
 }
 
 struct Shop {
@@ -366,6 +372,8 @@ impl Shop {
             .route("/p/{name}", get(shop_page))
             .route("/api/token", get(shop_token))
             .route("/ms-widget.js", get(ms_widget))
+            .route("/ms-chat-sdk.js", get(ms_chat_sdk))
+            .route("/oc/{*endpoint}", any(chat_sdk::omnichannel))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -447,7 +455,16 @@ async fn shop_page(State(state): State<ShopState>, UrlPath(name): UrlPath<String
 
 /// Microsoft's widget code, as `scripts/install-widget.sh` bundled it.
 async fn ms_widget() -> Response {
-    let path = target_dir().join("widget/ms-widget.js");
+    bundle("ms-widget.js")
+}
+
+/// Microsoft's headless chat SDK, as `scripts/install-widget.sh` bundled it.
+async fn ms_chat_sdk() -> Response {
+    bundle("ms-chat-sdk.js")
+}
+
+fn bundle(name: &str) -> Response {
+    let path = target_dir().join("widget").join(name);
     match std::fs::read(&path) {
         Ok(js) => ([(header::CONTENT_TYPE, "application/javascript")], js).into_response(),
         Err(e) => panic!(
