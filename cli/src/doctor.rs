@@ -661,8 +661,9 @@ impl Answer {
 
 impl Http {
     fn new(timeout: Duration) -> Result<Self, CliError> {
+        // No client timeout: [`Http::within`] bounds each whole exchange, and one clock means
+        // one message for a deployment that hangs.
         let client = reqwest::Client::builder()
-            .timeout(timeout)
             // Omnichannel is not documented to follow redirects: the URL must answer itself.
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -679,12 +680,14 @@ impl Http {
     ) -> Result<T, String> {
         tokio::time::timeout(self.timeout, exchange)
             .await
-            .unwrap_or_else(|_| {
-                Err(format!(
-                    "no answer within {} s (--timeout): the widget and Omnichannel would wait too",
-                    self.timeout.as_secs()
-                ))
-            })
+            .unwrap_or_else(|_| Err(self.no_answer()))
+    }
+
+    fn no_answer(&self) -> String {
+        format!(
+            "no answer within {} s (--timeout): the widget and Omnichannel would wait too",
+            self.timeout.as_secs()
+        )
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<Answer, String> {
