@@ -276,7 +276,7 @@ fn array_key(kid: Option<&str>, public_key: &str) -> Result<ArrayKey> {
 pub fn parse_jwks(body: &[u8]) -> Result<KeySet> {
     let keys = jwks_rsa_keys(body)?
         .into_iter()
-        .map(|(kid, n, e)| VerifyingKey::from_components(kid, &n, &e))
+        .map(|jwk| VerifyingKey::from_components(jwk.kid, &jwk.n, &jwk.e))
         .collect::<Result<Vec<_>>>()?;
     Ok(KeySet::new(keys))
 }
@@ -286,15 +286,22 @@ pub fn parse_jwks(body: &[u8]) -> Result<KeySet> {
 pub fn jwks_thumbprints(body: &[u8]) -> Result<Vec<(String, String)>> {
     Ok(jwks_rsa_keys(body)?
         .into_iter()
-        .map(|(kid, n, e)| {
-            let thumbprint = crate::keys::thumbprint_of(&n, &e);
-            (kid, thumbprint)
+        .map(|jwk| {
+            let thumbprint = crate::keys::thumbprint_of(&jwk.n, &jwk.e);
+            (jwk.kid, thumbprint)
         })
         .collect())
 }
 
-/// The JWKS's RSA keys usable with RS256 for signatures, as (kid, n, e).
-fn jwks_rsa_keys(body: &[u8]) -> Result<Vec<(String, Vec<u8>, Vec<u8>)>> {
+/// An RSA key of a JWKS: its kid and big-endian modulus and exponent.
+struct RsaJwk {
+    kid: String,
+    n: Vec<u8>,
+    e: Vec<u8>,
+}
+
+/// The JWKS's RSA keys usable with RS256 for signatures.
+fn jwks_rsa_keys(body: &[u8]) -> Result<Vec<RsaJwk>> {
     #[derive(Deserialize)]
     struct Jwk {
         kty: String,
@@ -330,7 +337,7 @@ fn jwks_rsa_keys(body: &[u8]) -> Result<Vec<(String, Vec<u8>, Vec<u8>)>> {
         let kid = jwk
             .kid
             .unwrap_or_else(|| crate::keys::thumbprint_of(&n, &e));
-        keys.push((kid, n, e));
+        keys.push(RsaJwk { kid, n, e });
     }
     Ok(keys)
 }
@@ -382,6 +389,42 @@ mod tests {
         assert_eq!(jwks["keys"][1]["use"], "sig");
         assert_eq!(jwks["keys"][1]["alg"], "RS256");
         assert_eq!(jwks["keys"][1]["e"], "AQAB");
+    }
+
+    /// A diagnosis reads past a bad entry, and matches the JWKS's keys by thumbprint.
+    #[test]
+    fn a_key_array_is_read_entry_by_entry_and_the_jwks_by_thumbprint() {
+        let ring = RingState::generate(100, 86_400).unwrap();
+        let docs = ring.public_set().unwrap().render().unwrap();
+        let mut multi: serde_json::Value = serde_json::from_slice(&docs.multi_key).unwrap();
+        multi[1]["publicKey"] = STANDARD.encode("not a PEM").into();
+        multi[1]["expiry"] = "tomorrow".into();
+        let entries = read_key_array(&serde_json::to_vec(&multi).unwrap()).unwrap();
+        let first = entries[0].key.as_ref().unwrap();
+        assert_eq!(entries[0].kid.as_deref(), Some(ring.current.kid.as_str()));
+        assert_eq!(
+            (first.bits, first.thumbprint.as_str()),
+            (2048, ring.current.kid.as_str())
+        );
+        assert_eq!(entries[0].expiry, Some(json!(100 + 2 * 86_400)));
+        assert_eq!(entries[1].kid.as_deref(), Some(ring.next.kid.as_str()));
+        assert_eq!(entries[1].expiry, Some(json!("tomorrow")));
+        let refused = entries[1].key.as_ref().unwrap_err();
+        assert!(
+            refused.to_string().contains("not a PUBLIC KEY PEM block"),
+            "{refused}"
+        );
+        assert!(read_key_array(&docs.pem).is_err());
+
+        let kids = |pairs: Vec<(String, String)>| pairs.into_iter().map(|(k, t)| (k == t, k));
+        let listed: Vec<_> = kids(jwks_thumbprints(&docs.jwks).unwrap()).collect();
+        assert_eq!(
+            listed,
+            [
+                (true, ring.current.kid.clone()),
+                (true, ring.next.kid.clone())
+            ]
+        );
     }
 
     #[test]
