@@ -146,9 +146,12 @@ impl Check {
                  fetch the Public key URL over the internet; plain http is for a loopback test only"
             }
             Check::PublicKeyUrlLength => {
-                "shorten the base URL (a custom domain, a shorter stage or path): the admin field \
-                 msdyn_publickeyurl holds at most 256 characters, and Dataverse is reported to \
-                 refuse a longer one when the settings record is saved"
+                return format!(
+                    "shorten the base URL (a custom domain, a shorter stage or path): the admin \
+                     field msdyn_publickeyurl holds at most {MAX_PUBLIC_KEY_URL_CHARS} \
+                     characters, and Dataverse is reported to refuse a longer one when the \
+                     settings record is saved"
+                );
             }
             Check::PublicKeyAnswers => {
                 "make GET /public-key answer 200: read the public-keys function's logs \
@@ -770,7 +773,7 @@ fn key_array(run: &mut Run, body: &[u8]) -> Published {
         match read_key_array(body) {
             Ok(entries) if entries.is_empty() => Err("an empty array: no key".to_owned()),
             Ok(entries) => Ok(entries),
-            Err(e) => Err(format!("not a JSON array: {}", chat_auth_shared::chain(&e))),
+            Err(e) => Err(format!("not a JSON array: {}", document_problem(&e))),
         }
     };
     let entries = match entries {
@@ -877,17 +880,24 @@ fn key_array(run: &mut Run, body: &[u8]) -> Published {
     }
 }
 
-/// Why a `publicKey` cannot be used, without the "stored ... is invalid" framing the domain
-/// error has for the service's own store.
-fn key_problem(error: &chat_auth_shared::Error) -> String {
+/// What is wrong with a document, without the "stored ... is invalid" framing the domain
+/// error has for the service's own store: here the document is someone else's answer.
+fn document_problem(error: &chat_auth_shared::Error) -> String {
     match error {
-        chat_auth_shared::Error::CorruptKeys { reason, .. } => match reason.as_str() {
-            "publicKey is not a PEM" => "publicKey is not the base64 of a PEM block".to_owned(),
-            "shorter than 2048 bits" => "an RSA key shorter than 2048 bits".to_owned(),
-            other if other.contains("PEM") => format!("publicKey decodes, but {other}"),
-            other => format!("publicKey is not the base64 of a PEM RSA public key ({other})"),
-        },
+        chat_auth_shared::Error::CorruptKeys { reason, .. } => reason.clone(),
+        chat_auth_shared::Error::UnreadableKeys { source, .. } => source.to_string(),
         other => chat_auth_shared::chain(other),
+    }
+}
+
+/// Why a `publicKey` cannot be used, in the words of the array's format.
+fn key_problem(error: &chat_auth_shared::Error) -> String {
+    match document_problem(error).as_str() {
+        "publicKey is not a PEM" => "publicKey does not decode to PEM text".to_owned(),
+        "shorter than 2048 bits" => "an RSA key shorter than 2048 bits".to_owned(),
+        missing @ "publicKey is missing or not a string" => missing.to_owned(),
+        other if other.contains("PEM") => format!("publicKey decodes, but {other}"),
+        other => format!("publicKey is not the base64 of a PEM RSA public key ({other})"),
     }
 }
 
@@ -945,7 +955,7 @@ fn jwks_agrees(published: &Published, jwks: &Result<Answer, String>) -> (Status,
         Err(e) => {
             return fail(format!(
                 "/.well-known/jwks.json is not a JWKS: {}",
-                chat_auth_shared::chain(&e)
+                document_problem(&e)
             ));
         }
     };

@@ -638,3 +638,46 @@ async fn a_token_with_bad_claims_fails_each_claims_check() {
     );
     assert_eq!(run.status("token-signature"), "PASS", "{run}");
 }
+
+/// Omnichannel's servers fetch the key over the internet: plain http is refused unless it is
+/// to loopback (a local test). TEST-NET-1 never answers, so only the URL's own checks pass.
+#[tokio::test]
+async fn a_public_key_url_over_plain_http_to_another_host_fails() {
+    let run = doctor("http://192.0.2.1:9", &["--timeout", "1"], None).await;
+    assert_eq!(run.code, Some(1), "{run}");
+    assert_eq!(run.status("public-key-url-https"), "FAIL", "{run}");
+    assert!(
+        run.line("public-key-url-https")
+            .contains("http, not https, to 192.0.2.1"),
+        "{run}"
+    );
+    assert_eq!(run.status("public-key-url-length"), "PASS", "{run}");
+}
+
+/// An identity token the service refuses mints nothing; the checks of the token are skipped.
+#[tokio::test]
+async fn an_identity_token_the_service_refuses_fails_the_mint() {
+    let server = start(&[]).await;
+    let run = doctor(&server.url(""), &["--identity-token", "not-a-token"], None).await;
+    run.fails_with(
+        &["token-mint"],
+        "answered 401 Unauthorized (unauthenticated",
+    );
+    assert_eq!(run.status("token-validate"), "SKIP", "{run}");
+    assert!(!run.stdout.contains("not-a-token"), "{run}");
+}
+
+/// Something that is not a JWT: the widget refuses it before sending it anywhere.
+#[tokio::test]
+async fn a_token_that_is_not_a_jwt_fails_the_format() {
+    let server = start(&[]).await;
+    let base = minting(&server.url(""), "an opaque session id".to_owned()).await;
+    let run = doctor(&base, &["--identity-token", "unused"], None).await;
+    run.fails_with(
+        &["token-format", "token-validate"],
+        "a JWT has exactly three dot-separated segments",
+    );
+    for check in ["token-header", "token-times", "token-signature"] {
+        assert_eq!(run.status(check), "SKIP", "{check}\n{run}");
+    }
+}
