@@ -55,7 +55,8 @@ pub enum Check {
     KidsUnique,
     /// Omnichannel drops a key whose expiry has passed without a word.
     KeyExpiry,
-    /// The JWKS is what other verifiers (and `/validate`'s peers) read; it must be the same set.
+    /// The JWKS is what standard verifiers read (a gateway, a JWT library): with another set,
+    /// a token one of them accepts the other refuses.
     JwksAgrees,
     /// `?format=pem` carries one key only: usable, but no rotation without downtime.
     PemFormat,
@@ -300,11 +301,6 @@ impl Diagnosis {
         self.findings.iter().all(|f| f.status != Status::Fail)
     }
 
-    /// The finding of `check`.
-    pub fn finding(&self, check: Check) -> Option<&Finding> {
-        self.findings.iter().find(|f| f.check == check)
-    }
-
     fn count(&self, status: Status) -> usize {
         self.findings.iter().filter(|f| f.status == status).count()
     }
@@ -374,20 +370,7 @@ pub async fn diagnose(options: &Options) -> Result<Diagnosis, CliError> {
     let mut run = Run::default();
 
     run.record(Check::PublicKeyUrlHttps, url_https(&key_url));
-    let chars = key_url.chars().count();
-    run.record(
-        Check::PublicKeyUrlLength,
-        if chars <= MAX_PUBLIC_KEY_URL_CHARS {
-            pass(format!(
-                "{chars} characters (Omnichannel's field holds {MAX_PUBLIC_KEY_URL_CHARS})"
-            ))
-        } else {
-            fail(format!(
-                "{chars} characters: more than the {MAX_PUBLIC_KEY_URL_CHARS} Omnichannel's \
-                 Public key URL field holds"
-            ))
-        },
-    );
+    run.record(Check::PublicKeyUrlLength, url_length(&key_url));
 
     // Independent requests at once: a deployment that hangs costs one timeout, not six.
     let token_url = format!("{base}/token");
@@ -405,29 +388,20 @@ pub async fn diagnose(options: &Options) -> Result<Diagnosis, CliError> {
         http.send(preflight(&http.client, &token_url, FOREIGN_ORIGIN)),
     );
 
-    let array_body = match &array {
+    let published = match &array {
         Ok(answer) if answer.status == StatusCode::OK => {
             run.record(
                 Check::PublicKeyAnswers,
                 pass(format!("200, {} bytes", answer.body.len())),
             );
-            Some(answer.body.as_slice())
+            key_array(&mut run, &answer.body)
         }
-        Ok(answer) => {
-            run.record(Check::PublicKeyAnswers, fail(answer.describe(&key_url)));
-            None
-        }
-        Err(why) => {
-            run.record(
-                Check::PublicKeyAnswers,
-                fail(format!("GET {key_url}: {why}")),
-            );
-            None
-        }
-    };
-    let published = match array_body {
-        Some(body) => key_array(&mut run, body),
-        None => {
+        unanswered => {
+            let why = match unanswered {
+                Ok(answer) => answer.describe(&key_url),
+                Err(why) => format!("GET {key_url}: {why}"),
+            };
+            run.record(Check::PublicKeyAnswers, fail(why));
             for check in [
                 Check::KeyArray,
                 Check::KeyMaterial,
@@ -442,58 +416,20 @@ pub async fn diagnose(options: &Options) -> Result<Diagnosis, CliError> {
     run.record(Check::JwksAgrees, jwks_agrees(&published, &jwks));
     run.record(Check::PemFormat, pem_format(&published, &pem));
 
-    let tag = match &script {
-        Ok(served) => {
-            let essence = served
-                .content_type
-                .as_deref()
-                .and_then(|t| t.split(';').next())
-                .map(|t| t.trim().to_ascii_lowercase());
-            match essence.as_deref() {
-                Some("application/javascript" | "text/javascript") => {
-                    run.record(
-                        Check::ProviderScript,
-                        pass(format!(
-                            "{}, {} bytes, integrity {}",
-                            served.content_type.as_deref().unwrap_or_default(),
-                            served.body.len(),
-                            served.integrity
-                        )),
-                    );
-                    Some(snippet::script_tag(&script_url, &served.integrity))
-                }
-                _ => {
-                    run.record(
-                        Check::ProviderScript,
-                        fail(format!(
-                            "served as {}, not as JavaScript",
-                            served.content_type.as_deref().unwrap_or("no Content-Type")
-                        )),
-                    );
-                    None
-                }
-            }
-        }
-        Err(why) => {
-            run.record(
-                Check::ProviderScript,
-                fail(format!("GET {script_url}: {why}")),
-            );
-            None
-        }
-    };
+    let (finding, tag) = provider_script(&script, &script_url);
+    run.record(Check::ProviderScript, finding);
 
-    match (&origin, own) {
-        (Some(origin), Some(answer)) => run.record(
-            Check::CorsOrigin,
-            match preflight_allows(&answer, origin) {
+    run.record(
+        Check::CorsOrigin,
+        match (&origin, own) {
+            (Some(origin), Some(answer)) => match preflight_allows(&answer, origin) {
                 Some(Ok(seen)) => pass(format!("a preflight from {origin} is allowed ({seen})")),
                 Some(Err(seen)) => fail(format!("a preflight from {origin} is refused ({seen})")),
                 None => fail(no_preflight_answer(&token_url, &answer)),
             },
-        ),
-        _ => run.record(Check::CorsOrigin, skip("no --origin given")),
-    }
+            _ => skip("no --origin given"),
+        },
+    );
     run.record(
         Check::CorsForeignOrigin,
         match preflight_allows(&foreign, FOREIGN_ORIGIN) {
@@ -619,6 +555,54 @@ fn url_https(key_url: &str) -> (Status, String) {
             "http to loopback {host}: a local test only, Omnichannel's servers cannot reach it"
         )),
         scheme => fail(format!("{scheme}, not https, to {host}")),
+    }
+}
+
+fn url_length(key_url: &str) -> (Status, String) {
+    let chars = key_url.chars().count();
+    if chars <= MAX_PUBLIC_KEY_URL_CHARS {
+        pass(format!(
+            "{chars} characters (Omnichannel's field holds {MAX_PUBLIC_KEY_URL_CHARS})"
+        ))
+    } else {
+        fail(format!(
+            "{chars} characters: more than the {MAX_PUBLIC_KEY_URL_CHARS} Omnichannel's Public \
+             key URL field holds"
+        ))
+    }
+}
+
+/// The script's finding, and the tag to paste once it passed: a tag for a script the browser
+/// would not run would only move the failure to the page.
+fn provider_script(
+    script: &Result<snippet::ServedScript, String>,
+    url: &str,
+) -> ((Status, String), Option<String>) {
+    let served = match script {
+        Ok(served) => served,
+        Err(why) => return (fail(format!("GET {url}: {why}")), None),
+    };
+    let content_type = served.content_type.as_deref();
+    let essence = content_type
+        .and_then(|t| t.split(';').next())
+        .map(|t| t.trim().to_ascii_lowercase());
+    match essence.as_deref() {
+        Some("application/javascript" | "text/javascript") => (
+            pass(format!(
+                "{}, {} bytes, integrity {}",
+                content_type.unwrap_or_default(),
+                served.body.len(),
+                served.integrity
+            )),
+            Some(snippet::script_tag(url, &served.integrity)),
+        ),
+        _ => (
+            fail(format!(
+                "served as {}, not as JavaScript",
+                content_type.unwrap_or("no Content-Type")
+            )),
+            None,
+        ),
     }
 }
 
@@ -1179,6 +1163,7 @@ async fn token_checks(
         match (signature, signature_checked(&report)) {
             (Some(problems), _) => fail(problems.join("; ")),
             (None, Some(kid)) => pass(format!("verifies with the published key {kid}")),
+            (None, None) if report.header.is_none() => (Status::Skip, undecoded("header")),
             (None, None) => skip("no published key to verify with (see token-header)"),
         },
     );
