@@ -18,6 +18,16 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
+    /// The HTTP client could not be set up (the doctor's requests themselves fail as findings,
+    /// not as errors: a deployment that does not answer is what it reports).
+    #[error("{context}: {source}")]
+    Http {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        #[source]
+        source: reqwest::Error,
+    },
     /// An argument is invalid.
     #[error("{0}")]
     Usage(String),

@@ -1,7 +1,7 @@
 //! `chat-auth`: the local token service and operator commands.
 
 use chat_auth_cli::local::IdentitySource;
-use chat_auth_cli::{CliError, LocalConfig, server};
+use chat_auth_cli::{CliError, LocalConfig, doctor, server, snippet};
 use chat_auth_host::FileStore;
 use chat_auth_shared::Section;
 use chat_auth_shared::config::TelemetryConfig;
@@ -59,6 +59,26 @@ enum Command {
     },
     /// Print every key with its state and when it will be pruned (creates the ring if none).
     Keys,
+    /// Check a deployment as Omnichannel and the widget will see it: one line per check, each
+    /// failure with its fix; exit 0 only when no check fails.
+    Doctor {
+        /// Public base URL of the service (the Public key URL is BASE/public-key).
+        #[arg(long)]
+        base_url: String,
+        /// A signed-in user's identity token, sent to /token as `Authorization: Bearer` to mint
+        /// and check a real token ("-" reads it from stdin, out of the process list). Never
+        /// printed.
+        #[arg(long, value_name = "TOKEN", allow_hyphen_values = true)]
+        identity_token: Option<String>,
+        /// A page origin (https://www.contoso.com) that must be allowed to call /token.
+        #[arg(long)]
+        origin: Option<String>,
+        /// Seconds each request may take: a deployment that hangs fails its check rather than
+        /// hanging the doctor.
+        #[arg(long, value_name = "SECONDS", default_value_t = 10,
+              value_parser = clap::value_parser!(u64).range(1..=300))]
+        timeout: u64,
+    },
     /// Print what to paste into the page and the Omnichannel admin app.
     Snippet {
         /// Public base URL of the service (e.g. https://chat-auth.contoso.com).
@@ -88,6 +108,33 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    // Before the local configuration is read: the doctor looks at a deployment from the
+    // outside, and this machine's settings (or their errors) have nothing to say about it.
+    if let Command::Doctor {
+        base_url,
+        identity_token,
+        origin,
+        timeout,
+    } = cli.command
+    {
+        let identity_token = match identity_token.as_deref() {
+            Some("-") => Some(read_stdin()?),
+            _ => identity_token,
+        };
+        let diagnosis = doctor::diagnose(&doctor::Options {
+            base_url,
+            identity_token,
+            origin,
+            timeout: std::time::Duration::from_secs(timeout),
+        })
+        .await?;
+        println!("{diagnosis}");
+        return Ok(if diagnosis.passed() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    }
     let (listen, dev) = match &cli.command {
         Command::Serve { listen, dev } => (listen.clone(), *dev),
         _ => (None, false),
@@ -98,6 +145,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let life = shared.ring.lifecycle();
     let now = chat_auth_shared::time::now();
     match cli.command {
+        Command::Doctor { .. } => unreachable!("the doctor returned before the configuration"),
         Command::Serve { .. } => {
             let app = server::app(&config).await?;
             let listener = server::bind(&config).await?;
@@ -142,19 +190,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             println!("{}", minted.token);
         }
         Command::Verify { token } => {
-            let token = if token == "-" {
-                let mut buf = String::new();
-                std::io::stdin()
-                    .take(64 * 1024)
-                    .read_to_string(&mut buf)
-                    .map_err(|source| CliError::Io {
-                        context: "reading stdin".into(),
-                        source,
-                    })?;
-                buf.trim().to_owned()
-            } else {
-                token
-            };
+            let token = if token == "-" { read_stdin()? } else { token };
             let set = store()?
                 .load_public()
                 .await?
@@ -208,7 +244,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 chat_auth_shared::provider::ProviderScript::render(&shared.browser).integrity;
             let integrity = match served_script(&url).await {
                 Ok(script) => {
-                    let served = chat_auth_shared::provider::integrity(&script);
+                    let served = script.integrity;
                     if served != local {
                         eprintln!(
                             "chat-auth: note: {url} differs from the script this machine's \
@@ -227,9 +263,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 }
             };
             println!("Paste into the page, before the widget's script:");
-            println!(
-                "  <script src=\"{url}\" integrity=\"{integrity}\" crossorigin=\"anonymous\"></script>"
-            );
+            println!("  {}", snippet::script_tag(&url, &integrity));
             println!("Omnichannel admin > chat authentication settings:");
             println!("  Public key URL:             {base}/public-key");
             println!("    (the multi-key array: keys rotate without downtime; ?format=pem carries");
@@ -243,14 +277,26 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A token from stdin (at most 64 KiB, trimmed): keeps it out of the process list.
+fn read_stdin() -> Result<String, CliError> {
+    let mut buf = String::new();
+    std::io::stdin()
+        .take(64 * 1024)
+        .read_to_string(&mut buf)
+        .map_err(|source| CliError::Io {
+            context: "reading stdin".into(),
+            source,
+        })?;
+    Ok(buf.trim().to_owned())
+}
+
 /// The script as served at `url` (the bytes a browser checks the `integrity` against).
-async fn served_script(url: &str) -> Result<Vec<u8>, String> {
+async fn served_script(url: &str) -> Result<snippet::ServedScript, String> {
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
         .build()
         .map_err(|e| e.to_string())?;
-    let response = client.get(url).send().await.map_err(|e| e.to_string())?;
-    chat_auth_cli::fetch::capped_body(response, 1024 * 1024).await
+    snippet::served_script(&client, url).await
 }
 
 /// Every key of `ring` with its state, read against what is published: `signing`, `next`

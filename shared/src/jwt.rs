@@ -34,6 +34,9 @@ pub struct Validator {
 /// The outcome of validating one token.
 #[derive(Debug, Default)]
 pub struct Report {
+    /// The decoded header, when it was a JSON object: a diagnosis names its `kid` even when no
+    /// published key has it.
+    pub header: Option<Map<String, Value>>,
     /// The decoded payload, when it was a JSON object.
     pub claims: Option<Map<String, Value>>,
     /// The kid of the published key the signature was checked with: the header's, or the only
@@ -143,6 +146,7 @@ impl Validator {
                 }
             }
         }
+        report.header = header;
         if let Some(payload) = payload {
             self.check_claims(&mut report, &payload, now);
             report.claims = Some(payload);

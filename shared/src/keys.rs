@@ -202,7 +202,7 @@ fn check_kid(stored: &str, actual: &str) -> Result<()> {
 }
 
 /// An RSA public key of at least 2048 bits from SubjectPublicKeyInfo DER.
-fn checked_public(spki: &[u8], what: &'static str) -> Result<PublicKey> {
+pub(crate) fn checked_public(spki: &[u8], what: &'static str) -> Result<PublicKey> {
     let public = PublicKey::from_der(spki).map_err(|e| Error::corrupt(what, e.to_string()))?;
     if public.modulus_len() < 256 {
         return Err(Error::corrupt(what, "shorter than 2048 bits"));

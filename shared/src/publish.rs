@@ -188,19 +188,120 @@ pub fn parse_public_key_document(body: &[u8]) -> Result<KeySet> {
                 format!("kid {} appears twice", entry.kid),
             ));
         }
-        let pem_text = STANDARD
-            .decode(entry.public_key.as_bytes())
-            .map_err(|e| Error::corrupt("public key document", e.to_string()))?;
-        let pem_text = String::from_utf8(pem_text)
-            .map_err(|_| Error::corrupt("public key document", "publicKey is not a PEM"))?;
-        keys.push(VerifyingKey::from_der(entry.kid, &pem_body(&pem_text)?)?);
+        keys.push(VerifyingKey::from_der(
+            entry.kid,
+            &array_public_key_der(&entry.public_key)?,
+        )?);
     }
     Ok(KeySet::new(keys))
+}
+
+/// The DER inside one `publicKey` of the multi-key array: the base64 of a `PUBLIC KEY` PEM
+/// block's text.
+pub fn array_public_key_der(public_key: &str) -> Result<Vec<u8>> {
+    let pem_text = STANDARD
+        .decode(public_key.as_bytes())
+        .map_err(|e| Error::corrupt("public key document", e.to_string()))?;
+    let pem_text = String::from_utf8(pem_text)
+        .map_err(|_| Error::corrupt("public key document", "publicKey is not a PEM"))?;
+    pem_body(&pem_text)
+}
+
+/// One entry of a multi-key array, each member judged on its own. Omnichannel skips an entry
+/// it cannot use (a past `expiry`, a `publicKey` that is not base64 PEM) without a word, so a
+/// diagnosis must name every bad entry, where [`parse_public_key_document`] may stop at the
+/// first.
+#[derive(Debug)]
+pub struct ArrayEntry {
+    /// `kid`, when it is a string.
+    pub kid: Option<String>,
+    /// `expiry` as given: the contract wants unix seconds, and a diagnosis must be able to say
+    /// what else it found.
+    pub expiry: Option<serde_json::Value>,
+    /// The key, or why `publicKey` is not the base64 of a PEM RSA public key of at least 2048
+    /// bits.
+    pub key: Result<ArrayKey>,
+}
+
+/// A readable key of a multi-key array entry.
+#[derive(Debug)]
+pub struct ArrayKey {
+    /// Modulus length in bits.
+    pub bits: usize,
+    /// RFC 7638 thumbprint: the same key rendered elsewhere (the JWKS) has the same one,
+    /// whatever kid it is published under.
+    pub thumbprint: String,
+    /// The key, to verify with under the entry's kid.
+    pub verifier: VerifyingKey,
+}
+
+/// Reads a multi-key array entry by entry (see [`ArrayEntry`]). Fails only when the body is
+/// not a JSON array at all.
+pub fn read_key_array(body: &[u8]) -> Result<Vec<ArrayEntry>> {
+    let entries: Vec<serde_json::Value> =
+        serde_json::from_slice(body).map_err(Error::unreadable("public key document"))?;
+    Ok(entries
+        .iter()
+        .map(|entry| {
+            let kid = entry["kid"].as_str().map(str::to_owned);
+            let key = match entry["publicKey"].as_str() {
+                Some(text) => array_key(kid.as_deref(), text),
+                None => Err(Error::corrupt(
+                    "public key document",
+                    "publicKey is missing or not a string",
+                )),
+            };
+            ArrayEntry {
+                kid,
+                expiry: entry.get("expiry").cloned(),
+                key,
+            }
+        })
+        .collect())
+}
+
+fn array_key(kid: Option<&str>, public_key: &str) -> Result<ArrayKey> {
+    let der = array_public_key_der(public_key)?;
+    let public = crate::keys::checked_public(&der, "public key document")?;
+    let thumbprint = crate::keys::thumbprint(&public);
+    Ok(ArrayKey {
+        bits: public.modulus_len() * 8,
+        verifier: VerifyingKey::from_der(kid.unwrap_or(&thumbprint), &der)?,
+        thumbprint,
+    })
 }
 
 /// Reads a JWKS (an identity provider's, or ours), keeping the RSA signing keys usable with
 /// RS256. A key without `kid` is named by its thumbprint.
 pub fn parse_jwks(body: &[u8]) -> Result<KeySet> {
+    let keys = jwks_rsa_keys(body)?
+        .into_iter()
+        .map(|jwk| VerifyingKey::from_components(jwk.kid, &jwk.n, &jwk.e))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(KeySet::new(keys))
+}
+
+/// The keys [`parse_jwks`] keeps, as (kid, RFC 7638 thumbprint): comparing a JWKS with another
+/// rendering of the same set must compare the keys, since a kid is only a name.
+pub fn jwks_thumbprints(body: &[u8]) -> Result<Vec<(String, String)>> {
+    Ok(jwks_rsa_keys(body)?
+        .into_iter()
+        .map(|jwk| {
+            let thumbprint = crate::keys::thumbprint_of(&jwk.n, &jwk.e);
+            (jwk.kid, thumbprint)
+        })
+        .collect())
+}
+
+/// An RSA key of a JWKS: its kid and big-endian modulus and exponent.
+struct RsaJwk {
+    kid: String,
+    n: Vec<u8>,
+    e: Vec<u8>,
+}
+
+/// The JWKS's RSA keys usable with RS256 for signatures.
+fn jwks_rsa_keys(body: &[u8]) -> Result<Vec<RsaJwk>> {
     #[derive(Deserialize)]
     struct Jwk {
         kty: String,
@@ -236,9 +337,9 @@ pub fn parse_jwks(body: &[u8]) -> Result<KeySet> {
         let kid = jwk
             .kid
             .unwrap_or_else(|| crate::keys::thumbprint_of(&n, &e));
-        keys.push(VerifyingKey::from_components(kid, &n, &e)?);
+        keys.push(RsaJwk { kid, n, e });
     }
-    Ok(KeySet::new(keys))
+    Ok(keys)
 }
 
 fn pem_body(text: &str) -> Result<Vec<u8>> {
@@ -288,6 +389,42 @@ mod tests {
         assert_eq!(jwks["keys"][1]["use"], "sig");
         assert_eq!(jwks["keys"][1]["alg"], "RS256");
         assert_eq!(jwks["keys"][1]["e"], "AQAB");
+    }
+
+    /// A diagnosis reads past a bad entry, and matches the JWKS's keys by thumbprint.
+    #[test]
+    fn a_key_array_is_read_entry_by_entry_and_the_jwks_by_thumbprint() {
+        let ring = RingState::generate(100, 86_400).unwrap();
+        let docs = ring.public_set().unwrap().render().unwrap();
+        let mut multi: serde_json::Value = serde_json::from_slice(&docs.multi_key).unwrap();
+        multi[1]["publicKey"] = STANDARD.encode("not a PEM").into();
+        multi[1]["expiry"] = "tomorrow".into();
+        let entries = read_key_array(&serde_json::to_vec(&multi).unwrap()).unwrap();
+        let first = entries[0].key.as_ref().unwrap();
+        assert_eq!(entries[0].kid.as_deref(), Some(ring.current.kid.as_str()));
+        assert_eq!(
+            (first.bits, first.thumbprint.as_str()),
+            (2048, ring.current.kid.as_str())
+        );
+        assert_eq!(entries[0].expiry, Some(json!(100 + 2 * 86_400)));
+        assert_eq!(entries[1].kid.as_deref(), Some(ring.next.kid.as_str()));
+        assert_eq!(entries[1].expiry, Some(json!("tomorrow")));
+        let refused = entries[1].key.as_ref().unwrap_err();
+        assert!(
+            refused.to_string().contains("not a PUBLIC KEY PEM block"),
+            "{refused}"
+        );
+        assert!(read_key_array(&docs.pem).is_err());
+
+        let kids = |pairs: Vec<(String, String)>| pairs.into_iter().map(|(k, t)| (k == t, k));
+        let listed: Vec<_> = kids(jwks_thumbprints(&docs.jwks).unwrap()).collect();
+        assert_eq!(
+            listed,
+            [
+                (true, ring.current.kid.clone()),
+                (true, ring.next.kid.clone())
+            ]
+        );
     }
 
     #[test]

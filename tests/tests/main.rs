@@ -8,6 +8,7 @@ mod common;
 
 mod arm64;
 mod browser;
+mod doctor;
 mod faults;
 mod hostile_requests;
 mod hostile_tokens;
