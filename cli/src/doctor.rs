@@ -447,8 +447,8 @@ pub async fn diagnose(options: &Options) -> Result<Diagnosis, CliError> {
     match &options.identity_token {
         Some(identity) => token_checks(&mut run, &http, &base, identity, &published).await?,
         None => {
-            for check in TOKEN_CHECKS {
-                run.record(*check, skip("no --identity-token given"));
+            for check in token_checks() {
+                run.record(check, skip("no --identity-token given"));
             }
         }
     }
@@ -460,17 +460,14 @@ pub async fn diagnose(options: &Options) -> Result<Diagnosis, CliError> {
     })
 }
 
-/// The checks that need a minted token.
-const TOKEN_CHECKS: &[Check] = &[
-    Check::TokenMint,
-    Check::TokenFormat,
-    Check::TokenHeader,
-    Check::TokenTimes,
-    Check::TokenClaims,
-    Check::TokenContext,
-    Check::TokenSignature,
-    Check::TokenValidate,
-];
+/// The checks that need a minted token: [`Check::TokenMint`] and every check reported after
+/// it (`Check`'s order is the report order).
+fn token_checks() -> impl Iterator<Item = Check> {
+    Check::ALL
+        .iter()
+        .copied()
+        .filter(|c| *c >= Check::TokenMint)
+}
 
 /// The findings so far, one per check; a check not recorded by the end is a bug of the doctor,
 /// reported as a failure rather than hidden.
@@ -1192,8 +1189,8 @@ async fn token_checks(
 }
 
 fn skip_rest(run: &mut Run, why: &str) -> Result<(), CliError> {
-    for check in &TOKEN_CHECKS[1..] {
-        run.record(*check, skip(why));
+    for check in token_checks().skip(1) {
+        run.record(check, skip(why));
     }
     Ok(())
 }
@@ -1296,5 +1293,19 @@ fn validate_verdict(body: &[u8], url: &str) -> (Status, String) {
         }
         Some(false) => fail(format!("not active: {}", listed("problems").join("; "))),
         None => fail(format!("POST {url} answered no \"active\"")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The report order is `Check::ALL`'s, and [`token_checks`] relies on it being the enum's
+    /// own order.
+    #[test]
+    fn the_report_order_is_the_declaration_order() {
+        assert!(Check::ALL.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(token_checks().next(), Some(Check::TokenMint));
+        assert_eq!(token_checks().last(), Some(Check::TokenValidate));
     }
 }

@@ -219,7 +219,9 @@ fn bad_input_and_config_fail_with_a_message() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("CHAT_AUTH_TOKEN_TTL_SECONDS"));
-    for sub in ["serve", "mint", "verify", "rotate", "keys", "snippet", "doctor"] {
+    for sub in [
+        "serve", "mint", "verify", "rotate", "keys", "snippet", "doctor",
+    ] {
         let help = Command::new(common::chat_auth_bin())
             .args([sub, "--help"])
             .output()
