@@ -447,7 +447,7 @@ pub async fn diagnose(options: &Options) -> Result<Diagnosis, CliError> {
     match &options.identity_token {
         Some(identity) => token_checks(&mut run, &http, &base, identity, &published).await?,
         None => {
-            for check in token_checks() {
+            for check in needing_a_token() {
                 run.record(check, skip("no --identity-token given"));
             }
         }
@@ -462,7 +462,7 @@ pub async fn diagnose(options: &Options) -> Result<Diagnosis, CliError> {
 
 /// The checks that need a minted token: [`Check::TokenMint`] and every check reported after
 /// it (`Check`'s order is the report order).
-fn token_checks() -> impl Iterator<Item = Check> {
+fn needing_a_token() -> impl Iterator<Item = Check> {
     Check::ALL
         .iter()
         .copied()
@@ -1189,7 +1189,7 @@ async fn token_checks(
 }
 
 fn skip_rest(run: &mut Run, why: &str) -> Result<(), CliError> {
-    for check in token_checks().skip(1) {
+    for check in needing_a_token().skip(1) {
         run.record(check, skip(why));
     }
     Ok(())
@@ -1300,12 +1300,12 @@ fn validate_verdict(body: &[u8], url: &str) -> (Status, String) {
 mod tests {
     use super::*;
 
-    /// The report order is `Check::ALL`'s, and [`token_checks`] relies on it being the enum's
-    /// own order.
+    /// The report order is `Check::ALL`'s, and [`needing_a_token`] relies on it being the
+    /// enum's own order.
     #[test]
     fn the_report_order_is_the_declaration_order() {
         assert!(Check::ALL.windows(2).all(|w| w[0] < w[1]));
-        assert_eq!(token_checks().next(), Some(Check::TokenMint));
-        assert_eq!(token_checks().last(), Some(Check::TokenValidate));
+        assert_eq!(needing_a_token().next(), Some(Check::TokenMint));
+        assert_eq!(needing_a_token().last(), Some(Check::TokenValidate));
     }
 }
