@@ -14,6 +14,16 @@ cd "$(dirname "$0")/.."
 # Nothing here is rebuilt often enough for incremental compilation to repay its own cost.
 export CARGO_INCREMENTAL=0
 started=$SECONDS
+# clippy's driver for every workspace crate (see above). It is part of each workspace crate's
+# fingerprint, so `cargo test` below, in the same environment, rebuilds nothing; found before
+# anything starts, so that a machine without clippy fails here rather than skip the lints.
+export RUSTC_WORKSPACE_WRAPPER
+RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver 2> /dev/null || command -v clippy-driver || true)"
+if [ ! -x "$RUSTC_WORKSPACE_WRAPPER" ]; then
+  echo "clippy-driver not found: install clippy (rustup component add clippy)" >&2
+  exit 1
+fi
+export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 phase() { echo "==> [$((SECONDS - started)) s] $*"; }
 
 installs() {
@@ -41,12 +51,7 @@ installing=$!
 # without the dev-dependencies' (chat-auth-shared's test-util, the test clients' TLS and tokio
 # features), so `cargo test` then rebuilt 77 crates, the AWS SDK among them, a second time.
 # `--benches` so that clippy sees every target `--all-targets` names (cargo build compiles them
-# with the test profile, not the release one `cargo bench` uses). The wrapper is part of each
-# workspace crate's fingerprint, so `cargo test` below, with the same environment, rebuilds
-# nothing.
-export RUSTC_WORKSPACE_WRAPPER
-RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver 2> /dev/null || command -v clippy-driver)"
-export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+# with the test profile, not the release one `cargo bench` uses).
 phase "build the binaries the tests drive, the tests and the benchmark, linted by clippy"
 cargo build --workspace --bins --tests --benches
 
