@@ -46,10 +46,7 @@ impl Backend {
             .admit(claims)
             .map(|id| Backend::Client(id.to_owned()))
             .map_err(|why| {
-                let client_id = ["client_id", "azp", "appid"]
-                    .into_iter()
-                    .find_map(|c| claims.get(c).and_then(Value::as_str))
-                    .unwrap_or("");
+                let client_id = chat_auth_shared::mapping::client_id(claims).unwrap_or("");
                 tracing::warn!(client_id, reason = %why, "client-credentials caller refused");
                 Error::ClientNotAllowed(why)
             })

@@ -109,14 +109,25 @@ impl std::fmt::Display for ClientRefusal {
     }
 }
 
+/// The client a verified token names: the first of `client_id` (Cognito), `azp` (Auth0, Entra
+/// v2) and `appid` (Entra v1) that is a non-empty string. One reading for admitting a client and
+/// for naming a refused one in the log.
+pub fn client_id(claims: &Map<String, Value>) -> Option<&str> {
+    ["client_id", "azp", "appid"].into_iter().find_map(|name| {
+        claims
+            .get(name)
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty())
+    })
+}
+
 impl IssueClients {
     /// From the configuration.
     pub fn from_config(config: &IdentityConfig) -> Self {
         IssueClients(config.issue_clients.clone())
     }
 
-    /// The client id of a verified token whose client may use `/issue`. The id is the first of
-    /// `client_id` (Cognito), `azp` (Auth0, Entra v2) and `appid` (Entra v1) that is present.
+    /// The client id ([`client_id`]) of a verified token whose client may use `/issue`.
     /// The token must also be the client's own, with no user: its `sub` is the client
     /// (Cognito's is the client id, Auth0's `<client id>@clients`), or the provider marks it as
     /// an application's (Auth0's `gty: client-credentials`, Entra's optional `idtyp: app`), or,
@@ -133,10 +144,7 @@ impl IssueClients {
                 .and_then(Value::as_str)
                 .filter(|s| !s.is_empty())
         };
-        let id = ["client_id", "azp", "appid"]
-            .into_iter()
-            .find_map(text)
-            .ok_or(ClientRefusal::NoClientId)?;
+        let id = client_id(claims).ok_or(ClientRefusal::NoClientId)?;
         let sub = text("sub");
         let own = match text("idtyp") {
             Some(kind) => kind == "app",
