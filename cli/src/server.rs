@@ -127,22 +127,18 @@ async fn authenticate(
             }
             Caller::Backend(Backend::IssueKey)
         }
-        (_, _, Some(clients)) if issue => match clients.verifier.token_of(&req) {
-            None => Caller::Anonymous,
-            Some(token) => match clients.verifier.verify(token).await {
-                Ok(claims) => match Backend::client(&clients.allowed, &claims) {
-                    Ok(backend) => Caller::Backend(backend),
-                    Err(refused) => return refused.into_response(),
-                },
-                Err(e) => return e.into_response(),
+        (_, _, Some(clients)) if issue => match clients.verifier.claims_of(req.headers()).await {
+            Ok(None) => Caller::Anonymous,
+            Ok(Some(claims)) => match Backend::client(&clients.allowed, &claims) {
+                Ok(backend) => Caller::Backend(backend),
+                Err(refused) => return refused.into_response(),
             },
+            Err(e) => return e.into_response(),
         },
-        _ => match auth.bearer.token_of(&req) {
-            None => Caller::Anonymous,
-            Some(token) => match auth.bearer.verify(token).await {
-                Ok(claims) => Caller::User(claims),
-                Err(e) => return e.into_response(),
-            },
+        _ => match auth.bearer.claims_of(req.headers()).await {
+            Ok(None) => Caller::Anonymous,
+            Ok(Some(claims)) => Caller::User(claims),
+            Err(e) => return e.into_response(),
         },
     };
     req.extensions_mut().insert(caller);

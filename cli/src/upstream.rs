@@ -9,8 +9,7 @@
 //! check.
 
 use crate::local::JwksSettings;
-use axum::extract::Request;
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use chat_auth_host::{Error, Result, TokenRefusal};
 use chat_auth_shared::crypto::sha256;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
@@ -383,6 +382,17 @@ impl BearerAuth {
         }
     }
 
+    /// The verified claims of the identity token a request's `headers` carry
+    /// ([`BearerAuth::token_of`]), `None` when they carry none, or why it was refused. The
+    /// headers, not the request: a borrowed request (its body) cannot be held across the await
+    /// of a Send future.
+    pub(crate) async fn claims_of(&self, headers: &HeaderMap) -> Result<Option<Claims>> {
+        match self.token_of(headers) {
+            None => Ok(None),
+            Some(token) => self.verify(token).await.map(Some),
+        }
+    }
+
     /// The verified claims of `token`, or why it was refused; a token verified before and not
     /// yet expired is answered from memory.
     pub async fn verify(&self, token: &str) -> Result<Claims> {
@@ -463,13 +473,12 @@ impl BearerAuth {
         }
     }
 
-    /// The identity token a request carries, if any. Not axum-extra's `Authorization<Bearer>`:
+    /// The identity token a request's headers carry, if any. Not axum-extra's `Authorization<Bearer>`:
     /// headers' `Bearer::token()` keeps what follows `"Bearer "` untrimmed, so a second space
     /// that verifies today would be a 401. Not its `CookieJar`: the cookie crate's jar keeps the
     /// last of two cookies with one name (`replace`), where this takes the first, the
     /// most specific path as browsers order them.
-    pub(crate) fn token_of<'r>(&self, req: &'r Request) -> Option<&'r str> {
-        let headers = req.headers();
+    fn token_of<'r>(&self, headers: &'r HeaderMap) -> Option<&'r str> {
         if let Some(auth) = headers.get(header::AUTHORIZATION) {
             let auth = auth.to_str().ok()?;
             let (scheme, token) = auth.split_once(' ')?;
